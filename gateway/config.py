@@ -1,0 +1,209 @@
+"""Settings: read once, from flags, then environment, then a TOML file, then defaults.
+
+Each setting is declared once in :class:`Settings` with its flag, its
+environment variable (``NETOPS_`` + upper-case name) and a parser; nothing
+else in the gateway reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TRANSPORTS", "ConfigError", "Settings", "load_settings", "parse_nameserver"]
+
+TRANSPORTS = ("xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc")
+MiB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value or an unknown key; the message names it."""
+
+
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """Parse ``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a bare IPv6 address."""
+    text = text.strip()
+    host, port = text, 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"bad nameserver {text!r}")
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, p = text.partition(":")
+        port = int(p)
+    ipaddress.ip_address(host)  # nameservers are addresses: naming them would need a resolver
+    if not 0 < port < 65536:
+        raise ValueError(f"bad port in nameserver {text!r}")
+    return host, port
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        number = kind(value)
+        if number <= 0:
+            raise ValueError("must be greater than 0")
+        return number
+
+    return parse
+
+
+def _port(value: Any) -> int:
+    number = int(value)
+    if not 0 <= number < 65536:
+        raise ValueError("must be a port number (0 = any free port)")
+    return number
+
+
+def _cidr(value: Any) -> str:
+    return str(ipaddress.ip_network(str(value), strict=False))
+
+
+def _nameserver(value: Any) -> str:
+    parse_nameserver(str(value))
+    return str(value)
+
+
+def _transport(value: Any) -> str:
+    if value not in TRANSPORTS:
+        raise ValueError(f"must be one of {', '.join(TRANSPORTS)}")
+    return str(value)
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return str(value)
+
+    return parse
+
+
+def _setting(default: Any, parse: Callable[[Any], Any], help: str, *, flag: str = "", many: bool = False) -> Any:
+    meta = {"parse": parse, "help": help, "flag": flag, "many": many}
+    if many:
+        return field(default=tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the gateway, with the reason for each default."""
+
+    # Where to listen. Loopback by default: exposing the gateway is a decision.
+    host: str = _setting("127.0.0.1", str, "address every transport listens on")
+    xmlrpc_port: int = _setting(7001, _port, "XML-RPC port")
+    jsonrpc_port: int = _setting(7002, _port, "JSON-RPC port")
+    pyro_port: int = _setting(7003, _port, "Pyro5 port")
+    thrift_port: int = _setting(7004, _port, "Thrift port")
+    rpyc_port: int = _setting(18861, _port, "RPyC port (RPyC's customary port)")
+    transports: tuple[str, ...] = _setting(TRANSPORTS, _transport, "transports to start", many=True)
+    # Buffered binary is what a stock Apache Thrift client speaks.
+    thrift_transport: str = _setting("buffered", _choice("buffered", "framed"), "Thrift transport")
+    thrift_protocol: str = _setting("binary", _choice("binary", "compact"), "Thrift protocol")
+
+    # Name resolution: unset means the system resolver (getaddrinfo, /etc/resolv.conf).
+    nameservers: tuple[str, ...] = _setting(
+        (), _nameserver, "DNS server HOST[:PORT] for every lookup", flag="--nameserver", many=True
+    )
+    ca_file: str = _setting("", str, "trust store (PEM) for tls_check and https; default: system store")
+    allow_targets: tuple[str, ...] = _setting(
+        (), _cidr, "CIDR network allowed besides global addresses", flag="--allow-target", many=True
+    )
+    # 10 s covers a slow TLS handshake on another continent plus a redirect or two.
+    timeout: float = _setting(10.0, _positive(float), "seconds one operation may take in all")
+    # 10 MiB: the most a caller may ask fetch_url to return; every transport carries it.
+    max_body_bytes: int = _setting(10 * MiB, _positive(int), "largest max_bytes a caller may ask of fetch_url")
+    max_redirects: int = _setting(10, _positive(int), "redirects fetch_url follows")
+    max_batch: int = _setting(1000, _positive(int), "calls in one multicall or batch")
+    max_request_bytes: int = _setting(MiB, _positive(int), "bytes in one request")
+    # Calls of one multicall run concurrently; lookups wait on the network, not the CPU.
+    multicall_workers: int = _setting(32, _positive(int), "threads running multicall elements")
+    # Keep-alive connections stay this long without a request, then are closed.
+    idle_timeout: float = _setting(60.0, _positive(float), "seconds an idle client connection stays open")
+
+    def __post_init__(self) -> None:
+        for name in ("nameservers", "allow_targets", "transports"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some settings changed (validated)."""
+        return build_settings(changes, base=self)
+
+    def nameserver_addresses(self) -> list[tuple[str, int]]:
+        """The configured nameservers as (address, port) pairs."""
+        return [parse_nameserver(n) for n in self.nameservers]
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _parse(name: str, value: Any) -> Any:
+    meta = _FIELDS[name].metadata
+    try:
+        if meta["many"]:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(meta["parse"](v.strip() if isinstance(v, str) else v) for v in items if v != "")
+        return meta["parse"](value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: bad value {value!r} ({exc})") from None
+
+
+def build_settings(values: Mapping[str, Any], base: Settings | None = None) -> Settings:
+    """Validate a mapping of setting names to values into :class:`Settings`."""
+    unknown = sorted(set(values) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}")
+    parsed = {name: _parse(name, value) for name, value in values.items()}
+    return dataclasses.replace(base or Settings(), **parsed)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting (``--config`` included) to an argument parser."""
+    parser.add_argument("--config", metavar="FILE", help="TOML file of settings")
+    for name, f in _FIELDS.items():
+        flag = f.metadata["flag"] or "--" + name.replace("_", "-")
+        if f.metadata["many"]:
+            parser.add_argument(
+                flag, dest=name, action="append", default=None, help=f.metadata["help"] + " (repeatable)"
+            )
+        else:
+            parser.add_argument(flag, dest=name, default=None, help=f"{f.metadata['help']} (default {f.default})")
+
+
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Combine parsed flags, ``NETOPS_*`` environment and the TOML file, in that precedence."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config = args.config or environ.get("NETOPS_CONFIG")
+    if config:
+        try:
+            with open(config, "rb") as fh:
+                values.update(tomllib.load(fh))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config}: {exc}") from None
+        build_settings(values)  # reject the file's unknown keys and bad values before env and flags mix in
+    for name in _FIELDS:
+        env = environ.get("NETOPS_" + name.upper())
+        if env is not None:
+            values[name] = env
+        flag = getattr(args, name, None)
+        if flag is not None:
+            values[name] = [v for item in flag for v in item.split(",")] if _FIELDS[name].metadata["many"] else flag
+    return build_settings(values)
+
+
+def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse command-line flags (and environment, and file) into :class:`Settings`."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    return settings_from_args(parser.parse_args(argv or []), environ)

@@ -1,0 +1,213 @@
+"""Call operations by name, many at once, and describe them. No I/O of its own.
+
+Every transport reduces a request to :meth:`Gateway.call` (one operation) and
+gets back plain data or a :class:`~gateway.errors.GatewayError`.  Introspection
+(``system.listMethods``, ``methodHelp``, ``methodSignature``) and
+``system.multicall`` are ordinary registered operations, so every transport
+has them without code of its own.  Transports whose names cannot hold a dot
+(RPyC, Pyro5, Thrift) use the *underscore* style: ``system_listMethods``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypedDict
+
+from gateway.context import Context, Deadline, Services
+from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
+from gateway.registry import Operation, Registry, describe, operation
+
+__all__ = ["DOTTED", "UNDERSCORE", "Gateway", "Style"]
+
+log = logging.getLogger("gateway")
+
+Style = Literal["dotted", "underscore"]
+DOTTED: Style = "dotted"
+UNDERSCORE: Style = "underscore"
+
+
+def public_name(name: str, style: Style) -> str:
+    """The name a transport of ``style`` exposes for registry name ``name``."""
+    return name.replace(".", "_") if style == UNDERSCORE else name
+
+
+class Session:
+    """What a system operation receives: the gateway and the calling transport's naming style."""
+
+    __slots__ = ("gateway", "style")
+
+    def __init__(self, gateway: Gateway, style: Style) -> None:
+        self.gateway = gateway
+        self.style = style
+
+
+class Fault(TypedDict):
+    """A failed multicall element, in the XML-RPC multicall convention."""
+
+    faultCode: int
+    faultString: str
+
+
+class MultiCall(TypedDict, total=False):
+    """One element of a multicall: the method's name and its positional (or named) parameters."""
+
+    methodName: str
+    params: Any
+
+
+@operation(errors=(), name="system.listMethods")
+def list_methods(session: Session) -> list[str]:
+    """List the names of every method callable on this transport."""
+    return session.gateway.method_names(session.style)
+
+
+@operation(errors=(INVALID_ARGUMENT,), name="system.methodHelp")
+def method_help(session: Session, name: str) -> str:
+    """Describe a method: what it does, its parameters, its result and its errors."""
+    return session.gateway.help(session.gateway.lookup(name, session.style))
+
+
+@operation(errors=(INVALID_ARGUMENT,), name="system.methodSignature")
+def method_signature(session: Session, name: str) -> list[list[str]]:
+    """List a method's signatures: [return type, parameter types…], one per number of arguments it accepts."""
+    return session.gateway.lookup(name, session.style).signatures()
+
+
+@operation(errors=(INVALID_ARGUMENT,), name="system.multicall")
+def multicall(session: Session, calls: list[Any]) -> list[Any]:
+    """Run several calls concurrently; in order, [result] per success or {faultCode, faultString} per failure."""
+    return session.gateway.multicall(calls, session.style)
+
+
+SYSTEM_OPERATIONS = (list_methods, method_help, method_signature, multicall)
+
+
+class Gateway:
+    """The service layer as transports see it: call, multicall, describe."""
+
+    def __init__(self, registry: Registry, services: Services) -> None:
+        self.registry = Registry(list(registry))
+        for func in SYSTEM_OPERATIONS:
+            self.registry.add(describe(func))
+        self.services = services
+        self._system = {f.__netops__["name"] for f in SYSTEM_OPERATIONS}  # type: ignore[attr-defined]
+        self._timed = {op.name for op in self.registry if _has_elapsed(op)}
+        self._by_style: dict[Style, dict[str, Operation]] = {
+            style: {public_name(op.name, style): op for op in self.registry} for style in (DOTTED, UNDERSCORE)
+        }
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    # -- describing -------------------------------------------------------
+    def method_names(self, style: Style = DOTTED) -> list[str]:
+        """Every public method name in ``style``, sorted."""
+        return sorted(self._by_style[style])
+
+    def lookup(self, name: str, style: Style = DOTTED) -> Operation:
+        """The operation a transport of ``style`` calls ``name``, or ``method_not_found``."""
+        try:
+            return self._by_style[style][name]
+        except (KeyError, TypeError):
+            raise GatewayError(METHOD_NOT_FOUND, f"no method named {str(name)[:100]!r}") from None
+
+    def help(self, op: Operation) -> str:
+        """Help text for one operation, generated from the registry."""
+        lines = [op.doc, "", "Parameters:"]
+        for p in op.params:
+            default = "" if p.required else f" = {p.default!r}"
+            doc = f": {p.schema.doc}" if p.schema.doc else ""
+            lines.append(f"  {p.name} ({p.schema.xmlrpc_type}{default}){doc}")
+        if not op.params:
+            lines.append("  none")
+        lines.append(f"Returns: {op.result.name or op.result.xmlrpc_type}")
+        lines.append(f"Errors: {', '.join(op.errors) or 'none beyond invalid_argument'}")
+        return "\n".join(lines)
+
+    # -- calling ----------------------------------------------------------
+    def call(
+        self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *, style: Style = DOTTED
+    ) -> Any:
+        """Validate the arguments, run the operation and return its plain-data result."""
+        op = self.lookup(name, style)
+        bound = op.bind(args, kwargs or {})
+        if op.name in self._system:
+            return op.func(Session(self, style), **bound)
+        return self.run(op, bound)
+
+    def run(self, op: Operation, bound: dict[str, Any]) -> Any:
+        """Run a non-system operation with already-bound arguments, mapping stray exceptions to ``internal``."""
+        start = time.perf_counter()
+        try:
+            result = op.func(Context(self.services, Deadline(self.services.settings.timeout)), **bound)
+        except GatewayError:
+            raise
+        except Exception:
+            incident = secrets.token_hex(4)
+            log.exception("internal error in %s (incident %s)", op.name, incident)
+            raise GatewayError(INTERNAL, f"internal error (incident {incident})") from None
+        if op.name in self._timed:
+            result["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 3)
+        return result
+
+    def multicall(self, calls: Sequence[Any], style: Style = DOTTED) -> list[Any]:
+        """Run calls concurrently on a bounded pool; results in order, failures as faults."""
+        limit = self.services.settings.max_batch
+        if len(calls) > limit:
+            raise GatewayError(INVALID_ARGUMENT, f"a multicall holds at most {limit} calls ({len(calls)} given)")
+        if len(calls) <= 1:
+            return [self._one_of_many(c, style) for c in calls]
+        pool = self._executor()
+        futures = [pool.submit(self._one_of_many, c, style) for c in calls]
+        return [f.result() for f in futures]
+
+    def _one_of_many(self, item: Any, style: Style) -> Any:
+        try:
+            name, args, kwargs = unpack_call(item)
+            if self.lookup(name, style).name == "system.multicall":
+                raise GatewayError(INVALID_ARGUMENT, "system.multicall cannot be nested in a multicall")
+            return [self.call(name, args, kwargs, style=style)]
+        except GatewayError as exc:
+            return fault(exc)
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=self.services.settings.multicall_workers, thread_name_prefix="multicall"
+                    )
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the multicall pool (waits for running elements)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def unpack_call(item: Any) -> tuple[str, Sequence[Any], Mapping[str, Any]]:
+    """Split one multicall element ``{methodName, params}`` into name, positional and named arguments."""
+    if not isinstance(item, dict) or type(item.get("methodName")) is not str:
+        raise GatewayError(INVALID_ARGUMENT, "each multicall element must be a struct with a string methodName")
+    extra = sorted(set(item) - {"methodName", "params"})
+    if extra:
+        raise GatewayError(INVALID_ARGUMENT, f"multicall element has unknown member {extra[0]!r}")
+    params = item.get("params", [])
+    if isinstance(params, (list, tuple)):
+        return item["methodName"], params, {}
+    if isinstance(params, dict):
+        return item["methodName"], (), params
+    raise GatewayError(INVALID_ARGUMENT, "multicall params must be an array or a struct")
+
+
+def fault(exc: GatewayError) -> Fault:
+    """A multicall fault struct for an error."""
+    return {"faultCode": exc.number, "faultString": str(exc)}
+
+
+def _has_elapsed(op: Operation) -> bool:
+    return op.result.kind == "struct" and any(f.name == "elapsed_ms" for f in op.result.fields)

@@ -1,0 +1,178 @@
+"""Name resolution: the one place that talks to DNS or the system resolver.
+
+With configured nameservers every lookup goes to them through dnspython
+(hermetic, and what an operator who names a resolver expects).  Without them,
+address lookups ask the system the way ordinary programs do (getaddrinfo, so
+``/etc/hosts`` and ``localhost`` behave as on the host), and raw DNS queries
+use the system's ``/etc/resolv.conf`` servers.  dnspython's failures become
+the gateway's error codes here, so operations never see them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import dns.exception
+import dns.name
+import dns.nameserver
+import dns.rdatatype
+import dns.resolver
+import dns.reversename
+import dns.rrset
+
+from gateway.errors import CONNECTION_FAILED, INVALID_ARGUMENT, NOT_FOUND, GatewayError
+
+if TYPE_CHECKING:
+    from gateway.context import Deadline
+
+__all__ = ["Lookup", "Names", "dns_name", "strip_dot"]
+
+FAMILIES = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
+_FAMILY_NAMES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
+
+# getaddrinfo cannot be interrupted, so it runs on these threads and the caller
+# stops waiting at its deadline. 16 bounds the threads a hung system resolver can hold.
+_GETADDRINFO_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="getaddrinfo")
+
+
+def strip_dot(name: dns.name.Name | str) -> str:
+    """Presentation form of a name without the root's trailing dot."""
+    text = name.to_text() if isinstance(name, dns.name.Name) else name
+    return text[:-1] if text.endswith(".") and text != "." else text
+
+
+def dns_name(text: str) -> dns.name.Name:
+    """Parse a caller's domain name, or raise ``invalid_argument`` saying why it is not one."""
+    if not text or text != text.strip() or any(c in text for c in "\x00/\\@ "):
+        raise GatewayError(INVALID_ARGUMENT, f"{text[:100]!r} is not a domain name")
+    try:
+        return dns.name.from_text(text)
+    except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
+        raise GatewayError(INVALID_ARGUMENT, f"{text[:100]!r} is not a domain name ({_describe(exc)})") from None
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The outcome of one DNS query: the records of the asked type after following CNAMEs."""
+
+    canonical_name: str
+    cnames: list[dns.rrset.RRset]  # the CNAME records followed from the queried name, in order
+    rrset: dns.rrset.RRset | None  # None: the name exists but has no records of this type
+
+    @property
+    def cname_chain(self) -> list[str]:
+        """The CNAME targets followed, in order, not including the queried name."""
+        return [strip_dot(rrset[0].target) for rrset in self.cnames]
+
+
+class Names:
+    """Resolver for every lookup the gateway makes."""
+
+    def __init__(self, nameservers: Sequence[tuple[str, int]] | None = None) -> None:
+        self.nameservers = list(nameservers) if nameservers else None
+        self._lock = threading.Lock()
+        self._resolver: dns.resolver.Resolver | None = None
+        if self.nameservers:
+            resolver = dns.resolver.Resolver(configure=False)
+            resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in self.nameservers]
+            self._resolver = resolver
+
+    @property
+    def system(self) -> bool:
+        """True when address lookups go to the system resolver."""
+        return self.nameservers is None
+
+    def _dns(self) -> dns.resolver.Resolver:
+        if self._resolver is None:
+            with self._lock:
+                if self._resolver is None:
+                    try:
+                        self._resolver = dns.resolver.Resolver()
+                    except dns.exception.DNSException:
+                        raise GatewayError(CONNECTION_FAILED, "no DNS server is configured on the gateway") from None
+        return self._resolver
+
+    def query(self, name: str, rdtype: str, deadline: Deadline) -> Lookup:
+        """Ask the nameservers for ``rdtype`` records of ``name``; NXDOMAIN is ``not_found``."""
+        qname = name if isinstance(name, dns.name.Name) else dns_name(name)
+        try:
+            answer = self._dns().resolve(
+                qname, rdtype, lifetime=deadline.remaining(), raise_on_no_answer=False, search=False
+            )
+        except dns.resolver.NXDOMAIN:
+            raise GatewayError(NOT_FOUND, f"no such domain: {strip_dot(qname)}") from None
+        except dns.resolver.LifetimeTimeout:
+            raise deadline.expired() from None
+        except dns.resolver.NoNameservers:
+            raise GatewayError(
+                CONNECTION_FAILED, f"no nameserver gave a usable answer for {strip_dot(qname)} {rdtype}"
+            ) from None
+        except dns.exception.DNSException as exc:
+            raise GatewayError(
+                CONNECTION_FAILED, f"DNS lookup of {strip_dot(qname)} {rdtype} failed: {_describe(exc)}"
+            ) from None
+        chaining = answer.response.resolve_chaining()
+        return Lookup(strip_dot(answer.canonical_name), chaining.cnames, answer.rrset)
+
+    def dns_addresses(self, name: str, deadline: Deadline, family: str = "any") -> tuple[str, list[tuple[str, str]]]:
+        """A then AAAA records of ``name`` through DNS: (canonical name, [(family, address)])."""
+        canonical, found = "", []
+        for fam, rdtype in (("ipv4", "A"), ("ipv6", "AAAA")):
+            if family in ("any", fam):
+                lookup = self.query(name, rdtype, deadline)
+                canonical = canonical or lookup.canonical_name
+                found.extend((fam, rd.address) for rd in lookup.rrset or ())
+        return canonical, list(dict.fromkeys(found))
+
+    def reverse(self, address: str, deadline: Deadline) -> list[str]:
+        """PTR names of an address (system resolver or configured nameservers); [] when it has none."""
+        if self.system:
+            future = _GETADDRINFO_POOL.submit(socket.getnameinfo, (address, 0), socket.NI_NAMEREQD)
+            try:
+                return [strip_dot(future.result(timeout=deadline.remaining())[0])]
+            except concurrent.futures.TimeoutError:
+                raise deadline.expired() from None
+            except (socket.gaierror, socket.herror):
+                return []
+        try:
+            lookup = self.query(dns.reversename.from_address(address), "PTR", deadline)
+        except GatewayError as exc:
+            if exc.code == NOT_FOUND:
+                return []
+            raise
+        return [strip_dot(rd.target) for rd in lookup.rrset or ()]
+
+    def addresses(self, host: str, deadline: Deadline, family: str = "any") -> tuple[str, list[tuple[str, str]]]:
+        """Addresses of a host name (system resolver or configured nameservers)."""
+        if not self.system:
+            return self.dns_addresses(host, deadline, family)
+        dns_name(host)  # same validation on both paths
+        future = _GETADDRINFO_POOL.submit(
+            socket.getaddrinfo, host, None, FAMILIES[family], socket.SOCK_STREAM, 0, socket.AI_CANONNAME
+        )
+        try:
+            infos = future.result(timeout=deadline.remaining())
+        except concurrent.futures.TimeoutError:
+            raise deadline.expired() from None
+        except socket.gaierror as exc:
+            if exc.errno == socket.EAI_NONAME:
+                raise GatewayError(NOT_FOUND, f"no such host: {host}") from None
+            if exc.errno in (getattr(socket, "EAI_NODATA", -5), getattr(socket, "EAI_ADDRFAMILY", -9)):
+                return "", []
+            raise GatewayError(CONNECTION_FAILED, f"cannot resolve {host}: {exc.strerror}") from None
+        except UnicodeError:
+            raise GatewayError(INVALID_ARGUMENT, f"{host[:100]!r} is not a valid host name") from None
+        canonical = next((info[3] for info in infos if info[3]), "")
+        found = [(_FAMILY_NAMES[info[0]], info[4][0].split("%")[0]) for info in infos if info[0] in _FAMILY_NAMES]
+        return strip_dot(canonical), list(dict.fromkeys(found))
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason from a dnspython exception, without class names."""
+    text = str(exc).strip() or exc.__class__.__doc__ or "error"
+    return text.splitlines()[0][:200]

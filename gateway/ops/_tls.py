@@ -1,0 +1,119 @@
+"""TLS helpers shared by tls_check and fetch_url: handshakes, verification reasons, certificate reports."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import socket
+import ssl
+from typing import Annotated, TypedDict
+
+from cryptography import x509
+
+from gateway.context import Deadline
+from gateway.errors import CONNECTION_FAILED, GatewayError
+from gateway.ops._net import os_reason
+from gateway.policy import ip_literal
+
+__all__ = ["Certificate", "certificate_report", "handshake", "hostname_matches", "iso_utc", "verify_problem"]
+
+# OpenSSL X509_V_ERR_* codes, named the way people say them.
+_VERIFY_REASONS = {
+    9: "not yet valid",
+    10: "expired",
+    18: "self-signed",
+    19: "self-signed",
+    2: "unknown issuer",
+    20: "unknown issuer",
+    21: "unknown issuer",
+    62: "hostname mismatch",
+}
+
+
+class Certificate(TypedDict):
+    """The server's leaf certificate."""
+
+    subject: Annotated[str, "RFC 4514 distinguished name"]
+    issuer: Annotated[str, "RFC 4514 distinguished name"]
+    san: Annotated[list[str], "subject alternative names (DNS names and IP addresses)"]
+    not_before: Annotated[str, "ISO 8601 UTC"]
+    not_after: Annotated[str, "ISO 8601 UTC"]
+    days_remaining: Annotated[int, "whole days until not_after; negative once expired"]
+    serial: Annotated[str, "serial number, hex"]
+    sha256: Annotated[str, "SHA-256 fingerprint of the DER certificate, hex"]
+
+
+def iso_utc(moment: datetime.datetime) -> str:
+    """ISO 8601 UTC with a Z, to the second."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def verify_problem(exc: ssl.SSLCertVerificationError) -> str:
+    """A clear reason for a failed verification, e.g. ``expired: certificate has expired``."""
+    message = (exc.verify_message or exc.reason or "certificate verify failed").strip()
+    label = _VERIFY_REASONS.get(exc.verify_code)
+    return f"{label}: {message}" if label and not message.lower().startswith(label) else message
+
+
+def handshake(sock: socket.socket, context: ssl.SSLContext, server_name: str, deadline: Deadline) -> ssl.SSLSocket:
+    """Run a client TLS handshake within the deadline; verification failures propagate, others are errors."""
+    sock.settimeout(deadline.remaining())
+    try:
+        return context.wrap_socket(sock, server_hostname=server_name or None)
+    except ssl.SSLCertVerificationError:
+        sock.close()
+        raise
+    except ssl.SSLError as exc:
+        sock.close()
+        reason = (exc.reason or str(exc)).lower().replace("_", " ")
+        raise GatewayError(CONNECTION_FAILED, f"TLS handshake failed: {reason}") from None
+    except TimeoutError:
+        sock.close()
+        raise deadline.expired() from None
+    except OSError as exc:
+        sock.close()
+        raise GatewayError(CONNECTION_FAILED, f"TLS handshake failed: {os_reason(exc)}") from None
+
+
+def _names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    return san.get_values_for_type(x509.DNSName), [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+
+
+def hostname_matches(cert: x509.Certificate, name: str) -> bool:
+    """RFC 6125 matching of ``name`` against the certificate's SAN: wildcards only as the whole leftmost label."""
+    dns_names, ips = _names(cert)
+    ip = ip_literal(name)
+    if ip is not None:
+        return any(ipaddress.ip_address(i) == ip for i in ips)
+    wanted = name.lower().rstrip(".").split(".")
+    for pattern in dns_names:
+        labels = pattern.lower().rstrip(".").split(".")
+        if len(labels) != len(wanted):
+            continue
+        if labels == wanted or (labels[0] == "*" and len(labels) > 2 and labels[1:] == wanted[1:]):
+            return True
+    return False
+
+
+def certificate_report(der: bytes) -> tuple[Certificate, x509.Certificate]:
+    """Describe a DER certificate; also return the parsed certificate for further checks."""
+    cert = x509.load_der_x509_certificate(der)
+    dns_names, ips = _names(cert)
+    not_after = cert.not_valid_after_utc
+    now = datetime.datetime.now(datetime.UTC)
+    report: Certificate = {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "san": dns_names + ips,
+        "not_before": iso_utc(cert.not_valid_before_utc),
+        "not_after": iso_utc(not_after),
+        "days_remaining": int((not_after - now).total_seconds() // 86400),
+        "serial": format(cert.serial_number, "x"),
+        "sha256": hashlib.sha256(der).hexdigest(),
+    }
+    return report, cert

@@ -1,0 +1,184 @@
+"""DNS operations: resolve, reverse_lookup, dns_query, mx_lookup.
+
+They only talk to the configured resolvers and report addresses as they are;
+the target policy applies to operations that connect, not to these.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypedDict
+
+import dns.rdatatype
+
+from gateway.context import Context
+from gateway.errors import CONNECTION_FAILED, INVALID_ARGUMENT, NOT_FOUND, TIMEOUT, GatewayError
+from gateway.names import strip_dot
+from gateway.policy import ip_literal
+from gateway.registry import operation
+
+__all__ = ["dns_query", "mx_lookup", "resolve", "reverse_lookup"]
+
+LOOKUP_ERRORS = (INVALID_ARGUMENT, NOT_FOUND, TIMEOUT, CONNECTION_FAILED)
+
+# The record types dns_query answers; dnspython knows more, these are the ones people ask for.
+RDTYPES = (
+    "A", "AAAA", "CAA", "CDNSKEY", "CDS", "CNAME", "DNAME", "DNSKEY", "DS", "HINFO", "HTTPS", "LOC", "MX",
+    "NAPTR", "NS", "NSEC", "NSEC3PARAM", "OPENPGPKEY", "PTR", "RRSIG", "SMIMEA", "SOA", "SPF", "SRV", "SSHFP",
+    "SVCB", "TLSA", "TXT", "URI",
+)  # fmt: skip
+
+
+class Address(TypedDict):
+    """One address of a host."""
+
+    family: Annotated[str, "ipv4 or ipv6"]
+    address: str
+
+
+class ResolveResult(TypedDict):
+    """Addresses of a host name."""
+
+    host: str
+    canonical_name: Annotated[str, "end of the CNAME chain; empty if unknown"]
+    addresses: list[Address]
+    elapsed_ms: float
+
+
+class ReverseResult(TypedDict):
+    """PTR name of an address and whether it resolves back."""
+
+    address: str
+    hostname: Annotated[str, "PTR name; empty if none"]
+    forward_confirmed: Annotated[bool, "the hostname resolves back to the address"]
+    elapsed_ms: float
+
+
+class Record(TypedDict):
+    """One resource record in presentation form."""
+
+    name: str
+    type: str
+    ttl: int
+    data: Annotated[str, "zone-file presentation form (dnspython to_text)"]
+
+
+class QueryResult(TypedDict):
+    """Answer to a raw DNS query."""
+
+    name: str
+    rdtype: str
+    answers: list[Record]
+    canonical_name: str
+    elapsed_ms: float
+
+
+class MailExchange(TypedDict):
+    """One place mail for the domain goes."""
+
+    preference: int
+    exchange: Annotated[str, "as published in the MX record, no trailing dot"]
+    addresses: Annotated[list[str], "IPv4 first; empty when the exchange has none"]
+
+
+class MxResult(TypedDict):
+    """Where mail for a domain goes (RFC 5321 section 5.1)."""
+
+    domain: str
+    mx: list[MailExchange]
+    implicit: Annotated[bool, "no MX records: the domain's own address is the implicit MX"]
+    null_mx: Annotated[bool, "the domain publishes a null MX (RFC 7505): it accepts no mail"]
+    cname_chain: Annotated[list[str], "CNAME targets followed from the queried name"]
+    elapsed_ms: float
+
+
+@operation(errors=LOOKUP_ERRORS)
+def resolve(
+    ctx: Context,
+    host: Annotated[str, "host name or IP address"],
+    family: Annotated[Literal["any", "ipv4", "ipv6"], "which address families to return"] = "any",
+) -> ResolveResult:
+    """Look up the addresses of a host name, as the host's resolver (or the configured nameservers) would."""
+    ip = ip_literal(host)
+    if ip is not None:
+        fam = f"ipv{ip.version}"
+        found = [{"family": fam, "address": str(ip)}] if family in ("any", fam) else []
+        return {"host": host, "canonical_name": "", "addresses": found}  # type: ignore[typeddict-item]
+    canonical, found_pairs = ctx.names.addresses(host, ctx.deadline, family)
+    addresses = [{"family": f, "address": a} for f, a in found_pairs]
+    return {"host": host, "canonical_name": canonical, "addresses": addresses}  # type: ignore[typeddict-item]
+
+
+@operation(errors=LOOKUP_ERRORS)
+def reverse_lookup(ctx: Context, address: Annotated[str, "IPv4 or IPv6 address"]) -> ReverseResult:
+    """Find the PTR name of an address and check that the name resolves back to it (forward-confirmed reverse DNS)."""
+    ip = ip_literal(address)
+    if ip is None:
+        raise GatewayError(INVALID_ARGUMENT, f"{address[:100]!r} is not an IP address")
+    names = ctx.names.reverse(str(ip), ctx.deadline)
+    for name in names:
+        try:
+            _, forward = ctx.names.addresses(name, ctx.deadline)
+        except GatewayError as exc:
+            if exc.code != NOT_FOUND:
+                raise
+            continue
+        if any(ip_literal(a) == ip for _, a in forward):
+            return {"address": str(ip), "hostname": name, "forward_confirmed": True}  # type: ignore[typeddict-item]
+    hostname = names[0] if names else ""
+    return {"address": str(ip), "hostname": hostname, "forward_confirmed": False}  # type: ignore[typeddict-item]
+
+
+@operation(errors=LOOKUP_ERRORS)
+def dns_query(
+    ctx: Context,
+    name: Annotated[str, "domain name to query"],
+    rdtype: Annotated[str, "record type: " + ", ".join(RDTYPES)] = "A",
+) -> QueryResult:
+    """Send one DNS query and return the records of that type (and any CNAMEs followed to reach them)."""
+    kind = rdtype.upper()
+    if kind not in RDTYPES:
+        raise GatewayError(
+            INVALID_ARGUMENT, f"unsupported record type {rdtype[:20]!r}; use one of {', '.join(RDTYPES)}"
+        )
+    lookup = ctx.names.query(name, kind, ctx.deadline)
+    rrsets = [*lookup.cnames, *([lookup.rrset] if lookup.rrset is not None else [])]
+    answers = [
+        {"name": strip_dot(rrset.name), "type": _type_text(rrset.rdtype), "ttl": rrset.ttl, "data": rd.to_text()}
+        for rrset in rrsets
+        for rd in rrset
+    ]
+    return {"name": name, "rdtype": kind, "answers": answers, "canonical_name": lookup.canonical_name}  # type: ignore[typeddict-item]
+
+
+@operation(errors=LOOKUP_ERRORS)
+def mx_lookup(ctx: Context, domain: Annotated[str, "mail domain"]) -> MxResult:
+    """Find where mail for a domain goes (RFC 5321 5.1): MX by preference, else the implicit MX; null MX (RFC 7505)."""
+    lookup = ctx.names.query(domain, "MX", ctx.deadline)
+    result = {"domain": domain, "mx": [], "implicit": False, "null_mx": False, "cname_chain": lookup.cname_chain}
+    records = sorted((rd.preference, strip_dot(rd.exchange)) for rd in lookup.rrset or ())
+    if any(exchange == "." for _, exchange in records):
+        result["null_mx"] = True  # RFC 7505: "0 ." means the domain accepts no mail
+    elif records:
+        result["mx"] = [{"preference": p, "exchange": e, "addresses": _exchange_addresses(ctx, e)} for p, e in records]
+    else:
+        # RFC 5321 5.1: no MX records, so the domain itself (its canonical name) is the implicit MX.
+        addresses = _exchange_addresses(ctx, lookup.canonical_name)
+        if addresses:
+            result["implicit"] = True
+            result["mx"] = [{"preference": 0, "exchange": lookup.canonical_name, "addresses": addresses}]
+    return result  # type: ignore[return-value]
+
+
+def _exchange_addresses(ctx: Context, exchange: str) -> list[str]:
+    """Addresses of a mail exchange through DNS, IPv4 first; [] when it does not exist."""
+    try:
+        _, found = ctx.names.dns_addresses(exchange, ctx.deadline)
+    except GatewayError as exc:
+        if exc.code in (NOT_FOUND, INVALID_ARGUMENT):
+            return []
+        raise
+    return [address for _, address in found]
+
+
+def _type_text(rdtype: int) -> str:
+    return dns.rdatatype.to_text(rdtype)

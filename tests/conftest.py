@@ -1,0 +1,111 @@
+"""Shared test bed: a DNS server, a test CA with TLS servers, HTTP servers, and gateways over them.
+
+Everything listens on 127.0.0.1 on free ports; nothing here reaches the internet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from gateway import GatewayError
+from gateway.config import Settings
+from gateway.context import Services
+from gateway.core import Gateway
+from gateway.ops import default_registry
+from gateway.registry import conforms
+from tests.servers import zones
+from tests.servers.dns import Authority, DNSServer
+from tests.servers.http import Server
+from tests.servers.pki import PKI
+
+
+@pytest.fixture(scope="session")
+def dns_server() -> Iterator[DNSServer]:
+    server = DNSServer(Authority(zones.zones(), zones.SLOW, zones.BLACKHOLES))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return PKI(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[Server]:
+    server = Server()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def https_server(pki: PKI) -> Iterator[Server]:
+    server = Server(tls=pki.server_context())
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def settings(dns_server: DNSServer, pki: PKI) -> Settings:
+    """Settings of a test gateway: the test DNS server, the test CA, loopback allowed, short timeouts."""
+    return Settings(
+        nameservers=(dns_server.address,),
+        ca_file=str(pki.ca_file),
+        allow_targets=("127.0.0.0/8",),
+        timeout=3.0,
+    )
+
+
+def make_gateway(settings: Settings) -> Gateway:
+    """A gateway over every operation with these settings."""
+    return Gateway(default_registry(), Services.from_settings(settings))
+
+
+@pytest.fixture(scope="session")
+def gateway(settings: Settings) -> Iterator[Gateway]:
+    gw = make_gateway(settings)
+    yield gw
+    gw.close()
+
+
+@pytest.fixture(scope="session")
+def strict_gateway(settings: Settings) -> Iterator[Gateway]:
+    """A gateway with the default target policy: nothing but global addresses."""
+    gw = make_gateway(settings.replace(allow_targets=()))
+    yield gw
+    gw.close()
+
+
+Call = Callable[..., Any]
+
+
+def checked_call(gw: Gateway) -> Call:
+    """Call an operation and check the result against the registry's declared shape."""
+
+    def call(name: str, *args: Any, **kwargs: Any) -> Any:
+        result = gw.call(name, args, kwargs)
+        schema = gw.lookup(name).result
+        assert conforms(result, schema), f"{name} result does not match {schema.name or schema.kind}: {result!r}"
+        return result
+
+    return call
+
+
+@pytest.fixture(scope="session")
+def call(gateway: Gateway) -> Call:
+    return checked_call(gateway)
+
+
+@pytest.fixture(scope="session")
+def strict_call(strict_gateway: Gateway) -> Call:
+    return checked_call(strict_gateway)
+
+
+def error_of(call: Call, name: str, *args: Any, **kwargs: Any) -> GatewayError:
+    """Call and return the GatewayError it raised (failing the test if none)."""
+    with pytest.raises(GatewayError) as info:
+        call(name, *args, **kwargs)
+    return info.value
