@@ -119,6 +119,8 @@ class TargetPolicy:
                 why = _why_not_global(v4)
                 if why:
                     return f"{why} (embeds {v4})"
+            if any(ip in net for net in _NAT64):
+                return None  # a NAT64 address reaches exactly the IPv4 address it embeds, checked above
         return _why_not_global(ip)
 
     def allows(self, ip: IPAddress) -> bool:

@@ -24,7 +24,7 @@ from tests.servers.pki import PKI
 
 @pytest.fixture(scope="session")
 def dns_server() -> Iterator[DNSServer]:
-    server = DNSServer(Authority(zones.zones(), zones.SLOW, zones.BLACKHOLES))
+    server = DNSServer(Authority(zones.zones(), zones.SLOW, zones.BLACKHOLES, zones.REBINDING))
     yield server
     server.close()
 
@@ -109,3 +109,92 @@ def error_of(call: Call, name: str, *args: Any, **kwargs: Any) -> GatewayError:
     with pytest.raises(GatewayError) as info:
         call(name, *args, **kwargs)
     return info.value
+
+
+@pytest.fixture
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 with nobody listening."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and then never says a word (a TLS server stalled mid-handshake)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for s in held:
+        s.close()
+    listener.close()
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose accept queue is full, so new connections hang until they time out."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(filler)
+    time.sleep(0.1)
+    yield port
+    for s in fillers:
+        s.close()
+    listener.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A TCP port on 127.0.0.1 with nobody listening."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def quick_gateway(settings: Settings) -> Iterator[Gateway]:
+    """A gateway whose operations time out after one second."""
+    gw = make_gateway(settings.replace(timeout=1.0))
+    yield gw
+    gw.close()
+
+
+@pytest.fixture(scope="session")
+def quick_call(quick_gateway: Gateway) -> Call:
+    return checked_call(quick_gateway)

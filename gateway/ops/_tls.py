@@ -53,7 +53,11 @@ def verify_problem(exc: ssl.SSLCertVerificationError) -> str:
     """A clear reason for a failed verification, e.g. ``expired: certificate has expired``."""
     message = (exc.verify_message or exc.reason or "certificate verify failed").strip()
     label = _VERIFY_REASONS.get(exc.verify_code)
-    return f"{label}: {message}" if label and not message.lower().startswith(label) else message
+    if not label:
+        return message
+    if message.lower().startswith(label):
+        return label + message[len(label) :]  # "Hostname mismatch, …" reads "hostname mismatch, …"
+    return f"{label}: {message}"
 
 
 def handshake(sock: socket.socket, context: ssl.SSLContext, server_name: str, deadline: Deadline) -> ssl.SSLSocket:

@@ -29,12 +29,24 @@ import dns.zone
 class Authority:
     """The answering logic: zones in, responses out (no sockets)."""
 
-    def __init__(self, zones: Iterable[dns.zone.Zone], delays: Mapping[str, float], blackholes: Iterable[str]) -> None:
+    def __init__(
+        self,
+        zones: Iterable[dns.zone.Zone],
+        delays: Mapping[str, float],
+        blackholes: Iterable[str],
+        rebinding: Mapping[str, list[str]] | None = None,
+    ) -> None:
         self.zones = sorted(zones, key=lambda z: len(z.origin), reverse=True)
+        # Names whose A record changes on every query, as an attacker's DNS rebinding server does.
+        self.rebinding = {dns.name.from_text(n): list(a) for n, a in (rebinding or {}).items()}
+        self.rebinding_queries = 0
         self.delays = {dns.name.from_text(n): s for n, s in delays.items()}
         self.blackholes = {dns.name.from_text(n) for n in blackholes}
         self.queries = 0
         self.tcp_queries = 0
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most queries answered at the same moment
+        self._lock = threading.Lock()
 
     def respond(self, wire: bytes) -> dns.message.Message | None:
         """Build the response to one query, or None to stay silent."""
@@ -48,8 +60,22 @@ class Authority:
         question = query.question[0]
         if question.name in self.blackholes:
             return None
-        time.sleep(self.delays.get(question.name, 0))
+        delay = self.delays.get(question.name, 0)
+        if delay:
+            with self._lock:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            time.sleep(delay)
+            with self._lock:
+                self.in_flight -= 1
         response = dns.message.make_response(query)
+        if question.name in self.rebinding and question.rdtype == dns.rdatatype.A:
+            with self._lock:
+                addresses = self.rebinding[question.name]
+                address = addresses[self.rebinding_queries % len(addresses)]
+                self.rebinding_queries += 1
+            response.answer.append(dns.rrset.from_text(question.name, 0, "IN", "A", address))
+            return response
         zone = next((z for z in self.zones if question.name.is_subdomain(z.origin)), None)
         if zone is None:
             response.set_rcode(dns.rcode.REFUSED)

@@ -62,6 +62,7 @@ notyet      IN A    127.0.0.1
 wronghost   IN A    127.0.0.1
 selfsigned  IN A    127.0.0.1
 unknownca   IN A    127.0.0.1
+rebind      IN AAAA ::1
 """
 
 REVERSE_V4 = """
@@ -80,6 +81,7 @@ $TTL 300
 0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0  IN PTR  www.example.test.
 """
 
+REBINDING = {"rebind.local.test.": ["127.0.0.1", "10.9.9.9"]}  # first answer allowed in tests, then private
 SLOW = {"slow.example.test.": 0.3}
 BLACKHOLES = {"blackhole.example.test."}
 

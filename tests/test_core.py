@@ -1,0 +1,129 @@
+"""The core: dispatch, introspection, multicall and error masking, with no transport involved."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+import pytest
+
+from gateway import GatewayError
+from gateway.context import Services
+from gateway.core import UNDERSCORE, Gateway
+from gateway.errors import NUMERIC
+from gateway.registry import Registry, operation
+from tests.conftest import error_of
+
+OPERATIONS = ["dns_query", "fetch_url", "mx_lookup", "resolve", "reverse_lookup", "tcp_connect", "tls_check"]
+SYSTEM = ["system.listMethods", "system.methodHelp", "system.methodSignature", "system.multicall"]
+
+
+def test_list_methods_in_both_naming_styles(gateway):
+    assert gateway.call("system.listMethods") == sorted(OPERATIONS + SYSTEM)
+    underscored = gateway.call("system_listMethods", style=UNDERSCORE)
+    assert underscored == sorted(OPERATIONS + [n.replace(".", "_") for n in SYSTEM])
+    with pytest.raises(GatewayError):
+        gateway.call("system.listMethods", style=UNDERSCORE)
+
+
+def test_every_listed_method_has_help_and_signature(gateway):
+    for name in gateway.call("system.listMethods"):
+        help_text = gateway.call("system.methodHelp", [name])
+        assert help_text.strip() and "Parameters:" in help_text
+        signatures = gateway.call("system.methodSignature", [name])
+        assert signatures and all(isinstance(s, list) and s for s in signatures)
+
+
+def test_method_signature_follows_the_xmlrpc_convention(gateway):
+    assert gateway.call("system.methodSignature", ["resolve"]) == [["struct", "string"], ["struct", "string", "string"]]
+    assert gateway.call("system.methodSignature", ["tcp_connect"]) == [["struct", "string", "int"]]
+    assert gateway.call("system.methodSignature", ["system.listMethods"]) == [["array"]]
+
+
+def test_help_names_parameters_defaults_and_errors(gateway):
+    text = gateway.call("system.methodHelp", ["fetch_url"])
+    assert text.startswith("Fetch a URL over HTTP or HTTPS")
+    assert "max_bytes (int = 1048576)" in text
+    assert "too_many_redirects" in text
+
+
+def test_unknown_method_and_help_for_it(gateway):
+    assert error_of(gateway.call, "nope").code == "method_not_found"
+    assert error_of(gateway.call, "system.methodHelp", ["nope"]).code == "method_not_found"
+
+
+def test_multicall_returns_results_and_faults_in_order(gateway):
+    out = gateway.call(
+        "system.multicall",
+        [
+            [
+                {"methodName": "resolve", "params": ["www.example.test", "ipv6"]},
+                {"methodName": "resolve", "params": ["nope.example.test"]},
+                {"methodName": "nope", "params": []},
+                {"methodName": "resolve", "params": {"host": "127.0.0.1"}},
+                {"methodName": "system.multicall", "params": [[]]},
+                {"methodName": "resolve"},
+                "not a struct",
+                {"methodName": "resolve", "params": ["x"], "extra": 1},
+            ]
+        ],
+    )
+    assert out[0][0]["addresses"] == [{"family": "ipv6", "address": "2001:db8::10"}]
+    assert out[1] == {"faultCode": NUMERIC["not_found"], "faultString": "not_found: no such domain: nope.example.test"}
+    assert out[2]["faultCode"] == -32601
+    assert out[3][0]["addresses"] == [{"family": "ipv4", "address": "127.0.0.1"}]
+    assert out[4]["faultCode"] == -32602 and "cannot be nested" in out[4]["faultString"]
+    assert out[5]["faultString"].startswith("invalid_argument: resolve needs parameter 'host'")
+    assert out[6]["faultCode"] == -32602
+    assert "unknown member 'extra'" in out[7]["faultString"]
+
+
+def test_multicall_runs_its_calls_concurrently(gateway, dns_server):
+    """Twenty lookups of a name the server answers slowly are all in flight at the DNS server at once."""
+    dns_server.authority.max_in_flight = 0
+    calls = [{"methodName": "resolve", "params": ["slow.example.test", "ipv4"]} for _ in range(20)]
+    out = gateway.call("system.multicall", [calls])
+    assert all(r[0]["addresses"] == [{"family": "ipv4", "address": "192.0.2.50"}] for r in out)
+    assert dns_server.authority.max_in_flight >= 10
+
+
+def test_multicall_over_the_batch_limit_is_refused(settings):
+    gw = Gateway(Registry(), Services.from_settings(settings.replace(max_batch=3)))
+    calls = [{"methodName": "system.listMethods"}] * 4
+    err = error_of(gw.call, "system.multicall", [calls])
+    assert err.code == "invalid_argument" and "at most 3 calls" in err.message
+    assert len(gw.call("system.multicall", [calls[:3]])) == 3
+
+
+class Nothing(TypedDict):
+    """Nothing."""
+
+    elapsed_ms: float
+
+
+@operation(errors=())
+def explode(ctx: object) -> Nothing:
+    """Fail the way a bug does."""
+    raise ValueError("secret detail in /srv/gateway/internal/path.py")
+
+
+def test_unexpected_exceptions_become_internal_without_details(settings, caplog):
+    registry = Registry()
+    registry.register(explode)
+    gw = Gateway(registry, Services.from_settings(settings))
+    err = error_of(gw.call, "explode")
+    assert err.code == "internal"
+    assert "secret" not in err.message and "/srv" not in err.message and "ValueError" not in err.message
+    assert "incident" in err.message
+    assert "secret detail" in caplog.text  # the operator's log has it all
+
+
+def test_elapsed_ms_is_measured_by_the_core(call):
+    result = call("resolve", "127.0.0.1")
+    assert isinstance(result["elapsed_ms"], float) and result["elapsed_ms"] >= 0
+
+
+def test_gateway_error_codes_are_stable():
+    assert NUMERIC["invalid_argument"] == -32602 and NUMERIC["method_not_found"] == -32601
+    assert all(-32099 <= n <= -32000 for c, n in NUMERIC.items() if c not in ("invalid_argument", "method_not_found"))
+    with pytest.raises(ValueError):
+        GatewayError("made_up", "x")
