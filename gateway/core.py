@@ -11,12 +11,13 @@ has them without code of its own.  Transports whose names cannot hold a dot
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypedDict, TypeVar
 
 from gateway.context import Context, Deadline, Services
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
@@ -25,6 +26,7 @@ from gateway.registry import Operation, Registry, describe, operation
 __all__ = ["DOTTED", "UNDERSCORE", "Gateway", "Style"]
 
 log = logging.getLogger("gateway")
+T = TypeVar("T")
 
 Style = Literal["dotted", "underscore"]
 DOTTED: Style = "dotted"
@@ -69,7 +71,7 @@ def list_methods(session: Session) -> list[str]:
 @operation(errors=(INVALID_ARGUMENT,), name="system.methodHelp")
 def method_help(session: Session, name: str) -> str:
     """Describe a method: what it does, its parameters, its result and its errors."""
-    return session.gateway.help(session.gateway.lookup(name, session.style))
+    return session.gateway.lookup(name, session.style).help()
 
 
 @operation(errors=(INVALID_ARGUMENT,), name="system.methodSignature")
@@ -115,19 +117,6 @@ class Gateway:
         except (KeyError, TypeError):
             raise GatewayError(METHOD_NOT_FOUND, f"no method named {str(name)[:100]!r}") from None
 
-    def help(self, op: Operation) -> str:
-        """Help text for one operation, generated from the registry."""
-        lines = [op.doc, "", "Parameters:"]
-        for p in op.params:
-            default = "" if p.required else f" = {p.default!r}"
-            doc = f": {p.schema.doc}" if p.schema.doc else ""
-            lines.append(f"  {p.name} ({p.schema.xmlrpc_type}{default}){doc}")
-        if not op.params:
-            lines.append("  none")
-        lines.append(f"Returns: {op.result.name or op.result.xmlrpc_type}")
-        lines.append(f"Errors: {', '.join(op.errors) or 'none beyond invalid_argument'}")
-        return "\n".join(lines)
-
     # -- calling ----------------------------------------------------------
     def call(
         self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *, style: Style = DOTTED
@@ -156,13 +145,25 @@ class Gateway:
 
     def multicall(self, calls: Sequence[Any], style: Style = DOTTED) -> list[Any]:
         """Run calls concurrently on a bounded pool; results in order, failures as faults."""
+        return [fault(r.error) if isinstance(r, Failed) else [r] for r in self.call_many(calls, style)]
+
+    def call_many(self, calls: Sequence[Any], style: Style = DOTTED) -> list[Any]:
+        """Run multicall elements concurrently; each result, or :class:`Failed` holding its error, in order."""
         limit = self.services.settings.max_batch
         if len(calls) > limit:
             raise GatewayError(INVALID_ARGUMENT, f"a multicall holds at most {limit} calls ({len(calls)} given)")
-        if len(calls) <= 1:
-            return [self._one_of_many(c, style) for c in calls]
+        return self.run_all([functools.partial(self._one_of_many, c, style) for c in calls])
+
+    def run_all(self, tasks: Sequence[Callable[[], T]]) -> list[T]:
+        """Run tasks concurrently on the bounded multicall pool; results in order.
+
+        A task already running on the pool runs its own tasks inline: waiting on
+        the pool from inside it could leave every worker waiting on queued work.
+        """
+        if len(tasks) <= 1 or getattr(_on_pool, "active", False):
+            return [task() for task in tasks]
         pool = self._executor()
-        futures = [pool.submit(self._one_of_many, c, style) for c in calls]
+        futures = [pool.submit(_pooled, task) for task in tasks]
         return [f.result() for f in futures]
 
     def _one_of_many(self, item: Any, style: Style) -> Any:
@@ -170,9 +171,9 @@ class Gateway:
             name, args, kwargs = unpack_call(item)
             if self.lookup(name, style).name == "system.multicall":
                 raise GatewayError(INVALID_ARGUMENT, "system.multicall cannot be nested in a multicall")
-            return [self.call(name, args, kwargs, style=style)]
+            return self.call(name, args, kwargs, style=style)
         except GatewayError as exc:
-            return fault(exc)
+            return Failed(exc)
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._pool is None:
@@ -187,6 +188,26 @@ class Gateway:
         """Stop the multicall pool (waits for running elements)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Failed:
+    """A multicall element's error, kept apart from results (a result is never an instance of this)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: GatewayError) -> None:
+        self.error = error
+
+
+_on_pool = threading.local()
+
+
+def _pooled(task: Callable[[], T]) -> T:
+    _on_pool.active = True
+    try:
+        return task()
+    finally:
+        _on_pool.active = False
 
 
 def unpack_call(item: Any) -> tuple[str, Sequence[Any], Mapping[str, Any]]:

@@ -170,6 +170,19 @@ class Operation:
         """The first line of the docstring."""
         return self.doc.split("\n", 1)[0]
 
+    def help(self) -> str:
+        """Help text: the docstring, then parameters, result type and errors."""
+        lines = [self.doc, "", "Parameters:"]
+        for p in self.params:
+            default = "" if p.required else f" = {p.default!r}"
+            doc = f": {p.schema.doc}" if p.schema.doc else ""
+            lines.append(f"  {p.name} ({p.schema.xmlrpc_type}{default}){doc}")
+        if not self.params:
+            lines.append("  none")
+        lines.append(f"Returns: {self.result.name or self.result.xmlrpc_type}")
+        lines.append(f"Errors: {', '.join(self.errors) or 'none beyond invalid_argument'}")
+        return "\n".join(lines)
+
     def signatures(self) -> list[list[str]]:
         """XML-RPC style signatures: ``[return, params…]``, one per accepted arity."""
         required = sum(p.required for p in self.params)
@@ -201,8 +214,13 @@ class Operation:
         return bound
 
 
-def check(value: Any, schema: Schema, where: str) -> Any:
+MAX_DEPTH = 32  # nesting no operation needs; deeper input is refused before it can exhaust the stack
+
+
+def check(value: Any, schema: Schema, where: str, depth: int = 0) -> Any:
     """Validate one argument against its schema; return it as plain data."""
+    if depth > MAX_DEPTH:
+        raise GatewayError(INVALID_ARGUMENT, f"{where.split('[')[0]} is nested too deeply")
     kind = schema.kind
     if kind == "string":
         if type(value) is not str:
@@ -229,7 +247,7 @@ def check(value: Any, schema: Schema, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise _wrong(where, "an array", value)
         assert schema.item is not None
-        return [check(v, schema.item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [check(v, schema.item, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if kind == "map":
         if not isinstance(value, dict):
             raise _wrong(where, "a struct", value)
@@ -238,7 +256,7 @@ def check(value: Any, schema: Schema, where: str) -> Any:
         for k, v in value.items():
             if type(k) is not str:
                 raise _wrong(f"a key of {where}", "a string", k)
-            out[k] = check(v, schema.item, f"{where}[{k!r}]")
+            out[k] = check(v, schema.item, f"{where}[{k!r}]", depth + 1)
         return out
     if kind == "struct":
         if not isinstance(value, dict):
@@ -247,7 +265,11 @@ def check(value: Any, schema: Schema, where: str) -> Any:
         unknown = sorted(str(k) for k in value if k not in names)
         if unknown:
             raise GatewayError(INVALID_ARGUMENT, f"{where} has unknown member {unknown[0]!r}")
-        return {f.name: check(value[f.name], f.schema, f"{where}.{f.name}") for f in schema.fields if f.name in value}
+        return {
+            f.name: check(value[f.name], f.schema, f"{where}.{f.name}", depth + 1)
+            for f in schema.fields
+            if f.name in value
+        }
     return value  # "any": checked by the operation itself
 
 

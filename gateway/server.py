@@ -1,0 +1,107 @@
+"""Start the gateway: settings -> registry -> every chosen transport, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from gateway import __version__
+from gateway.config import ConfigError, Settings, add_arguments, settings_from_args
+from gateway.context import Services
+from gateway.core import Gateway
+from gateway.ops import default_registry
+from gateway.transports import TRANSPORT_CLASSES, Transport
+
+__all__ = ["Running", "StartError", "main"]
+
+log = logging.getLogger("gateway")
+
+
+class StartError(RuntimeError):
+    """A transport could not be started; the message names it and its port."""
+
+
+class Running:
+    """A gateway and its transports, started together and stopped together."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.gateway = Gateway(default_registry(), Services.from_settings(settings))
+        self.transports: list[Transport] = []
+
+    def start(self) -> None:
+        """Bind every transport first, then serve: a busy port leaves nothing running."""
+        for name in self.settings.transports:
+            port = getattr(self.settings, f"{name}_port")
+            transport = TRANSPORT_CLASSES[name](self.gateway, self.settings.host, port)
+            try:
+                transport.bind()
+            except OSError as exc:
+                self.stop()
+                reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+                raise StartError(f"cannot start {name} on {self.settings.host} port {port}: {reason}") from None
+            self.transports.append(transport)
+        for transport in self.transports:
+            transport.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every transport and the multicall pool."""
+        for transport in self.transports:
+            try:
+                transport.stop()
+            except Exception:
+                log.warning("stopping %s failed", transport.name, exc_info=True)
+        for transport in self.transports:
+            transport.join(timeout)
+        self.transports = []
+        self.gateway.close()
+
+    def port(self, name: str) -> int:
+        """The port a started transport is bound to."""
+        return next(t.port for t in self.transports if t.name == name)
+
+    def table(self) -> str:
+        """The endpoint table printed at start."""
+        methods = len(self.gateway.method_names())
+        lines = [
+            f"NetOps Gateway {__version__}: {methods} methods on {len(self.transports)} transports",
+            f"{'transport':<10} {'port':<6} endpoint",
+        ]
+        lines += [f"{t.name:<10} {t.port:<6} {t.endpoint}" for t in self.transports]
+        return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the gateway until interrupted; exit status 0 on a clean stop."""
+    parser = argparse.ArgumentParser(
+        prog="server.py",
+        description="Serve the NetOps operations over XML-RPC, JSON-RPC, Pyro5, Thrift and RPyC at once.",
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    running = Running(settings)
+    try:
+        running.start()
+    except StartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(running.table(), flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    print("stopping", flush=True)
+    running.stop()
+    return 0

@@ -1,0 +1,161 @@
+"""The HTTP/1.1 server under XML-RPC and JSON-RPC: threaded, keep-alive, Nagle off, bodies capped before reading.
+
+The stdlib's defaults run JSON-RPC at ~23 calls/s (Nagle plus delayed ACK
+hold every small response ~40 ms), so responses are buffered and flushed in
+one write with TCP_NODELAY; request bodies are refused by Content-Length
+before a byte of them is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from abc import ABC, abstractmethod
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from gateway.core import Gateway
+from gateway.errors import TOO_LARGE, GatewayError
+from gateway.transports.base import Transport
+
+__all__ = ["App", "HTTPTransport", "RPCHTTPServer"]
+
+log = logging.getLogger("gateway.http")
+
+
+class App(ABC):
+    """What an HTTP transport plugs in: its paths, content type and request handler."""
+
+    paths: frozenset[str] = frozenset()
+    content_type = "application/octet-stream"
+
+    @abstractmethod
+    def handle(self, body: bytes) -> bytes | None:
+        """Answer one request body; None means no response body (HTTP 204)."""
+
+    @abstractmethod
+    def refuse(self, error: GatewayError) -> bytes:
+        """A transport-native error for a request refused before it was read."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    disable_nagle_algorithm = True
+    wbufsize = -1  # buffer the response; handle_one_request flushes it in one write
+    server_version = "netops-gateway"
+    sys_version = ""
+    server: RPCHTTPServer
+
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout  # an idle keep-alive connection is closed after this
+        super().setup()
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_POST(self) -> None:
+        app = self.server.app
+        if self.path.split("?", 1)[0] not in app.paths:
+            return self._reply(404, b"not found\n", "text/plain")
+        if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Encoding", "identity") != "identity":
+            self.close_connection = True
+            return self._reply(411, b"send a plain body with Content-Length\n", "text/plain")
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            return self._reply(411, b"Content-Length required\n", "text/plain")
+        if length > self.server.max_bytes:
+            self.close_connection = True  # the body stays unread: this connection cannot carry another request
+            error = GatewayError(TOO_LARGE, f"request of {length} bytes is over the {self.server.max_bytes}-byte limit")
+            return self._reply(200, app.refuse(error), app.content_type)
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True
+            return
+        answer = app.handle(body)
+        if answer is None:
+            return self._reply(204, b"", app.content_type)
+        self._reply(200, answer, app.content_type)
+
+    def do_GET(self) -> None:
+        self._reply(405, b"use POST\n", "text/plain", (("Allow", "POST"),))
+
+    def _reply(self, status: int, body: bytes, content_type: str, headers: tuple = ()) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class RPCHTTPServer(ThreadingHTTPServer):
+    """A thread per connection; daemon threads so a keep-alive client never blocks shutdown."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128  # the default 5 resets connections under load
+
+    def __init__(self, address: tuple[str, int], app: App, *, max_bytes: int, idle_timeout: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.idle_timeout = idle_timeout
+        super().__init__(address, _Handler, bind_and_activate=False)
+
+    def open(self) -> None:
+        """Bind and listen (separate from construction so a busy port is reported before anything runs)."""
+        try:
+            self.server_bind()
+            self.server_activate()
+        except OSError:
+            self.server_close()
+            raise
+
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: object) -> None:
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class HTTPTransport(Transport):
+    """A transport served over :class:`RPCHTTPServer`; subclasses provide the :class:`App`."""
+
+    path = "/"
+
+    def __init__(self, gateway: Gateway, host: str, port: int) -> None:
+        super().__init__(gateway, host, port)
+        settings = gateway.services.settings
+        self.server = RPCHTTPServer(
+            (host, port), self.app(), max_bytes=settings.max_request_bytes, idle_timeout=settings.idle_timeout
+        )
+
+    @abstractmethod
+    def app(self) -> App:
+        """The request handler of this protocol."""
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self.server.server_address[1]
+
+    @property
+    def endpoint(self) -> str:
+        """The URL clients post to."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.path}"
+
+    def bind(self) -> None:
+        """Bind and listen."""
+        self.server.open()
+
+    def _serve(self) -> None:
+        self.server.serve_forever(poll_interval=0.2)
+
+    def stop(self) -> None:
+        """Stop the accept loop and close the listener."""
+        if self._thread is not None:  # shutdown() waits for a serve loop; one that never ran would never answer
+            self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,133 @@
+"""JSON-RPC 2.0: jsonrpcserver's dispatch pipeline over the shared HTTP/1.1 server.
+
+jsonrpcserver resolves and calls methods and shapes responses; this module
+adds what the spec asks and the library leaves out: a batch is split here so
+an invalid element gets its own -32600 while the valid ones still run, batch
+elements run concurrently on the core's bounded pool, the batch size is
+capped, and requests are validated by a few structural checks instead of the
+library's per-request JSON-schema pass (~130 µs a request).
+
+Types: JSON objects, arrays, strings, numbers and booleans map onto the
+registry's types; ``null`` and NaN are refused.  Errors: ``{"code": N,
+"message": "not_found: …", "data": {"code": "not_found"}}`` with N from
+:data:`gateway.errors.NUMERIC`; -32700 parse error, -32600 invalid request.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from jsonrpcserver.dispatcher import dispatch_deserialized
+from jsonrpcserver.response import to_serializable_one
+from jsonrpcserver.result import Error, Success
+from jsonrpcserver.sentinels import NOCONTEXT
+
+from gateway.core import DOTTED, Gateway
+from gateway.errors import INVALID_ARGUMENT, INVALID_REQUEST, PARSE_ERROR, GatewayError
+from gateway.transports._http import App, HTTPTransport
+from gateway.transports.base import guarded
+
+__all__ = ["JSONRPCTransport"]
+
+_MEMBERS = frozenset({"jsonrpc", "method", "params", "id"})
+
+
+def error_object(error: GatewayError, number: int | None = None, id: Any = None) -> dict[str, Any]:
+    """A JSON-RPC 2.0 error response."""
+    return {
+        "jsonrpc": "2.0",
+        "error": {"code": number or error.number, "message": str(error), "data": {"code": error.code}},
+        "id": id,
+    }
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _valid(element: Any) -> bool:
+    """A JSON-RPC 2.0 request object's shape (the checks the spec makes, none more)."""
+    return (
+        isinstance(element, dict)
+        and element.get("jsonrpc") == "2.0"
+        and isinstance(element.get("method"), str)
+        and isinstance(element.get("params", []), (list, dict))
+        and (type(element.get("id")) in (str, int, type(None)))
+        and _MEMBERS.issuperset(element)
+    )
+
+
+class _Methods(Mapping[str, Callable[..., Any]]):
+    """Every name resolves here; the core says whether it exists, so all errors share one shape."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        return functools.partial(self._invoke, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.gateway.method_names(DOTTED))
+
+    def __len__(self) -> int:
+        return len(self.gateway.method_names(DOTTED))
+
+    def _invoke(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return Success(guarded(lambda: self.gateway.call(name, args, kwargs, style=DOTTED), f"jsonrpc {name[:50]}"))
+        except GatewayError as exc:
+            return Error(exc.number, str(exc), {"code": exc.code})
+
+
+class _JSONRPCApp(App):
+    paths = frozenset({"/", "/jsonrpc"})
+    content_type = "application/json"
+
+    def __init__(self, transport: JSONRPCTransport) -> None:
+        self.gateway = transport.gateway
+        self.methods = _Methods(self.gateway)
+
+    def handle(self, body: bytes) -> bytes | None:
+        try:
+            request = json.loads(body, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            return _dump(error_object(GatewayError(INVALID_ARGUMENT, "request is not valid JSON"), PARSE_ERROR))
+        if not isinstance(request, list):
+            answer = self._one(request)
+            return None if answer is None else _dump(answer)  # a notification gets no response
+        if not request:
+            return _dump(error_object(GatewayError(INVALID_ARGUMENT, "empty batch"), INVALID_REQUEST))
+        limit = self.gateway.services.settings.max_batch
+        if len(request) > limit:
+            too_many = GatewayError(INVALID_ARGUMENT, f"a batch holds at most {limit} requests ({len(request)} given)")
+            return _dump(error_object(too_many))
+        answers = self.gateway.run_all([functools.partial(self._one, element) for element in request])
+        answers = [a for a in answers if a is not None]
+        return _dump(answers) if answers else None  # a batch of notifications gets no response
+
+    def _one(self, element: Any) -> dict[str, Any] | None:
+        if not _valid(element):
+            id = element.get("id") if isinstance(element, dict) and type(element.get("id")) in (str, int) else None
+            return error_object(GatewayError(INVALID_ARGUMENT, "not a valid JSON-RPC 2.0 request"), INVALID_REQUEST, id)
+        return dispatch_deserialized(self.methods, NOCONTEXT, to_serializable_one, element)
+
+    def refuse(self, error: GatewayError) -> bytes:
+        return _dump(error_object(error))
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+class JSONRPCTransport(HTTPTransport):
+    """JSON-RPC 2.0 on ``/`` (and ``/jsonrpc``)."""
+
+    name = "jsonrpc"
+    path = "/"
+
+    def app(self) -> App:
+        """The JSON-RPC request handler."""
+        return _JSONRPCApp(self)

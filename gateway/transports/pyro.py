@@ -1,0 +1,137 @@
+"""Pyro5: the registry's operations as methods of one exposed object, ``PYRO:netops@host:port``.
+
+Types: serpent carries dicts, lists, strings, numbers and booleans as they
+are (only serpent: a client choosing marshal, json or msgpack is refused at
+the handshake).  Errors: a builtin exception class (see
+:data:`gateway.transports.EXCEPTIONS`) whose message starts with the stable
+code; the exception reply carries no traceback and no server path.
+Configuration is set here in code (Pyro5 otherwise reads ``PYRO_*`` from the
+environment): message size capped, idle connections dropped after
+``idle_timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import Pyro5.api
+import Pyro5.errors
+import Pyro5.serializers
+import Pyro5.server
+
+from gateway.core import UNDERSCORE, Gateway
+from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
+from gateway.transports.base import Transport, guarded
+from gateway.transports.exceptions import native_exception
+
+__all__ = ["PyroTransport"]
+
+log = logging.getLogger("gateway.pyro")
+OBJECT_ID = "netops"
+
+
+def configure_pyro(max_message_bytes: int, idle_timeout: float) -> None:
+    """Pyro5's process-wide settings for a server of this gateway."""
+    Pyro5.api.config.SERIALIZER = "serpent"
+    Pyro5.api.config.SERVERTYPE = "thread"
+    Pyro5.api.config.MAX_MESSAGE_SIZE = max_message_bytes
+    Pyro5.api.config.COMMTIMEOUT = idle_timeout  # frees a worker held by an idle or silent client
+    Pyro5.api.config.DETAILED_TRACEBACK = False
+    Pyro5.api.config.THREADPOOL_SIZE = 200
+    # Only serpent may be spoken to us: the others would be accepted by default.
+    for serializer_id, serializer in list(Pyro5.serializers.serializers_by_id.items()):
+        if serializer.serializer_id != Pyro5.serializers.serializers["serpent"].serializer_id:
+            del Pyro5.serializers.serializers_by_id[serializer_id]
+
+
+def _service_class(gateway: Gateway) -> type:
+    """A class with one exposed method per public name (underscore style)."""
+
+    def method(name: str) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return guarded(lambda: gateway.call(name, args, kwargs, style=UNDERSCORE), f"pyro {name}")
+            except GatewayError as exc:
+                raise native_exception(exc) from None
+
+        call.__name__ = name
+        call.__doc__ = gateway.lookup(name, UNDERSCORE).summary
+        return Pyro5.api.expose(call)
+
+    namespace = {name: method(name) for name in gateway.method_names(UNDERSCORE)}
+    return Pyro5.api.behavior(instance_mode="single")(type("NetOps", (), namespace))
+
+
+class _Daemon(Pyro5.server.Daemon):
+    """A daemon whose error replies carry only the stable-coded message."""
+
+    def _sendExceptionResponse(
+        self,
+        connection: Any,
+        seq: int,
+        serializer_id: int,
+        exc_value: BaseException,
+        tbinfo: Any,
+        flags: int = 0,
+        annotations: Any = None,
+    ) -> None:
+        super()._sendExceptionResponse(connection, seq, serializer_id, _safe(exc_value), [], flags, annotations)
+
+
+def _safe(exc: BaseException) -> BaseException:
+    """Replace what Pyro5 itself raised (unknown method, bad message) with a coded builtin exception."""
+    if getattr(exc, "_netops", False):
+        return exc
+    if isinstance(exc, AttributeError):
+        error = GatewayError(METHOD_NOT_FOUND, "no such method on this object")
+    elif isinstance(exc, (Pyro5.errors.SerializeError, Pyro5.errors.ProtocolError, TypeError)):
+        error = GatewayError(INVALID_ARGUMENT, "the request could not be decoded")
+    else:
+        log.error("pyro request failed", exc_info=exc)
+        error = GatewayError(INTERNAL, "internal error")
+    return native_exception(error)
+
+
+class PyroTransport(Transport):
+    """Pyro5 daemon serving the ``netops`` object."""
+
+    name = "pyro"
+
+    def __init__(self, gateway: Gateway, host: str, port: int) -> None:
+        super().__init__(gateway, host, port)
+        settings = gateway.services.settings
+        configure_pyro(settings.max_request_bytes, settings.idle_timeout)
+        self.daemon: _Daemon | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        assert self.daemon is not None
+        return self.daemon.locationStr and int(self.daemon.locationStr.rsplit(":", 1)[1])
+
+    @property
+    def endpoint(self) -> str:
+        """The Pyro URI of the service object."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"PYRO:{OBJECT_ID}@{host}:{self.port}"
+
+    def bind(self) -> None:
+        """Create the daemon (which binds) and register the service object."""
+        try:
+            self.daemon = _Daemon(host=self.host, port=self.requested_port)
+        except Pyro5.errors.CommunicationError as exc:
+            raise OSError(str(exc)) from None
+        self.daemon.register(_service_class(self.gateway)(), OBJECT_ID)
+
+    def _serve(self) -> None:
+        assert self.daemon is not None
+        self.daemon.requestLoop(lambda: not self._stopped.is_set())
+
+    def stop(self) -> None:
+        """Shut the daemon down."""
+        self._stopped.set()
+        if self.daemon is not None:
+            self.daemon.shutdown()

@@ -1,0 +1,279 @@
+"""RPyC: the registry's operations on a plain service root, ``rpyc.connect(host, port).root``.
+
+Never classic mode: the root answers exactly the registry's names (underscore
+style) and nothing else; pickle, public attributes and attribute writes are off.
+
+RPyC sends only immutable builtins and tuples by value; dicts and lists
+would travel as references into the other process.  So:
+
+* **Arguments** that arrive as references to the caller's lists and dicts are
+  copied into plain data here, bounded in size and depth, before the core
+  sees them (each element read costs one round trip back to the caller).
+* **Results** go to a stock client as read-only views over a per-call copy
+  (:class:`MappingView`, :class:`SequenceView`): ``r["host"]``, ``len(r)``,
+  iteration and ``dict(r)`` work as on a dict, every leaf comes by value, and
+  no live server object is reachable through them.  Each access is a round
+  trip.  A client that connects with :class:`ValuesService` (the gateway's own
+  Python client does) gets each result as one JSON string by value instead:
+  one round trip a call.
+
+Errors: a builtin exception class whose message starts with the stable code
+(:mod:`gateway.transports.exceptions`); no remote traceback is attached.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import json
+import logging
+from typing import Any
+
+import rpyc
+from rpyc.core import netref
+from rpyc.utils.helpers import classpartial
+from rpyc.utils.server import ThreadedServer
+
+from gateway.core import UNDERSCORE, Gateway
+from gateway.errors import INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
+from gateway.transports.base import Transport, guarded
+from gateway.transports.exceptions import EXCEPTIONS
+
+__all__ = ["MappingView", "RPyCTransport", "SequenceView", "ValuesService"]
+
+log = logging.getLogger("gateway.rpyc")
+
+MAX_ARGUMENT_ITEMS = 10_000  # values copied in from one call's arguments
+MAX_ARGUMENT_DEPTH = 16
+VALUES_SERVICE = "NETOPS-VALUES"
+
+
+def _wire_class(base: type[Exception]) -> type[Exception]:
+    """A subclass that reaches the client as ``base`` itself, carrying only its message.
+
+    rpyc rebuilds an exception from its class name and copies every public
+    attribute; OSError's (errno, filename, …) arrive as None and make
+    ``str(exc)`` read "[Errno None] None: None -> None".  Hiding them keeps the message.
+    """
+    return type(base.__name__, (base,), {"__module__": "builtins", "__dir__": lambda self: ["args"]})
+
+
+_WIRE_CLASSES = {base: _wire_class(base) for base in set(EXCEPTIONS.values())}
+
+
+def native_exception(error: GatewayError) -> Exception:
+    """The builtin exception (by name) an RPyC caller receives for ``error``."""
+    return _WIRE_CLASSES[EXCEPTIONS[error.code]](str(error))
+
+
+class ValuesService(rpyc.Service):
+    """Connect with this service to receive results as JSON text, by value, in one round trip."""
+
+    ALIASES = [VALUES_SERVICE]
+
+
+PROTOCOL_CONFIG = {
+    "allow_public_attrs": False,
+    "allow_all_attrs": False,
+    "allow_setattr": False,
+    "allow_delattr": False,
+    "allow_pickle": False,
+    "import_custom_exceptions": False,
+    "instantiate_custom_exceptions": False,
+    "include_local_traceback": False,  # no server paths or source lines in errors
+    "include_local_version": False,
+}
+
+_VIEW_ATTRS = frozenset(
+    {
+        "__getitem__", "__len__", "__iter__", "__contains__", "__eq__", "__ne__", "__repr__", "__str__",
+        "__bool__", "__reversed__", "keys", "items", "values", "get", "index", "count",
+    }
+)  # fmt: skip
+
+
+def view(value: Any) -> Any:
+    """Wrap containers in read-only views; leaves (str, int, float, bool) are returned as they are."""
+    if isinstance(value, dict):
+        return MappingView(value)
+    if isinstance(value, list):
+        return SequenceView(value)
+    return value
+
+
+class MappingView(collections.abc.Mapping):
+    """A read-only dict as an RPyC caller sees it."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return view(self._data[key])
+
+    def __iter__(self) -> Any:
+        return iter(tuple(self._data))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def keys(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The keys, by value."""
+        return tuple(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, collections.abc.Mapping) and plain(other) == self._data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def _rpyc_getattr(self, name: str) -> Any:
+        if name in _VIEW_ATTRS:
+            return getattr(self, name)
+        raise AttributeError(f"{name!r} is not available on a result")
+
+
+class SequenceView(collections.abc.Sequence):
+    """A read-only list as an RPyC caller sees it."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: list[Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return SequenceView(self._data[index])
+        return view(self._data[index])
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, collections.abc.Sequence) and plain(other) == self._data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def _rpyc_getattr(self, name: str) -> Any:
+        if name in _VIEW_ATTRS:
+            return getattr(self, name)
+        raise AttributeError(f"{name!r} is not available on a result")
+
+
+def plain(value: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
+    """Copy a caller's argument (possibly references into the caller) into plain, bounded data."""
+    budget = [MAX_ARGUMENT_ITEMS] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_ARGUMENT_DEPTH:
+        raise GatewayError(INVALID_ARGUMENT, "arguments are too large or nested too deeply")
+    kind = type(value)
+    if kind in (str, int, float, bool, type(None), bytes):
+        return value
+    if isinstance(value, (MappingView, SequenceView)):
+        return plain(value._data, budget, depth)
+    if kind is tuple or kind is list:
+        return [plain(v, budget, depth + 1) for v in value]
+    if kind is dict:
+        return {k: plain(v, budget, depth + 1) for k, v in value.items()}
+    is_ref = isinstance(value, netref.BaseNetref)
+    if isinstance(value, collections.abc.Mapping) or (is_ref and isinstance(value, dict)):
+        if len(value) > budget[0]:
+            raise GatewayError(INVALID_ARGUMENT, "arguments are too large")
+        return {plain(k, budget, depth + 1): plain(value[k], budget, depth + 1) for k in list(iter(value))}
+    if isinstance(value, collections.abc.Sequence) or (is_ref and isinstance(value, (list, tuple))):
+        size = len(value)
+        if size > budget[0]:
+            raise GatewayError(INVALID_ARGUMENT, "arguments are too large")
+        return [plain(value[i], budget, depth + 1) for i in range(size)]
+    raise GatewayError(INVALID_ARGUMENT, "arguments must be strings, numbers, booleans, lists or dicts")
+
+
+class NetOpsService(rpyc.Service):
+    """The service root: one attribute per public name, nothing else."""
+
+    ALIASES = ["NETOPS"]
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._names = frozenset(gateway.method_names(UNDERSCORE))
+        self._conn: Any = None
+        self._values: bool | None = None
+
+    def on_connect(self, conn: Any) -> None:
+        self._conn = conn
+
+    def _wants_values(self) -> bool:
+        if self._values is None:  # asked once per connection, on its first call
+            try:
+                self._values = self._conn.root.get_service_name() == VALUES_SERVICE
+            except Exception:
+                self._values = False
+        return self._values
+
+    def _rpyc_getattr(self, name: str) -> Any:
+        if name in self._names:
+            return lambda *args, **kwargs: self._call(name, args, kwargs)
+        if name in ("get_service_name", "get_service_aliases"):
+            return getattr(self, name)
+        raise native_exception(GatewayError(METHOD_NOT_FOUND, f"no method named {name[:100]!r}"))
+
+    def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            result = guarded(
+                lambda: self._gateway.call(
+                    name, plain(args), {k: plain(v) for k, v in kwargs.items()}, style=UNDERSCORE
+                ),
+                f"rpyc {name}",
+            )
+        except GatewayError as exc:
+            raise native_exception(exc) from None
+        if self._wants_values():
+            return json.dumps(result, separators=(",", ":"))
+        return view(result)
+
+
+class RPyCTransport(Transport):
+    """RPyC ThreadedServer (a thread per connection; never ThreadPoolServer, which polls)."""
+
+    name = "rpyc"
+
+    def __init__(self, gateway: Gateway, host: str, port: int) -> None:
+        super().__init__(gateway, host, port)
+        self.server: ThreadedServer | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        assert self.server is not None
+        return self.server.port
+
+    @property
+    def endpoint(self) -> str:
+        """How to connect."""
+        return f'rpyc.connect("{self.host}", {self.port}).root'
+
+    def bind(self) -> None:
+        """Create the server, which binds and listens."""
+        config = {**PROTOCOL_CONFIG, "sync_request_timeout": self.gateway.services.settings.timeout + 5}
+        self.server = ThreadedServer(
+            classpartial(NetOpsService, self.gateway),
+            hostname=self.host,
+            port=self.requested_port,
+            protocol_config=config,
+            logger=log,
+            listener_timeout=0.5,
+        )
+
+    def _serve(self) -> None:
+        assert self.server is not None
+        self.server.start()
+
+    def stop(self) -> None:
+        """Close the listener and every connection."""
+        if self.server is not None:
+            self.server.close()
