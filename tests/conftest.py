@@ -59,6 +59,15 @@ def settings(dns_server: DNSServer, pki: PKI) -> Settings:
     )
 
 
+@pytest.fixture(scope="session")
+def transport_settings(settings: Settings) -> Settings:
+    """Settings for a gateway serving every transport on free ports (2 s timeout, batches of 50)."""
+    from gateway.config import TRANSPORTS
+
+    ports = {f"{name}_port": 0 for name in TRANSPORTS}
+    return settings.replace(timeout=2.0, max_batch=50, **ports)
+
+
 def make_gateway(settings: Settings) -> Gateway:
     """A gateway over every operation with these settings."""
     return Gateway(default_registry(), Services.from_settings(settings))

@@ -13,11 +13,14 @@ environment): message size capped, idle connections dropped after
 from __future__ import annotations
 
 import logging
+import socket
+import struct
 import threading
 from typing import Any
 
 import Pyro5.api
 import Pyro5.errors
+import Pyro5.protocol
 import Pyro5.serializers
 import Pyro5.server
 
@@ -30,13 +33,16 @@ __all__ = ["PyroTransport"]
 
 log = logging.getLogger("gateway.pyro")
 OBJECT_ID = "netops"
+_HEADER_SIZE = struct.calcsize(Pyro5.protocol._header_format)
 
 
-def configure_pyro(max_message_bytes: int, idle_timeout: float) -> None:
+def configure_pyro(max_response_bytes: int, idle_timeout: float) -> None:
     """Pyro5's process-wide settings for a server of this gateway."""
     Pyro5.api.config.SERIALIZER = "serpent"
     Pyro5.api.config.SERVERTYPE = "thread"
-    Pyro5.api.config.MAX_MESSAGE_SIZE = max_message_bytes
+    # Pyro5 has one size limit for both directions; it is set for the largest response
+    # (a fetch_url body in base64) and requests are held to the smaller cap in _Daemon.
+    Pyro5.api.config.MAX_MESSAGE_SIZE = max_response_bytes
     Pyro5.api.config.COMMTIMEOUT = idle_timeout  # frees a worker held by an idle or silent client
     Pyro5.api.config.DETAILED_TRACEBACK = False
     Pyro5.api.config.THREADPOOL_SIZE = 200
@@ -65,7 +71,30 @@ def _service_class(gateway: Gateway) -> type:
 
 
 class _Daemon(Pyro5.server.Daemon):
-    """A daemon whose error replies carry only the stable-coded message."""
+    """A daemon that caps request sizes and whose error replies carry only the stable-coded message."""
+
+    max_request_bytes = 1024 * 1024
+
+    def _check_size(self, conn: Any) -> None:
+        """Read the next message's header without consuming it; refuse one over the request cap."""
+        try:
+            header = conn.sock.recv(_HEADER_SIZE, socket.MSG_PEEK | socket.MSG_WAITALL)
+        except OSError:
+            return  # Pyro5's own read reports the failure
+        if len(header) == _HEADER_SIZE:
+            fields = struct.unpack(Pyro5.protocol._header_format, header)
+            data_size, annotations_size = fields[6], fields[7]
+            if data_size + annotations_size > self.max_request_bytes:
+                log.info("closing a Pyro connection that sent a %d-byte request", data_size + annotations_size)
+                raise Pyro5.errors.ConnectionClosedError("request too large")
+
+    def _handshake(self, conn: Any, denied_reason: str | None = None) -> bool:
+        self._check_size(conn)
+        return super()._handshake(conn, denied_reason)
+
+    def handleRequest(self, conn: Any) -> None:
+        self._check_size(conn)
+        super().handleRequest(conn)
 
     def _sendExceptionResponse(
         self,
@@ -102,7 +131,7 @@ class PyroTransport(Transport):
     def __init__(self, gateway: Gateway, host: str, port: int) -> None:
         super().__init__(gateway, host, port)
         settings = gateway.services.settings
-        configure_pyro(settings.max_request_bytes, settings.idle_timeout)
+        configure_pyro(settings.max_body_bytes * 4 // 3 + settings.max_request_bytes, settings.idle_timeout)
         self.daemon: _Daemon | None = None
         self._stopped = threading.Event()
 
@@ -122,6 +151,7 @@ class PyroTransport(Transport):
         """Create the daemon (which binds) and register the service object."""
         try:
             self.daemon = _Daemon(host=self.host, port=self.requested_port)
+            self.daemon.max_request_bytes = self.gateway.services.settings.max_request_bytes
         except Pyro5.errors.CommunicationError as exc:
             raise OSError(str(exc)) from None
         self.daemon.register(_service_class(self.gateway)(), OBJECT_ID)

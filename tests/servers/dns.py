@@ -44,6 +44,7 @@ class Authority:
         self.blackholes = {dns.name.from_text(n) for n in blackholes}
         self.queries = 0
         self.tcp_queries = 0
+        self.blackhole_queries = 0
         self.in_flight = 0
         self.max_in_flight = 0  # the most queries answered at the same moment
         self._lock = threading.Lock()
@@ -59,6 +60,7 @@ class Authority:
             return None
         question = query.question[0]
         if question.name in self.blackholes:
+            self.blackhole_queries += 1
             return None
         delay = self.delays.get(question.name, 0)
         if delay:

@@ -1,0 +1,144 @@
+"""server.py as a user runs it: the endpoint table, one call per transport, clean stops, clear failures."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from gateway.server import Running
+from tests.transports.clients import RemoteError, connect
+from tests.transports.test_conformance import record_error, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_FREE = ["--xmlrpc-port", "0", "--jsonrpc-port", "0", "--pyro-port", "0", "--thrift-port", "0", "--rpyc-port", "0"]
+
+
+class ServerProcess:
+    """``python server.py`` in a subprocess; the endpoint table read from its output."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "server.py", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.ports: dict[str, int] = {}
+        self.lines: list[str] = []
+
+    def wait_ready(self, count: int) -> None:
+        """Read the table: a header, a column line, then one line per transport."""
+        assert self.proc.stdout is not None
+        while len(self.ports) < count:
+            line = self.proc.stdout.readline()
+            assert line, f"server exited early: {self.proc.stderr.read() if self.proc.stderr else ''}"
+            self.lines.append(line.rstrip("\n"))
+            parts = line.split()
+            if len(parts) >= 3 and parts[1].isdigit():
+                self.ports[parts[0]] = int(parts[1])
+
+    def port(self, name: str) -> int:
+        return self.ports[name]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Signal the server and return its exit status (the timeout only guards against a hang)."""
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def gateway_flags(dns_server, pki) -> list[str]:
+    return [
+        "--nameserver",
+        dns_server.address,
+        "--allow-target",
+        "127.0.0.0/8",
+        "--ca-file",
+        str(pki.ca_file),
+        "--timeout",
+        "2",
+    ]
+
+
+def test_starts_all_five_prints_the_table_and_stops_cleanly(gateway_flags):
+    with ServerProcess(*ALL_FREE, *gateway_flags) as server:
+        server.wait_ready(5)
+        assert server.lines[0].startswith("NetOps Gateway") and "11 methods on 5 transports" in server.lines[0]
+        assert list(server.ports) == ["xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc"]
+        assert f"http://127.0.0.1:{server.port('xmlrpc')}/RPC2" in "\n".join(server.lines)
+        for name in server.ports:
+            client = connect(server, name)  # type: ignore[arg-type]
+            assert client.call("resolve", "www.example.test", "ipv6")["addresses"] == [
+                {"family": "ipv6", "address": "2001:db8::10"}
+            ]
+            client.close()
+        assert server.stop() == 0
+
+
+def test_sigint_with_a_call_in_flight_exits_zero(gateway_flags, dns_server):
+    with ServerProcess(*ALL_FREE, *gateway_flags, "--transports", "jsonrpc") as server:
+        server.wait_ready(1)
+        client = connect(server, "jsonrpc")  # type: ignore[arg-type]
+        outcome: list[BaseException] = []
+        slow = threading.Thread(target=record_error, args=(outcome, client.call, "resolve", "blackhole.example.test"))
+        seen = dns_server.authority.blackhole_queries
+        slow.start()
+        wait_until(lambda: dns_server.authority.blackhole_queries > seen)  # the call is in flight
+        assert server.stop(signal.SIGINT) == 0
+        slow.join(10)
+        assert outcome and isinstance(outcome[0], (RemoteError, OSError))  # cut or timed out, not hung
+
+
+def test_transports_flag_starts_a_subset(gateway_flags):
+    with ServerProcess(*ALL_FREE, *gateway_flags, "--transports", "xmlrpc,thrift") as server:
+        server.wait_ready(2)
+        assert list(server.ports) == ["xmlrpc", "thrift"]
+        assert "on 2 transports" in server.lines[0]
+        assert server.stop() == 0
+
+
+def test_a_busy_port_is_a_one_line_error():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        flags = [*ALL_FREE]
+        flags[flags.index("--jsonrpc-port") + 1] = str(port)
+        result = subprocess.run(
+            [sys.executable, "server.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=30
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: cannot start jsonrpc on 127.0.0.1 port {port}: address already in use"
+    assert result.stdout == ""
+
+
+def test_a_bad_setting_is_a_one_line_error():
+    result = subprocess.run(
+        [sys.executable, "server.py", "--timeout", "soon"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: setting timeout: bad value 'soon'")
+
+
+def test_running_in_process_releases_its_ports(transport_settings):
+    first = Running(transport_settings.replace(xmlrpc_port=0, transports=("xmlrpc",)))
+    first.start()
+    port = first.port("xmlrpc")
+    first.stop()
+    again = Running(transport_settings.replace(xmlrpc_port=port, transports=("xmlrpc",)))
+    again.start()  # the port is free again
+    again.stop()

@@ -1,0 +1,226 @@
+"""Each transport's standard client behind one small test interface.
+
+``call`` returns plain data (dicts, lists, scalars) and raises ``RemoteError``
+with the stable code read from the transport's native error; names are given
+in the registry's dotted form and translated for the underscore transports.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import xmlrpc.client
+from pathlib import Path
+from typing import Any
+
+import Pyro5.api
+import rpyc
+import thriftpy2
+from thriftpy2.rpc import make_client
+
+from gateway.errors import code_for_number
+from gateway.idl import args_struct_name
+from gateway.ops import default_registry
+from gateway.server import Running
+
+IDL = Path(__file__).resolve().parents[2] / "idl" / "netops.thrift"
+REGISTRY = default_registry()
+
+
+class RemoteError(Exception):
+    """A failure as the client saw it: the stable code and the message."""
+
+    def __init__(self, code: str, message: str, native: Any = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.native = code, message, native
+
+
+def code_of(message: str) -> str:
+    return message.split(":", 1)[0]
+
+
+class Client:
+    name = ""
+    named_arguments = True
+    dotted = True
+
+    def method(self, name: str) -> str:
+        return name if self.dotted else name.replace(".", "_")
+
+    def multicall(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """[result] per success, RemoteError per failure."""
+        out = self.call("system.multicall", [{"methodName": self.method(m), "params": p} for m, p in calls])
+        return [r[0] if isinstance(r, list) else RemoteError(code_of(r["faultString"]), r["faultString"]) for r in out]
+
+    def close(self) -> None:
+        pass
+
+
+class XMLRPCClient(Client):
+    name = "xmlrpc"
+    named_arguments = False
+
+    def __init__(self, port: int) -> None:
+        self.proxy = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/RPC2")
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        assert not kwargs, "XML-RPC has no named arguments"
+        try:
+            return getattr(self.proxy, method)(*args)
+        except xmlrpc.client.Fault as fault:
+            raise RemoteError(code_of(fault.faultString), fault.faultString, fault) from None
+
+    def close(self) -> None:
+        self.proxy("close")()
+
+
+class JSONRPCClient(Client):
+    name = "jsonrpc"
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.next_id = 0
+
+    def post(self, body: Any) -> tuple[int, Any]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.conn.request("POST", "/", data, {"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        raw = response.read()
+        return response.status, (json.loads(raw) if raw else None)
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        assert not (args and kwargs), "JSON-RPC takes positional or named parameters, not both"
+        self.next_id += 1
+        status, answer = self.post(
+            {"jsonrpc": "2.0", "method": method, "params": kwargs or list(args), "id": self.next_id}
+        )
+        assert status == 200 and answer["id"] == self.next_id
+        if "error" in answer:
+            raise RemoteError(answer["error"]["data"]["code"], answer["error"]["message"], answer["error"])
+        return answer["result"]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class PyroClient(Client):
+    name = "pyro"
+    dotted = False
+
+    def __init__(self, port: int) -> None:
+        self.proxy = Pyro5.api.Proxy(f"PYRO:netops@127.0.0.1:{port}")
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self.proxy._pyroClaimOwnership()  # a Pyro5 proxy belongs to one thread at a time
+        try:
+            return getattr(self.proxy, self.method(method))(*args, **kwargs)
+        except Exception as exc:
+            raise RemoteError(code_of(str(exc)), str(exc), exc) from None
+
+    def close(self) -> None:
+        self.proxy._pyroClaimOwnership()
+        self.proxy._pyroRelease()
+
+
+def plain(value: Any) -> Any:
+    """Read an RPyC result view into plain data, the way a caller would (dict(r), list(r))."""
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    if hasattr(value, "keys"):
+        return {k: plain(v) for k, v in dict(value).items()}
+    return [plain(v) for v in list(value)]
+
+
+class RPyCClient(Client):
+    name = "rpyc"
+    dotted = False
+
+    def __init__(self, port: int) -> None:
+        self.conn = rpyc.connect("127.0.0.1", port, config={"sync_request_timeout": 30})
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return plain(getattr(self.conn.root, self.method(method))(*args, **kwargs))
+        except Exception as exc:
+            message = str(exc).split("\n\n", 1)[0]
+            raise RemoteError(code_of(message), message, exc) from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def struct_to_dict(value: Any) -> Any:
+    if isinstance(value, list):
+        return [struct_to_dict(v) for v in value]
+    if isinstance(value, dict):
+        return {k: struct_to_dict(v) for k, v in value.items()}
+    if hasattr(value, "thrift_spec"):
+        return {spec[1]: struct_to_dict(getattr(value, spec[1])) for spec in value.thrift_spec.values()}
+    return value
+
+
+class ThriftClient(Client):
+    name = "thrift"
+    dotted = False
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.module = thriftpy2.load(str(IDL), module_name="netops_client_thrift")
+        self.client = make_client(self.module.NetOps, "127.0.0.1", port, timeout=30_000)
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return struct_to_dict(getattr(self.client, self.method(method))(*args, **kwargs))
+        except self.module.NetOpsError as exc:
+            raise RemoteError(exc.code, exc.message, exc) from None
+
+    def multicall(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        union = []
+        for name, params in calls:
+            op = REGISTRY.get(name)
+            names = [p.name for p in op.params][: len(params)]
+            args = getattr(self.module, args_struct_name(op))(**dict(zip(names, params, strict=True)))
+            union.append(self.module.Call(**{name: args}))
+        out = []
+        for outcome in self.call("system.multicall", union):
+            if outcome["error"] is not None:
+                out.append(RemoteError(outcome["error"]["code"], outcome["error"]["message"]))
+            else:
+                out.append(next(v for k, v in outcome.items() if v is not None))
+        return out
+
+    def raw_call(self, name: str) -> Any:
+        """Send a call of any name (the generated client only sends the IDL's) and read the reply."""
+        from thriftpy2.protocol.binary import TBinaryProtocol
+        from thriftpy2.thrift import TApplicationException, TMessageType
+        from thriftpy2.transport.buffered import TBufferedTransport
+        from thriftpy2.transport.socket import TSocket
+
+        trans = TBufferedTransport(TSocket("127.0.0.1", self.port))
+        trans.open()
+        try:
+            proto = TBinaryProtocol(trans)
+            proto.write_message_begin(name, TMessageType.CALL, 1)
+            trans.write(b"\x00")  # an empty argument struct
+            trans.flush()
+            _, kind, _ = proto.read_message_begin()
+            assert kind == TMessageType.EXCEPTION
+            exc = TApplicationException()
+            proto.read_struct(exc)
+            return exc
+        finally:
+            trans.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+CLIENTS = {c.name: c for c in (XMLRPCClient, JSONRPCClient, PyroClient, ThriftClient, RPyCClient)}
+
+
+def connect(running: Running, name: str) -> Client:
+    return CLIENTS[name](running.port(name))
+
+
+def fault_number(error: RemoteError) -> str:
+    return code_for_number(error.native.faultCode) if isinstance(error.native, xmlrpc.client.Fault) else error.code

@@ -1,0 +1,326 @@
+"""What each transport does beyond the shared suite: its own framing, its own traps."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import struct
+import xmlrpc.client
+
+import pytest
+import rpyc
+
+from gateway.idl import render
+from gateway.ops import default_registry
+from gateway.transports.rpyc import ValuesService
+from tests.transports.clients import IDL, connect
+
+
+def _own_client(name: str):
+    """A fixture giving each test its own connection of one transport."""
+
+    @pytest.fixture
+    def fixture(running):
+        client = connect(running, name)
+        yield client
+        client.close()
+
+    return fixture
+
+
+jsonrpc = _own_client("jsonrpc")
+thrift = _own_client("thrift")
+
+
+# -- JSON-RPC 2.0 ----------------------------------------------------------------------------
+
+
+def test_jsonrpc_batch_answers_each_element(jsonrpc):
+    status, answers = jsonrpc.post(
+        [
+            {"jsonrpc": "2.0", "method": "resolve", "params": ["127.0.0.1"], "id": 1},
+            {"jsonrpc": "2.0", "method": "resolve", "params": {"host": "nope.example.test"}, "id": "two"},
+            {"jsonrpc": "2.0", "method": "resolve", "params": ["127.0.0.1"]},  # a notification: no answer
+            {"method": "resolve", "id": 4},  # invalid: no "jsonrpc"
+            42,  # invalid
+        ]
+    )
+    assert status == 200
+    assert [a["id"] for a in answers] == [1, "two", 4, None]
+    assert answers[0]["result"]["addresses"] == [{"family": "ipv4", "address": "127.0.0.1"}]
+    assert answers[1]["error"]["code"] == -32001 and answers[1]["error"]["data"]["code"] == "not_found"
+    assert answers[2]["error"]["code"] == -32600 and answers[3]["error"]["code"] == -32600
+
+
+def test_jsonrpc_notifications_get_no_response(jsonrpc):
+    assert jsonrpc.post({"jsonrpc": "2.0", "method": "resolve", "params": ["127.0.0.1"]}) == (204, None)
+    assert jsonrpc.post([{"jsonrpc": "2.0", "method": "system.listMethods"}]) == (204, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", -32700),
+        (b'{"jsonrpc": "2.0", "method": "resolve", "params": [NaN], "id": 1}', -32700),
+        (b"[]", -32600),
+        (b'{"jsonrpc": "2.0", "method": 5, "id": 1}', -32600),
+        (b'{"jsonrpc": "2.0", "method": "resolve", "params": "x", "id": 1}', -32600),
+        (b'{"jsonrpc": "2.0", "method": "resolve", "extra": 1, "id": 1}', -32600),
+        (b'{"jsonrpc": "1.0", "method": "resolve", "id": 1}', -32600),
+        (b'{"jsonrpc": "2.0", "method": "nope", "id": 1}', -32601),
+        (b'{"jsonrpc": "2.0", "method": "resolve", "params": [], "id": 1}', -32602),
+        (b"[" * 100_000 + b"]" * 100_000, -32700),
+    ],
+)
+def test_jsonrpc_error_codes(jsonrpc, body, code):
+    status, answer = jsonrpc.post(body)
+    assert status == 200 and answer["error"]["code"] == code
+    assert jsonrpc.call("system.listMethods")  # the same connection keeps working
+
+
+def test_jsonrpc_batch_over_the_limit(jsonrpc):
+    _, answer = jsonrpc.post([{"jsonrpc": "2.0", "method": "system.listMethods", "id": i} for i in range(51)])
+    assert answer["error"]["code"] == -32602 and "at most 50" in answer["error"]["message"]
+
+
+def test_jsonrpc_batch_runs_concurrently(jsonrpc, dns_server):
+    dns_server.authority.max_in_flight = 0
+    batch = [
+        {"jsonrpc": "2.0", "method": "resolve", "params": ["slow.example.test", "ipv4"], "id": i} for i in range(20)
+    ]
+    _, answers = jsonrpc.post(batch)
+    assert sorted(a["id"] for a in answers) == list(range(20))
+    assert dns_server.authority.max_in_flight >= 10
+
+
+def test_jsonrpc_alternate_path_and_get(running):
+    conn = http.client.HTTPConnection("127.0.0.1", running.port("jsonrpc"))
+    conn.request("POST", "/jsonrpc", json.dumps({"jsonrpc": "2.0", "method": "system.listMethods", "id": 1}))
+    assert "result" in json.loads(conn.getresponse().read())
+    conn.request("GET", "/")
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 405
+
+
+# -- XML-RPC ---------------------------------------------------------------------------------
+def post_xml(running, body: bytes, path: str = "/RPC2", headers: dict | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", running.port("xmlrpc"), timeout=10)
+    conn.request("POST", path, body, {"Content-Type": "text/xml", **(headers or {})})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def fault_of(body: bytes) -> xmlrpc.client.Fault:
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        xmlrpc.client.loads(body)
+    return info.value
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<methodCall><methodName>resolve</methodName><params><param><value>&lol3;</value></param></params></methodCall>"""
+EXTERNAL = b"""<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>
+<methodCall><methodName>resolve</methodName><params><param><value>&e;</value></param></params></methodCall>"""
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"<methodCall><methodName>resolve", -32700),
+        (b"not xml at all", -32700),
+        (BILLION_LAUGHS, -32700),
+        (EXTERNAL, -32700),
+        (xmlrpc.client.dumps((None,), "resolve", allow_none=True).encode(), -32602),
+        (
+            b"<methodCall><methodName>tcp_connect</methodName><params><param><value>x</value></param>"
+            b"<param><value><i8>1099511627776</i8></value></param></params></methodCall>",
+            -32602,
+        ),
+        (xmlrpc.client.dumps((xmlrpc.client.Binary(b"x"),), "resolve").encode(), -32602),
+        (b"<methodCall><methodName>resolve</methodName><params><param>" + b"<value><array><data>" * 5000, -32700),
+    ],
+)
+def test_xmlrpc_hostile_payloads_are_faults(running, body, code):
+    status, answer = post_xml(running, body)
+    assert status == 200 and fault_of(answer).faultCode == code
+
+
+def test_xmlrpc_deep_nesting_is_refused(running):
+    nested = b"<value><array><data>" * 5000 + b"<value>x</value>" + b"</data></array></value>" * 5000
+    body = b"<methodCall><methodName>resolve</methodName><params><param>" + nested + b"</param></params></methodCall>"
+    status, answer = post_xml(running, body)
+    assert status == 200 and fault_of(answer).faultCode == -32602
+
+
+def test_xmlrpc_body_over_the_cap_is_too_large_unread(running):
+    sock = socket.create_connection(("127.0.0.1", running.port("xmlrpc")))
+    sock.sendall(b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\n\r\n")  # and no body at all
+    reply = b""
+    while b"</methodResponse>" not in reply:
+        chunk = sock.recv(65536)
+        assert chunk
+        reply += chunk
+    sock.close()
+    assert b"too_large" in reply and b"-32006" in reply
+
+
+def test_xmlrpc_compressed_bodies_are_refused(running):
+    status, _ = post_xml(running, b"\x1f\x8b", headers={"Content-Encoding": "gzip"})
+    assert status == 411
+
+
+def test_xmlrpc_root_path_works_too(running):
+    status, answer = post_xml(running, xmlrpc.client.dumps((), "system.listMethods").encode(), path="/")
+    assert status == 200 and "resolve" in xmlrpc.client.loads(answer)[0][0]
+
+
+# -- Pyro5 -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("serializer", ["marshal", "json", "msgpack"])
+def test_pyro_refuses_serializers_other_than_serpent(running, serializer):
+    import Pyro5.api
+    import Pyro5.errors
+
+    proxy = Pyro5.api.Proxy(f"PYRO:netops@127.0.0.1:{running.port('pyro')}")
+    proxy._pyroSerializer = serializer
+    with pytest.raises(
+        (Pyro5.errors.CommunicationError, Pyro5.errors.ProtocolError, Pyro5.errors.SerializeError, KeyError)
+    ):
+        proxy.system_listMethods()
+
+
+def test_pyro_request_over_the_cap_is_refused(running):
+    import Pyro5.api
+    import Pyro5.errors
+
+    proxy = Pyro5.api.Proxy(f"PYRO:netops@127.0.0.1:{running.port('pyro')}")
+    with pytest.raises(Pyro5.errors.CommunicationError):
+        proxy.resolve("x" * (2 * 1024 * 1024))
+    fresh = connect(running, "pyro")
+    assert fresh.call("system.listMethods")
+    fresh.close()
+
+
+# -- RPyC ------------------------------------------------------------------------------------
+@pytest.fixture
+def rpyc_conn(running):
+    conn = rpyc.connect("127.0.0.1", running.port("rpyc"))
+    yield conn
+    conn.close()
+
+
+def test_rpyc_results_behave_like_dicts_and_lists(rpyc_conn):
+    r = rpyc_conn.root.resolve("www.example.test", "ipv6")
+    assert r["host"] == "www.example.test"
+    assert len(r) == 4 and list(r) == ["host", "canonical_name", "addresses", "elapsed_ms"]
+    assert "addresses" in r and "nope" not in r
+    plain = dict(r)
+    assert plain["canonical_name"] == "www.example.test"
+    assert r["addresses"][0]["address"] == "2001:db8::10" and len(r["addresses"]) == 1
+    assert [dict(a) for a in r["addresses"]] == [{"family": "ipv6", "address": "2001:db8::10"}]
+    assert r["addresses"] == [{"family": "ipv6", "address": "2001:db8::10"}]
+    assert r.get("host") == "www.example.test" and dict(r.items())["host"] == "www.example.test"
+
+
+def test_rpyc_list_and_dict_arguments_are_copied_in(rpyc_conn, http_server):
+    url = f"http://web.local.test:{http_server.port}/echo-headers"
+    result = rpyc_conn.root.fetch_url(url, headers={"X-From-Rpyc": "yes"})
+    assert json.loads(result["body"])["x-from-rpyc"] == "yes"
+    calls = [
+        {"methodName": "resolve", "params": ["127.0.0.1"]},
+        {"methodName": "resolve", "params": ["nope.example.test"]},
+    ]
+    out = rpyc_conn.root.system_multicall(calls)
+    assert out[0][0]["host"] == "127.0.0.1" and out[1]["faultString"].startswith("not_found")
+
+
+def test_rpyc_values_service_gets_json_by_value(running):
+    conn = rpyc.connect("127.0.0.1", running.port("rpyc"), service=ValuesService)
+    try:
+        text = conn.root.resolve("127.0.0.1")
+        assert type(text) is str and json.loads(text)["addresses"][0]["address"] == "127.0.0.1"
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "reach",
+    [
+        lambda conn: conn.root._gateway,
+        lambda conn: conn.root.exposed_resolve,
+        lambda conn: conn.root.resolve.__globals__,
+        lambda conn: conn.root.resolve("127.0.0.1")._data,
+        lambda conn: conn.root.resolve("127.0.0.1").__dict__,
+        lambda conn: conn.root.__dict__,
+        lambda conn: conn.modules,
+        lambda conn: conn.eval("1+1"),
+    ],
+)
+def test_rpyc_reaches_nothing_but_the_operations(rpyc_conn, reach):
+    with pytest.raises(Exception) as info:
+        reach(rpyc_conn)
+    assert "Traceback (most recent" not in str(info.value)
+    assert rpyc_conn.root.system_listMethods()  # still serving
+
+
+# -- Thrift ----------------------------------------------------------------------------------
+
+
+def test_thrift_missing_field_is_invalid_argument(thrift):
+    with pytest.raises(thrift.module.NetOpsError) as info:
+        thrift.client.resolve()
+    assert info.value.code == "invalid_argument" and "needs parameter 'host'" in info.value.message
+
+
+def test_thrift_call_union_needs_exactly_one_field(thrift):
+    m = thrift.module
+    outcomes = thrift.client.system_multicall(
+        [m.Call(), m.Call(resolve=m.ResolveArgs(host="127.0.0.1"), mx_lookup=m.MxLookupArgs(domain="example.test"))]
+    )
+    assert [o.error.code for o in outcomes] == ["invalid_argument", "invalid_argument"]
+
+
+def test_thrift_typed_multicall(thrift, http_server):
+    m = thrift.module
+    outcomes = thrift.client.system_multicall(
+        [
+            m.Call(mx_lookup=m.MxLookupArgs(domain="nullmx.example.test")),
+            m.Call(tcp_connect=m.TcpConnectArgs(host="web.local.test", port=http_server.port)),
+            m.Call(resolve=m.ResolveArgs(host="nope.example.test")),
+        ]
+    )
+    assert outcomes[0].mx_lookup.null_mx is True
+    assert outcomes[1].tcp_connect.connected is True
+    assert outcomes[2].error.code == "not_found"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # resolve(host=<string claiming 2**31-1 bytes>)
+        struct.pack("!iI", -2147418111, 7)
+        + b"resolve"
+        + struct.pack("!i", 1)
+        + b"\x0b\x00\x01"
+        + struct.pack("!i", 2**31 - 1),
+        # system_multicall(calls=<list claiming 2**31-1 elements of VOID>)
+        struct.pack("!iI", -2147418111, 16)
+        + b"system_multicall"
+        + struct.pack("!i", 1)
+        + b"\x0f\x00\x01\x01"
+        + struct.pack("!i", 2**31 - 1),
+    ],
+)
+def test_thrift_decode_limits_close_the_connection(running, thrift, payload):
+    sock = socket.create_connection(("127.0.0.1", running.port("thrift")), timeout=10)
+    sock.sendall(payload)
+    assert sock.recv(1) == b""  # closed, not stalled
+    sock.close()
+    assert thrift.call("system.listMethods")  # everyone else is still served
+
+
+def test_idl_is_generated_from_the_registry():
+    """Regenerate with: python -m gateway.idl idl/netops.thrift"""
+    assert IDL.read_text() == render(default_registry())
