@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from gateway.errors import GatewayError
 
-__all__ = ["EXCEPTIONS", "native_exception"]
+__all__ = ["EXCEPTIONS", "is_native", "native_exception"]
 
 EXCEPTIONS: dict[str, type[Exception]] = {
     "invalid_argument": ValueError,
@@ -28,6 +28,10 @@ EXCEPTIONS: dict[str, type[Exception]] = {
 
 def native_exception(error: GatewayError) -> Exception:
     """The builtin exception that carries ``error`` to an exception-raising transport."""
-    exc = EXCEPTIONS[error.code](str(error))
-    exc._netops = True  # type: ignore[attr-defined]
-    return exc
+    return EXCEPTIONS[error.code](str(error))
+
+
+def is_native(exc: BaseException) -> bool:
+    """True for an exception made by :func:`native_exception` (class from the table, message led by its code)."""
+    code = str(exc).partition(":")[0]
+    return EXCEPTIONS.get(code) is type(exc)

@@ -27,7 +27,7 @@ import Pyro5.server
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
 from gateway.transports.base import Transport, guarded
-from gateway.transports.exceptions import native_exception
+from gateway.transports.exceptions import is_native, native_exception
 
 __all__ = ["PyroTransport"]
 
@@ -111,7 +111,7 @@ class _Daemon(Pyro5.server.Daemon):
 
 def _safe(exc: BaseException) -> BaseException:
     """Replace what Pyro5 itself raised (unknown method, bad message) with a coded builtin exception."""
-    if getattr(exc, "_netops", False):
+    if is_native(exc):
         return exc
     if isinstance(exc, AttributeError):
         error = GatewayError(METHOD_NOT_FOUND, "no such method on this object")
@@ -139,7 +139,7 @@ class PyroTransport(Transport):
     def port(self) -> int:
         """The bound port."""
         assert self.daemon is not None
-        return self.daemon.locationStr and int(self.daemon.locationStr.rsplit(":", 1)[1])
+        return self.daemon.sock.getsockname()[1]
 
     @property
     def endpoint(self) -> str:

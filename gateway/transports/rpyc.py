@@ -101,10 +101,30 @@ def view(value: Any) -> Any:
     return value
 
 
-class MappingView(collections.abc.Mapping):
-    """A read-only dict as an RPyC caller sees it."""
+class _View:
+    """What both views share: read-only access to a per-call copy, and nothing else over RPyC."""
 
     __slots__ = ("_data",)
+    _data: Any
+
+    def __eq__(self, other: object) -> bool:
+        return plain(other) == self._data if isinstance(other, (_View, collections.abc.Collection)) else False
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def _rpyc_getattr(self, name: str) -> Any:
+        if name in _VIEW_ATTRS:
+            return getattr(self, name)
+        raise AttributeError(f"{name!r} is not available on a result")
+
+
+class MappingView(_View, collections.abc.Mapping):
+    """A read-only dict as an RPyC caller sees it."""
+
+    __slots__ = ()
 
     def __init__(self, data: dict[str, Any]) -> None:
         self._data = data
@@ -122,24 +142,11 @@ class MappingView(collections.abc.Mapping):
         """The keys, by value."""
         return tuple(self._data)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, collections.abc.Mapping) and plain(other) == self._data
 
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return repr(self._data)
-
-    def _rpyc_getattr(self, name: str) -> Any:
-        if name in _VIEW_ATTRS:
-            return getattr(self, name)
-        raise AttributeError(f"{name!r} is not available on a result")
-
-
-class SequenceView(collections.abc.Sequence):
+class SequenceView(_View, collections.abc.Sequence):
     """A read-only list as an RPyC caller sees it."""
 
-    __slots__ = ("_data",)
+    __slots__ = ()
 
     def __init__(self, data: list[Any]) -> None:
         self._data = data
@@ -152,19 +159,6 @@ class SequenceView(collections.abc.Sequence):
     def __len__(self) -> int:
         return len(self._data)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, collections.abc.Sequence) and plain(other) == self._data
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return repr(self._data)
-
-    def _rpyc_getattr(self, name: str) -> Any:
-        if name in _VIEW_ATTRS:
-            return getattr(self, name)
-        raise AttributeError(f"{name!r} is not available on a result")
-
 
 def plain(value: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
     """Copy a caller's argument (possibly references into the caller) into plain, bounded data."""
@@ -175,7 +169,7 @@ def plain(value: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
     kind = type(value)
     if kind in (str, int, float, bool, type(None), bytes):
         return value
-    if isinstance(value, (MappingView, SequenceView)):
+    if isinstance(value, _View):
         return plain(value._data, budget, depth)
     if kind is tuple or kind is list:
         return [plain(v, budget, depth + 1) for v in value]
