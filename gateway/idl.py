@@ -13,6 +13,8 @@ struct or ``error``.
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import sys
 from collections.abc import Iterable
@@ -21,7 +23,7 @@ from typing import Any
 
 from gateway.registry import Operation, Registry, Schema, describe
 
-__all__ = ["args_struct_name", "render", "thrift_type"]
+__all__ = ["args_struct_name", "render", "thrift_module", "thrift_type"]
 
 _SCALARS = {"string": "string", "int": "i32", "double": "double", "boolean": "bool"}
 ERROR_FIELD_ID = 99  # Outcome.error: far from the operations' ids so new operations never collide
@@ -144,6 +146,21 @@ def render(registry: Registry) -> str:
         lines += [*_comment(describe(func).doc, "  "), f"  {signature} throws (1: NetOpsError error),", ""]
     lines[-1] = "}"
     return "\n".join(lines) + "\n"
+
+
+@functools.lru_cache(maxsize=8)
+def _load(idl: str) -> Any:
+    import thriftpy2
+
+    return thriftpy2.load_fp(io.StringIO(idl), module_name="netops_thrift")
+
+
+def thrift_module(registry: Registry | None = None) -> Any:
+    """The thriftpy2 module for ``registry``'s IDL (default: every operation), loaded once."""
+    from gateway.ops import default_registry
+
+    operations = [op for op in registry or default_registry() if not op.name.startswith("system.")]
+    return _load(render(Registry(operations)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ Python annotation          schema kind   XML-RPC type name
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import types
 import typing
@@ -174,7 +175,7 @@ class Operation:
         """Help text: the docstring, then parameters, result type and errors."""
         lines = [self.doc, "", "Parameters:"]
         for p in self.params:
-            default = "" if p.required else f" = {p.default!r}"
+            default = "" if p.required else f" = {json.dumps(p.default)}"  # JSON: readers use any language
             doc = f": {p.schema.doc}" if p.schema.doc else ""
             lines.append(f"  {p.name} ({p.schema.xmlrpc_type}{default}){doc}")
         if not self.params:

@@ -277,7 +277,7 @@ service NetOps {
    *
    * Parameters:
    *   host (string): host name or IP address
-   *   family (string = 'any'): which address families to return
+   *   family (string = "any"): which address families to return
    * Returns: ResolveResult
    * Errors: invalid_argument, not_found, timeout, connection_failed
    */
@@ -298,7 +298,7 @@ service NetOps {
    *
    * Parameters:
    *   name (string): domain name to query
-   *   rdtype (string = 'A'): record type: A, AAAA, CAA, CDNSKEY, CDS, CNAME, DNAME, DNSKEY, DS, HINFO, HTTPS, LOC, MX, NAPTR, NS, NSEC, NSEC3PARAM, OPENPGPKEY, PTR, RRSIG, SMIMEA, SOA, SPF, SRV, SSHFP, SVCB, TLSA, TXT, URI
+   *   rdtype (string = "A"): record type: A, AAAA, CAA, CDNSKEY, CDS, CNAME, DNAME, DNSKEY, DS, HINFO, HTTPS, LOC, MX, NAPTR, NS, NSEC, NSEC3PARAM, OPENPGPKEY, PTR, RRSIG, SMIMEA, SOA, SPF, SRV, SSHFP, SVCB, TLSA, TXT, URI
    * Returns: QueryResult
    * Errors: invalid_argument, not_found, timeout, connection_failed
    */
@@ -320,7 +320,7 @@ service NetOps {
    * Parameters:
    *   host (string): host name or IP address
    *   port (int = 443): TCP port
-   *   server_name (string = ''): name to send as SNI and check the certificate against; default: host
+   *   server_name (string = ""): name to send as SNI and check the certificate against; default: host
    * Returns: TlsReport
    * Errors: invalid_argument, not_found, forbidden_target, timeout, connection_failed
    */
@@ -331,10 +331,10 @@ service NetOps {
    *
    * Parameters:
    *   url (string): http:// or https:// URL
-   *   method (string = 'GET'): GET or HEAD
+   *   method (string = "GET"): GET or HEAD
    *   headers (struct = {}): extra request headers
    *   max_bytes (int = 1048576): most bytes of decoded body to return (at most 10 MiB)
-   *   follow_redirects (boolean = True): follow 301, 302, 303, 307 and 308
+   *   follow_redirects (boolean = true): follow 301, 302, 303, 307 and 308
    * Returns: FetchResult
    * Errors: invalid_argument, not_found, forbidden_target, timeout, connection_failed, too_many_redirects
    */

@@ -17,14 +17,12 @@ per message, and a cap on list, set and map sizes.
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
-import thriftpy2
 import thriftpy2.protocol.binary as tbinary
 from thriftpy2.protocol.binary import TBinaryProtocolFactory
 from thriftpy2.protocol.compact import TCompactProtocol
@@ -37,11 +35,11 @@ from thriftpy2.transport.socket import TSocket
 
 from gateway.core import UNDERSCORE, Failed, Gateway
 from gateway.errors import INVALID_ARGUMENT, GatewayError
-from gateway.idl import render
+from gateway.idl import thrift_module
 from gateway.registry import Operation, Schema
 from gateway.transports.base import Transport, guarded
 
-__all__ = ["ThriftTransport", "thrift_module"]
+__all__ = ["ThriftTransport"]
 
 log = logging.getLogger("gateway.thrift")
 
@@ -103,19 +101,6 @@ class _BoundedSocket(TSocket):
         if self.budget < 0:
             raise TTransportException(TTransportException.UNKNOWN, "request larger than the limit")
         return data
-
-
-@functools.lru_cache(maxsize=8)
-def _load(idl: str) -> Any:
-    return thriftpy2.load_fp(io.StringIO(idl), module_name="netops_thrift")
-
-
-def thrift_module(gateway: Gateway) -> Any:
-    """The thriftpy2 module of the gateway's IDL (operations only; system functions are added by the IDL)."""
-    from gateway.registry import Registry
-
-    operations = Registry([op for op in gateway.registry if not op.name.startswith("system.")])
-    return _load(render(operations))
 
 
 def _to_thrift(schema: Schema, module: Any) -> Callable[[Any], Any]:
@@ -222,7 +207,7 @@ class ThriftTransport(Transport):
         super().__init__(gateway, host, port)
         settings = gateway.services.settings
         _limit_binary_containers()
-        self.module = thrift_module(gateway)
+        self.module = thrift_module(gateway.registry)
         self.processor = _Processor(self.module.NetOps, _Handler(gateway, self.module))
         self.limit = settings.max_request_bytes
         self.idle_timeout = settings.idle_timeout

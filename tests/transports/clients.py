@@ -18,6 +18,7 @@ import rpyc
 import thriftpy2
 from thriftpy2.rpc import make_client
 
+from gateway.client import _plain as struct_to_dict  # Thrift structs to plain data, as the client reads them
 from gateway.errors import code_for_number
 from gateway.idl import args_struct_name
 from gateway.ops import default_registry
@@ -147,16 +148,6 @@ class RPyCClient(Client):
 
     def close(self) -> None:
         self.conn.close()
-
-
-def struct_to_dict(value: Any) -> Any:
-    if isinstance(value, list):
-        return [struct_to_dict(v) for v in value]
-    if isinstance(value, dict):
-        return {k: struct_to_dict(v) for k, v in value.items()}
-    if hasattr(value, "thrift_spec"):
-        return {spec[1]: struct_to_dict(getattr(value, spec[1])) for spec in value.thrift_spec.values()}
-    return value
 
 
 class ThriftClient(Client):

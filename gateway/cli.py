@@ -1,0 +1,269 @@
+"""``netops``: call a running gateway from the shell.
+
+    netops methods [--url URL]
+    netops call [--url URL] [--json] resolve example.com
+    netops call fetch_url https://example.com/ -p max_bytes=100
+    netops multicall [--url URL] [FILE]        one JSON call per line, e.g. ["resolve", "example.com"]
+
+Output is for people by default (tables for lists of records, colour on a
+terminal) and JSON with ``--json``.  An error prints one line with its code
+and exits 1; a gateway that cannot be reached exits 2; a bad command line exits 64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from gateway.client import GatewayUnreachable, NetOpsClient, connect
+from gateway.errors import GatewayError
+
+__all__ = ["main"]
+
+DEFAULT_URL = "jsonrpc://127.0.0.1:7002"
+EXIT_ERROR, EXIT_UNREACHABLE, EXIT_USAGE = 1, 2, 64
+
+
+class Style:
+    """ANSI colour when writing to a terminal (and NO_COLOR is unset), nothing otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.on = stream.isatty() and "NO_COLOR" not in os.environ
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.on else text
+
+    def key(self, text: str) -> str:
+        """A field name."""
+        return self._wrap("1", text)
+
+    def bad(self, text: str) -> str:
+        """An error."""
+        return self._wrap("31", text)
+
+    def dim(self, text: str) -> str:
+        """Secondary text."""
+        return self._wrap("2", text)
+
+
+_CONVERT = {"int": int, "double": float, "boolean": lambda t: {"true": True, "false": False}[t.lower()]}
+
+
+def parse_value(text: str, kind: str = "") -> Any:
+    """A command-line argument of the parameter's type (from introspection): strings stay as typed.
+
+    Without a known type, JSON numbers, booleans, arrays and objects are read as such.
+    """
+    if kind == "string":
+        return text
+    if kind in _CONVERT:
+        try:
+            return _CONVERT[kind](text)
+        except (ValueError, KeyError):
+            raise UsageError(f"{text!r} is not a valid {kind}") from None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float, bool, list, dict)) else text
+
+
+def _parameters(client: NetOpsClient, name: str) -> list[tuple[str, str, str]]:
+    """(name, type, default) of each parameter, read from the method's help."""
+    return re.findall(r"^  (\w+) \((\w+)(?: = ([^)]*))?\)", client.help(name), flags=re.MULTILINE)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value == "" or value == []:
+        return "-"
+    return str(value)
+
+
+def render(value: Any, style: Style, indent: str = "") -> list[str]:
+    """Human-readable lines: scalars as key: value, lists of structs as tables, nesting indented."""
+    if isinstance(value, dict):
+        lines = []
+        width = max((len(k) for k in value), default=0)
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item and not _is_flat_list(item):
+                lines.append(f"{indent}{style.key(key)}:")
+                lines += render(item, style, indent + "  ")
+            else:
+                shown = ", ".join(map(_scalar, item)) if isinstance(item, list) else _scalar(item)
+                lines.append(f"{indent}{style.key(key.ljust(width))}  {shown}")
+        return lines
+    if isinstance(value, list):
+        if value and all(isinstance(v, dict) for v in value) and all(_is_flat_struct(v) for v in value):
+            return _table(value, style, indent)
+        return [line for item in value for line in render(item, style, indent + "- ")] if value else [f"{indent}-"]
+    return [f"{indent}{_scalar(value)}"]
+
+
+def _is_flat_list(value: Any) -> bool:
+    return isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value)
+
+
+def _is_flat_struct(value: dict[str, Any]) -> bool:
+    return all(not isinstance(v, dict) and (not isinstance(v, list) or _is_flat_list(v)) for v in value.values())
+
+
+def _table(rows: list[dict[str, Any]], style: Style, indent: str) -> list[str]:
+    columns = list(rows[0])
+    cells = [
+        [", ".join(map(_scalar, r[c])) if isinstance(r.get(c), list) else _scalar(r.get(c, "")) for c in columns]
+        for r in rows
+    ]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    header = "  ".join(style.key(c.ljust(w)) for c, w in zip(columns, widths, strict=True))
+    body = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return [indent + header.rstrip(), *(indent + line for line in body)]
+
+
+def _signature(client: NetOpsClient, name: str) -> tuple[str, str]:
+    """``name(param: type = default, …) -> type`` and the one-line help, from introspection."""
+    help_text = client.help(name)
+    params = re.findall(r"^  (\w+) \((\w+)(?: = ([^)]*))?\)", help_text, flags=re.MULTILINE)
+    returns = re.search(r"^Returns: (\S+)", help_text, flags=re.MULTILINE)
+    shown = ", ".join(f"{p}: {t}{'=' + d if d else ''}" for p, t, d in params)
+    return f"{name}({shown}) -> {returns.group(1) if returns else '?'}", help_text.split("\n", 1)[0]
+
+
+def cmd_methods(client: NetOpsClient, args: argparse.Namespace, out: TextIO, style: Style) -> int:
+    """List methods with signatures and one-line help."""
+    names = client.methods()
+    described = {name: _signature(client, name) for name in names}
+    if args.json:
+        json.dump([{"name": n, "signature": s, "help": h} for n, (s, h) in described.items()], out, indent=2)
+        out.write("\n")
+        return 0
+    for signature, summary in described.values():
+        out.write(f"{style.key(signature)}\n    {summary}\n")
+    return 0
+
+
+def cmd_call(client: NetOpsClient, args: argparse.Namespace, out: TextIO, style: Style) -> int:
+    """Call one method and print its result."""
+    params = _parameters(client, args.method)
+    types = {name: kind for name, kind, _ in params}
+    order = list(types)
+    values = [parse_value(a, types[order[i]] if i < len(order) else "") for i, a in enumerate(args.args)]
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in types:
+            raise UsageError(f"--param takes NAME=VALUE with NAME one of {', '.join(order) or 'none'}, not {item!r}")
+        # Named values become positional ones, gaps filled with the declared defaults, so that
+        # every transport (XML-RPC has no named arguments) takes the same call.
+        index = order.index(key)
+        while len(values) < index:
+            default = params[len(values)][2]
+            if not default:
+                raise UsageError(f"give {order[len(values)]} before {key}")
+            values.append(json.loads(default))
+        values[index : index + 1] = [parse_value(value, types[key])]
+    result = client.call(args.method, *values)
+    _print(result, args.json, out, style)
+    return 0
+
+
+def cmd_multicall(client: NetOpsClient, args: argparse.Namespace, out: TextIO, style: Style) -> int:
+    """Run calls read as JSON lines (["name", arg…] or {"methodName", "params"}) and print results in order."""
+    source = open(args.file) if args.file and args.file != "-" else sys.stdin
+    try:
+        calls = []
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError:
+                raise UsageError(f"line {number} is not JSON") from None
+            if isinstance(item, list) and item and isinstance(item[0], str):
+                calls.append((item[0], item[1:]))
+            elif isinstance(item, dict) and "methodName" in item:
+                calls.append(item)
+            else:
+                raise UsageError(f'line {number}: write ["method", arg, …] or {{"methodName": …, "params": […]}}')
+    finally:
+        if source is not sys.stdin:
+            source.close()
+    failed = 0
+    for index, result in enumerate(client.multicall(calls)):
+        if isinstance(result, GatewayError):
+            failed += 1
+            item = {"error": {"code": result.code, "message": result.message}}
+            if args.json:
+                out.write(json.dumps(item) + "\n")
+            else:
+                out.write(style.bad(f"[{index}] error: {result}") + "\n")
+        elif args.json:
+            out.write(json.dumps({"result": result}) + "\n")
+        else:
+            out.write(style.dim(f"[{index}]") + "\n" + "\n".join(render(result, style, "  ")) + "\n")
+    return EXIT_ERROR if failed else 0
+
+
+def _print(result: Any, as_json: bool, out: TextIO, style: Style) -> None:
+    if as_json:
+        json.dump(result, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    else:
+        out.write("\n".join(render(result, style)) + "\n")
+
+
+class UsageError(Exception):
+    """A command line that cannot be run."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="netops", description="Call a NetOps Gateway.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url",
+        default=os.environ.get("NETOPS_URL", DEFAULT_URL),
+        help=f"gateway: xmlrpc|jsonrpc|pyro|thrift|rpyc://host:port (default $NETOPS_URL or {DEFAULT_URL})",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    common.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer (default 30)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    methods = sub.add_parser("methods", parents=[common], help="list methods with signatures and help")
+    methods.set_defaults(run=cmd_methods)
+    call = sub.add_parser("call", parents=[common], help="call one method", description="Call one method.")
+    call.add_argument("method", help="e.g. resolve, mx_lookup, fetch_url")
+    call.add_argument("args", nargs="*", help="positional arguments (JSON values or plain strings)")
+    call.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="a named argument (repeatable)")
+    call.set_defaults(run=cmd_call)
+    multi = sub.add_parser("multicall", parents=[common], help="run JSON-lines calls concurrently")
+    multi.add_argument("file", nargs="?", help="file of JSON lines (default: standard input)")
+    multi.set_defaults(run=cmd_multicall)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the ``netops`` command; returns the exit status."""
+    out, err = out or sys.stdout, err or sys.stderr
+    args = build_parser().parse_args(argv)
+    style = Style(err)
+    try:
+        with connect(args.url, timeout=args.timeout) as client:
+            return args.run(client, args, out, Style(out))
+    except UsageError as exc:
+        err.write(f"netops: {exc}\n")
+        return EXIT_USAGE
+    except GatewayError as exc:
+        err.write(style.bad(f"error: {exc}") + "\n")
+        return EXIT_UNREACHABLE if isinstance(exc, GatewayUnreachable) else EXIT_ERROR
+    except OSError as exc:
+        err.write(style.bad(f"error: {exc}") + "\n")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

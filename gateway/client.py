@@ -1,0 +1,383 @@
+"""One Python client for all five transports: ``connect("jsonrpc://127.0.0.1:7002")``.
+
+>>> from gateway.client import connect
+>>> with connect("thrift://127.0.0.1:7004") as c:
+...     c.resolve("example.com")["addresses"]
+
+Whatever the transport, results are plain dicts and lists and failures raise
+:class:`gateway.GatewayError` with its stable ``.code``.  A failure to reach
+the gateway is ``connection_failed``; no answer within the per-call timeout
+is ``timeout``.  Each client keeps one connection and reuses it; it is not
+meant to be shared between threads (open one per thread).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import xmlrpc.client
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.errors import CONNECTION_FAILED, INTERNAL, NUMERIC, TIMEOUT, GatewayError, code_for_number
+
+__all__ = ["SCHEMES", "GatewayUnreachable", "NetOpsClient", "connect"]
+
+Call = tuple[str, Sequence[Any] | Mapping[str, Any]]
+DEFAULT_PORTS = {"xmlrpc": 7001, "jsonrpc": 7002, "pyro": 7003, "thrift": 7004, "rpyc": 18861}
+SCHEMES = tuple(DEFAULT_PORTS)
+
+
+def _coded(message: str) -> GatewayError:
+    """A GatewayError from a message led by its code (``not_found: …``)."""
+    message = message.split("\n\n========= Remote Traceback", 1)[0]  # RPyC appends this section
+    code, _, rest = message.partition(": ")
+    return GatewayError(code, rest) if code in NUMERIC else GatewayError(INTERNAL, message)
+
+
+def _classify(exc: BaseException, where: str) -> GatewayError:
+    """The gateway's own error when the message carries its code; otherwise a failure to reach it."""
+    text = str(exc)
+    if text.partition(":")[0] in NUMERIC:
+        return _coded(text)
+    if isinstance(exc, (OSError, EOFError)):
+        return _unreachable(where, exc)
+    return GatewayError(INTERNAL, f"unexpected reply from the gateway at {where}: {type(exc).__name__}")
+
+
+class GatewayUnreachable(GatewayError):
+    """The gateway itself could not be reached or did not answer in time (code ``connection_failed`` or ``timeout``)."""
+
+
+def _unreachable(where: str, exc: BaseException) -> GatewayError:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return GatewayUnreachable(TIMEOUT, f"no answer from the gateway at {where} in time")
+    return GatewayUnreachable(CONNECTION_FAILED, f"cannot reach the gateway at {where}: {exc}")
+
+
+class _Backend(ABC):
+    """One transport's way to call a method by its transport name."""
+
+    dotted = False
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.where = f"{host}:{port}"
+
+    @abstractmethod
+    def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        """Call ``name``; return plain data or raise GatewayError."""
+
+    def multicall(self, calls: list[dict[str, Any]]) -> list[Any]:
+        """Run a multicall; each element is the result or a GatewayError."""
+        name = "system.multicall" if self.dotted else "system_multicall"
+        return [r[0] if isinstance(r, list) else _fault(r) for r in self.call(name, [calls], {})]
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection."""
+
+
+def _fault(fault: Mapping[str, Any]) -> GatewayError:
+    return GatewayError(code_for_number(fault["faultCode"]), _coded(fault["faultString"]).message)
+
+
+class _TimeoutTransport(xmlrpc.client.Transport):
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        conn = super().make_connection(host)
+        conn.timeout = self.timeout
+        return conn
+
+
+class _XMLRPC(_Backend):
+    dotted = True
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        super().__init__(host, port, timeout)
+        self.proxy = xmlrpc.client.ServerProxy(f"http://{self.where}/RPC2", transport=_TimeoutTransport(timeout))
+
+    def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if kwargs:
+            raise GatewayError("invalid_argument", "XML-RPC has no named arguments; pass them in order")
+        try:
+            return getattr(self.proxy, name)(*args)
+        except xmlrpc.client.Fault as fault:
+            return self._raise(fault)
+        except (OSError, xmlrpc.client.ProtocolError, http.client.HTTPException) as exc:
+            raise _unreachable(self.where, exc) from None
+
+    @staticmethod
+    def _raise(fault: xmlrpc.client.Fault) -> Any:
+        error = _coded(fault.faultString)
+        raise GatewayError(code_for_number(fault.faultCode), error.message) from None
+
+    def close(self) -> None:
+        self.proxy("close")()
+
+
+class _JSONRPC(_Backend):
+    dotted = True
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        super().__init__(host, port, timeout)
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.next_id = 0
+
+    def _post(self, body: bytes) -> Any:
+        for attempt in (1, 2):  # a kept-alive connection the server closed is reopened once
+            try:
+                self.conn.request("POST", "/", body, {"Content-Type": "application/json"})
+                response = self.conn.getresponse()
+                return json.loads(response.read() or b"null")
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self.conn.close()
+                if attempt == 2:
+                    raise _unreachable(self.where, exc) from None
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                self.conn.close()
+                raise _unreachable(self.where, exc) from None
+        raise AssertionError("unreachable")
+
+    def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if args and kwargs:
+            raise GatewayError("invalid_argument", "JSON-RPC takes positional or named arguments, not both")
+        self.next_id += 1
+        params = dict(kwargs) if kwargs else list(args)
+        answer = self._post(
+            json.dumps({"jsonrpc": "2.0", "method": name, "params": params, "id": self.next_id}).encode()
+        )
+        if "error" in answer:
+            error = answer["error"]
+            code = (error.get("data") or {}).get("code") or code_for_number(error["code"])
+            raise GatewayError(code, _coded(error["message"]).message)
+        return answer["result"]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Pyro(_Backend):
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        import Pyro5.api
+
+        super().__init__(host, port, timeout)
+        self.proxy = Pyro5.api.Proxy(f"PYRO:netops@{self.where}")
+        self.proxy._pyroTimeout = timeout
+
+    def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        import Pyro5.errors
+
+        self.proxy._pyroClaimOwnership()
+        try:
+            return getattr(self.proxy, name)(*args, **kwargs)
+        except Pyro5.errors.TimeoutError as exc:
+            raise _unreachable(self.where, TimeoutError(str(exc))) from None
+        except Pyro5.errors.CommunicationError as exc:
+            raise _unreachable(self.where, exc) from None
+        except AttributeError as exc:
+            if str(exc).startswith("method_not_found"):
+                raise _coded(str(exc)) from None
+            # refused by the Pyro5 client itself, from the gateway's metadata
+            raise GatewayError("method_not_found", f"no method named {name!r}") from None
+        except Exception as exc:
+            raise _classify(exc, self.where) from None
+
+    def close(self) -> None:
+        self.proxy._pyroClaimOwnership()
+        self.proxy._pyroRelease()
+
+
+class _RPyC(_Backend):
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        import rpyc
+
+        from gateway.transports.rpyc import ValuesService
+
+        super().__init__(host, port, timeout)
+        try:
+            self.conn = rpyc.connect(host, port, service=ValuesService, config={"sync_request_timeout": timeout})
+        except OSError as exc:
+            raise _unreachable(self.where, exc) from None
+        self.conn._channel.stream.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.methods: dict[str, Callable[..., Any]] = {}  # looked up once: one round trip a call after that
+
+    def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        try:
+            method = self.methods.get(name)
+            if method is None:
+                method = self.methods[name] = getattr(self.conn.root, name)
+            return json.loads(method(*_frozen(args), **{k: _frozen(v) for k, v in kwargs.items()}))
+        except Exception as exc:
+            raise _classify(exc, self.where) from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _frozen(value: Any) -> Any:
+    """Lists and dicts as tuples, which RPyC sends by value (the gateway copies lists and dicts in one by one)."""
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}  # dicts still go by reference: RPyC has no by-value mapping
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+class _Thrift(_Backend):
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        from thriftpy2.rpc import make_client
+
+        from gateway.idl import thrift_module
+
+        super().__init__(host, port, timeout)
+        self.module = thrift_module()
+        self._make = lambda: make_client(self.module.NetOps, host, port, timeout=int(timeout * 1000))
+        self.client: Any = None
+        self._connect()
+
+    def _connect(self) -> Any:
+        if self.client is None:
+            try:
+                self.client = self._make()
+            except Exception as exc:
+                raise _unreachable(self.where, exc) from None
+        return self.client
+
+    def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        from thriftpy2.thrift import TApplicationException, TDecodeException
+
+        client = self._connect()
+        if not hasattr(client, name):
+            raise GatewayError("method_not_found", f"no method named {name!r}")
+        try:
+            return _plain(getattr(client, name)(*args, **kwargs))
+        except self.module.NetOpsError as exc:
+            raise _coded(exc.message) from None
+        except TApplicationException as exc:
+            raise GatewayError("method_not_found", str(exc)) from None
+        except TDecodeException as exc:  # an argument of the wrong type, refused while encoding
+            self.close()  # part of the message may sit in the send buffer
+            raise GatewayError("invalid_argument", str(exc)) from None
+        except Exception as exc:
+            # The stream's state is unknown (a late reply may still arrive): start afresh next call.
+            self.close()
+            raise _unreachable(self.where, exc) from None
+
+    def multicall(self, calls: list[dict[str, Any]]) -> list[Any]:
+        from gateway.idl import args_struct_name
+        from gateway.ops import default_registry
+
+        registry = default_registry()
+        union = []
+        for item in calls:
+            op = registry.get(item["methodName"])
+            params = item.get("params", [])
+            if isinstance(params, (list, tuple)):
+                params = dict(zip([p.name for p in op.params], params, strict=False))
+            union.append(self.module.Call(**{op.name: getattr(self.module, args_struct_name(op))(**params)}))
+        out = []
+        for outcome in self.call("system_multicall", [union], {}):
+            error = outcome.pop("error")
+            out.append(_coded(error["message"]) if error else next(v for v in outcome.values() if v is not None))
+        return out
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+def _plain(value: Any) -> Any:
+    """Thrift structs to dicts, recursively."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "thrift_spec"):
+        return {spec[1]: _plain(getattr(value, spec[1])) for spec in value.thrift_spec.values()}
+    return value
+
+
+_BACKENDS: dict[str, type[_Backend]] = {
+    "xmlrpc": _XMLRPC,
+    "jsonrpc": _JSONRPC,
+    "pyro": _Pyro,
+    "thrift": _Thrift,
+    "rpyc": _RPyC,
+}
+
+
+class NetOpsClient:
+    """The gateway's operations as methods, on any transport."""
+
+    def __init__(self, backend: _Backend, transport: str) -> None:
+        self._backend = backend
+        self.transport = transport
+
+    def _name(self, name: str) -> str:
+        return name if self._backend.dotted else name.replace(".", "_")
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a method by name (``system.*`` names in their dotted form work on every transport)."""
+        return self._backend.call(self._name(name), args, kwargs)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.call(name, *args, **kwargs)
+
+    def methods(self) -> list[str]:
+        """The names callable on this transport (``system.listMethods``)."""
+        return self.call("system.listMethods")
+
+    def help(self, name: str) -> str:
+        """A method's description (``system.methodHelp``)."""
+        return self.call("system.methodHelp", self._name(name))
+
+    def signature(self, name: str) -> list[list[str]]:
+        """A method's signatures (``system.methodSignature``)."""
+        return self.call("system.methodSignature", self._name(name))
+
+    def multicall(self, calls: Iterable[Call | Mapping[str, Any]]) -> list[Any]:
+        """Run calls concurrently on the gateway: ``[("resolve", ["a.example"]), …]``.
+
+        Returns, in order, each result or the GatewayError of each failure (not raised).
+        """
+        items = []
+        for item in calls:
+            if isinstance(item, Mapping):
+                items.append({"methodName": item["methodName"], "params": item.get("params", [])})
+            else:
+                name, params = item
+                items.append({"methodName": name, "params": params if isinstance(params, Mapping) else list(params)})
+        if not self._backend.dotted:
+            items = [{**i, "methodName": self._name(i["methodName"])} for i in items]
+        return self._backend.multicall(items)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._backend.close()
+
+    def __enter__(self) -> NetOpsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(url: str, *, timeout: float = 30.0) -> NetOpsClient:
+    """Open a client: ``xmlrpc://``, ``jsonrpc://``, ``pyro://``, ``thrift://`` or ``rpyc://`` + ``host[:port]``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _BACKENDS:
+        raise GatewayError("invalid_argument", f"unknown transport {scheme!r}: use one of {', '.join(SCHEMES)}")
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or DEFAULT_PORTS[scheme]
+    return NetOpsClient(_BACKENDS[scheme](host, port, timeout), scheme)

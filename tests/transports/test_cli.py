@@ -1,0 +1,144 @@
+"""The netops command: output for people and for scripts, and its exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gateway.cli import main, parse_value
+
+
+def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    if stdin is not None:
+        old, sys.stdin = sys.stdin, io.StringIO(stdin)
+    try:
+        status = main(list(argv), out, err)
+    finally:
+        if stdin is not None:
+            sys.stdin = old
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def url(running, transport):
+    return f"{transport}://127.0.0.1:{running.port(transport)}"
+
+
+def test_call_prints_a_readable_result(url):
+    status, out, err = run("call", "--url", url, "mx_lookup", "example.test")
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split() == ["domain", "example.test"]
+    assert "preference  exchange               addresses" in out
+    assert "10          mx2.example.test       192.0.2.26, 2001:db8::26" in out
+    assert "\033[" not in out  # no colour when not on a terminal
+
+
+def test_call_json_is_the_result(url, gateway):
+    status, out, _ = run("call", "--url", url, "--json", "resolve", "www.example.test", "ipv6")
+    assert status == 0
+    result = json.loads(out)
+    assert result["addresses"] == [{"family": "ipv6", "address": "2001:db8::10"}]
+
+
+def test_call_named_and_typed_arguments(running, http_server):
+    url = f"jsonrpc://127.0.0.1:{running.port('jsonrpc')}"
+    status, out, _ = run(
+        "call",
+        "--url",
+        url,
+        "--json",
+        "fetch_url",
+        f"http://web.local.test:{http_server.port}/big",
+        "-p",
+        "max_bytes=10",
+    )
+    assert status == 0 and json.loads(out)["body"] == "0123456789"
+    status, out, _ = run("call", "--url", url, "--json", "tcp_connect", "web.local.test", str(http_server.port))
+    assert status == 0 and json.loads(out)["connected"] is True
+
+
+def test_error_is_one_line_and_exit_1(url):
+    status, out, err = run("call", "--url", url, "resolve", "nope.example.test")
+    assert status == 1 and out == ""
+    assert err == "error: not_found: no such domain: nope.example.test\n"
+
+
+def test_unreachable_gateway_exits_2(closed_port):
+    status, _, err = run("call", "--url", f"jsonrpc://127.0.0.1:{closed_port}", "resolve", "x")
+    assert status == 2 and err.startswith("error: connection_failed: cannot reach the gateway")
+
+
+def test_methods_lists_signatures_and_help(url):
+    status, out, _ = run("methods", "--url", url)
+    assert status == 0
+    assert 'resolve(host: string, family: string="any") -> ResolveResult' in out
+    assert "    Look up the addresses of a host name" in out
+    status, out, _ = run("methods", "--url", url, "--json")
+    assert len(json.loads(out)) == 11
+
+
+def test_multicall_from_standard_input(url):
+    lines = '["resolve", "www.example.test", "ipv6"]\n\n{"methodName": "resolve", "params": ["nope.example.test"]}\n'
+    status, out, _ = run("multicall", "--url", url, "--json", stdin=lines)
+    assert status == 1  # one call failed
+    results = [json.loads(line) for line in out.splitlines()]
+    assert results[0]["result"]["addresses"][0]["address"] == "2001:db8::10"
+    assert results[1] == {"error": {"code": "not_found", "message": "no such domain: nope.example.test"}}
+
+
+def test_multicall_from_a_file(url, tmp_path):
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text('["resolve", "127.0.0.1"]\n["mx_lookup", "nullmx.example.test"]\n')
+    status, out, _ = run("multicall", "--url", url, str(calls))
+    assert status == 0 and "[0]" in out and "null_mx" in out
+
+
+def test_multicall_bad_line_is_a_usage_error(url):
+    status, _, err = run("multicall", "--url", url, stdin="not json\n")
+    assert status == 64 and "line 1 is not JSON" in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["call", "--help"], ["methods", "--help"], ["multicall", "--help"]])
+def test_help_everywhere(argv):
+    result = subprocess.run([sys.executable, "-m", "gateway.cli", *argv], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "usage: netops" in result.stdout
+
+
+def test_the_installed_command(running):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "call",
+            "--url",
+            f"thrift://127.0.0.1:{running.port('thrift')}",
+            "resolve",
+            "127.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "127.0.0.1" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("42", 42),
+        ("true", True),
+        ('{"a": "b"}', {"a": "b"}),
+        ("example.com", "example.com"),
+        ('"42"', '"42"'),
+        ("null", "null"),
+    ],
+)
+def test_arguments_parse_as_json_values_or_strings(text, value):
+    assert parse_value(text) == value
