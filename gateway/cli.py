@@ -79,11 +79,12 @@ def _parameters(client: NetOpsClient, name: str) -> list[tuple[str, str, str]]:
 
 
 def _scalar(value: Any) -> str:
+    """A scalar, or a list of scalars, as one cell of text ("-" when empty)."""
+    if isinstance(value, list):
+        return ", ".join(map(_scalar, value)) or "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if value == "" or value == []:
-        return "-"
-    return str(value)
+    return str(value) if value != "" else "-"
 
 
 def render(value: Any, style: Style, indent: str = "") -> list[str]:
@@ -96,8 +97,7 @@ def render(value: Any, style: Style, indent: str = "") -> list[str]:
                 lines.append(f"{indent}{style.key(key)}:")
                 lines += render(item, style, indent + "  ")
             else:
-                shown = ", ".join(map(_scalar, item)) if isinstance(item, list) else _scalar(item)
-                lines.append(f"{indent}{style.key(key.ljust(width))}  {shown}")
+                lines.append(f"{indent}{style.key(key.ljust(width))}  {_scalar(item)}")
         return lines
     if isinstance(value, list):
         if value and all(isinstance(v, dict) for v in value) and all(_is_flat_struct(v) for v in value):
@@ -116,10 +116,7 @@ def _is_flat_struct(value: dict[str, Any]) -> bool:
 
 def _table(rows: list[dict[str, Any]], style: Style, indent: str) -> list[str]:
     columns = list(rows[0])
-    cells = [
-        [", ".join(map(_scalar, r[c])) if isinstance(r.get(c), list) else _scalar(r.get(c, "")) for c in columns]
-        for r in rows
-    ]
+    cells = [[_scalar(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     header = "  ".join(style.key(c.ljust(w)) for c, w in zip(columns, widths, strict=True))
     body = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in cells]

@@ -1,16 +1,20 @@
-"""Print the README's example calls, run against the test bed: ``python -m tests.examples``.
+"""Print the README's example calls, run against the test bed: ``python -m tests.examples [--cli]``.
 
 Starts the test DNS, TLS and HTTP servers and a gateway on all five
 transports, makes each example call through JSON-RPC and prints the result,
-so the README shows real output anyone can reproduce.
+so the README shows real output anyone can reproduce; ``--cli`` shows the
+same through the ``netops`` command (with ``--url`` left out for brevity).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import tempfile
 from pathlib import Path
 
+from gateway import cli
 from gateway.config import TRANSPORTS, Settings
 from gateway.server import Running
 from tests.servers import zones
@@ -44,7 +48,27 @@ def main() -> None:
         ("tcp_connect", ["web.local.test", 1]),
         ("resolve", ["nope.example.test"]),
     ]
+    url = f"jsonrpc://127.0.0.1:{running.port('jsonrpc')}"
+    commands = [
+        ["methods"],
+        ["call", "resolve", "alias.example.test"],
+        ["call", "reverse_lookup", "192.0.2.10"],
+        ["call", "dns_query", "txt.example.test", "TXT"],
+        ["call", "mx_lookup", "example.test"],
+        ["call", "tls_check", "wronghost.local.test", str(https.port)],
+        ["call", "fetch_url", f"https://web.local.test:{https.port}/json", "-p", "max_bytes=20"],
+        ["call", "tcp_connect", "web.local.test", str(http.port)],
+        ["call", "resolve", "nope.example.test"],
+    ]
     try:
+        if "--cli" in sys.argv:
+            for command in commands:
+                print("$ netops " + " ".join(command))
+                out, err = io.StringIO(), io.StringIO()
+                status = cli.main([command[0], "--url", url, *command[1:]], out, err)
+                print((out.getvalue() + err.getvalue()).rstrip() + ("" if status == 0 else f"\n(exit {status})"))
+                print()
+            return
         for name, args in examples:
             print(f"### {name}({', '.join(json.dumps(a) for a in args)})")
             try:

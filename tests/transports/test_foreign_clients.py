@@ -1,0 +1,124 @@
+"""The clients in clients/ (Node.js, shell, Thrift-generated Python and Node.js) against a live gateway.
+
+Outside CI a test skips, saying what to install, when its tool is missing; in CI (CI=true) a missing
+tool fails the test, since .ci/run installs them all (scripts/setup-clients).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENTS = ROOT / "clients"
+NODE_MODULES = CLIENTS / "node" / "node_modules"
+
+
+def need(tool: str, how: str) -> None:
+    if shutil.which(tool) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is missing in CI: {how}")
+        pytest.skip(f"{tool} is not installed ({how})")
+
+
+def need_node_packages() -> None:
+    need("node", "apt-get install nodejs, or run scripts/setup-clients")
+    if not NODE_MODULES.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("clients/node/node_modules is missing in CI: run scripts/setup-clients")
+        pytest.skip("Node.js packages not installed (run scripts/setup-clients)")
+
+
+def run(*argv: str | Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [str(a) for a in argv], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """Python and Node.js code generated from idl/netops.thrift by the Apache Thrift compiler."""
+    need("thrift", "apt-get install thrift-compiler, or run scripts/setup-clients")
+    out = tmp_path_factory.mktemp("thrift-gen")
+    run("sh", CLIENTS / "thrift" / "generate.sh", out)
+    return out
+
+
+def test_node_jsonrpc_and_xmlrpc(running):
+    need_node_packages()
+    out = json.loads(
+        run(
+            "node",
+            CLIENTS / "node" / "rpc_demo.js",
+            f"http://127.0.0.1:{running.port('jsonrpc')}/",
+            f"http://127.0.0.1:{running.port('xmlrpc')}/RPC2",
+            "www.example.test",
+        )
+    )
+    assert "resolve" in out["jsonrpc_methods"] and len(out["jsonrpc_methods"]) == 11
+    assert out["jsonrpc_resolve"]["canonical_name"] == "www.example.test"
+    assert out["jsonrpc_batch"] == [{"host": "www.example.test"}, {"error": "not_found"}]
+    assert out["jsonrpc_error"] == {"code": -32004, "stable_code": "forbidden_target"}
+    assert out["xmlrpc_signature"] == [["struct", "string"], ["struct", "string", "string"]]
+    assert {a["address"] for a in out["xmlrpc_resolve"]["addresses"]} == {"192.0.2.10", "192.0.2.11", "2001:db8::10"}
+    assert out["xmlrpc_multicall"] == [{"host": "www.example.test"}, {"fault": -32601}]
+    assert out["xmlrpc_fault"] == {
+        "faultCode": -32001,
+        "faultString": "not_found: no such domain: no-such-name.example.test",
+    }
+
+
+def test_shell_curl_examples(running):
+    need("curl", "apt-get install curl")
+    out = run(
+        "sh", CLIENTS / "shell" / "jsonrpc.sh", f"http://127.0.0.1:{running.port('jsonrpc')}/", "www.example.test"
+    )
+    answers = [json.loads(line) for line in out.splitlines() if not line.startswith("#")]
+    assert answers[0]["result"]["canonical_name"] == "www.example.test"
+    assert [a["id"] for a in answers[1]] == [1, 2] and answers[1][1]["result"] == [["struct", "string", "int"]]
+    assert answers[2]["error"]["data"]["code"] == "forbidden_target"
+
+
+def test_thrift_generated_python_client(running, generated):
+    pytest.importorskip("thrift", reason="the official thrift package is in the test extras")
+    out = json.loads(
+        run(
+            sys.executable,
+            CLIENTS / "thrift" / "python_client.py",
+            generated,
+            "127.0.0.1",
+            running.port("thrift"),
+            "www.example.test",
+        )
+    )
+    assert "system_multicall" in out["methods"]
+    assert out["resolve"]["host"] == "www.example.test" and "2001:db8::10" in out["resolve"]["addresses"]
+    assert out["error"] == {"code": "not_found", "message": "not_found: no such domain: no-such-name.example.test"}
+    assert out["multicall"] == [{"host": "www.example.test"}, {"error": "not_found"}]
+
+
+def test_thrift_generated_node_client(running, generated):
+    need_node_packages()
+    out = json.loads(
+        run(
+            "node",
+            CLIENTS / "node" / "thrift_demo.js",
+            generated / "gen-nodejs",
+            "127.0.0.1",
+            running.port("thrift"),
+            "www.example.test",
+            env={"NODE_PATH": str(NODE_MODULES)},
+        )
+    )
+    assert len(out["methods"]) == 11
+    assert out["resolve"]["host"] == "www.example.test"
+    assert out["error"] == {"isNetOpsError": True, "code": "not_found"}
+    assert out["multicall"] == [{"host": "www.example.test"}, {"error": "not_found"}]
