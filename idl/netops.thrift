@@ -289,7 +289,7 @@ service NetOps {
    * Parameters:
    *   address (string): IPv4 or IPv6 address
    * Returns: ReverseResult
-   * Errors: invalid_argument, not_found, timeout, connection_failed
+   * Errors: invalid_argument, timeout, connection_failed
    */
   ReverseResult reverse_lookup(1: string address) throws (1: NetOpsError error),
 

@@ -108,7 +108,7 @@ def resolve(
     return {"host": host, "canonical_name": canonical, "addresses": addresses}  # type: ignore[typeddict-item]
 
 
-@operation(errors=LOOKUP_ERRORS)
+@operation(errors=(INVALID_ARGUMENT, TIMEOUT, CONNECTION_FAILED))  # no PTR record is a result, not not_found
 def reverse_lookup(ctx: Context, address: Annotated[str, "IPv4 or IPv6 address"]) -> ReverseResult:
     """Find the PTR name of an address and check that the name resolves back to it (forward-confirmed reverse DNS)."""
     ip = ip_literal(address)

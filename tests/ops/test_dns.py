@@ -132,6 +132,10 @@ def test_dns_query_txt_in_presentation_form(call):
         ("svc.example.test", "HTTPS", '1 . alpn="h2,http/1.1"'),
         ("www.example.test", "AAAA", "2001:db8::10"),
         ("alias.example.test", "CNAME", "alias2.example.test."),
+        ("svc.example.test", "SVCB", '1 svc-backend.example.test. port="8443"'),
+        ("_443._tcp.www.example.test", "TLSA", "3 1 1 " + "0123456789abcdef" * 4),
+        ("example.test", "DS", "12345 13 2 " + "0123456789abcdef" * 4),
+        ("sip.example.test", "NAPTR", '100 10 "S" "SIP+D2T" "" _sip._tcp.example.test.'),
     ],
 )
 def test_dns_query_record_types(call, name, rdtype, data):
@@ -208,3 +212,44 @@ def test_mx_lookup_no_mx_no_address(call):
 
 def test_mx_lookup_nxdomain_is_not_found(call):
     assert error_of(call, "mx_lookup", "nope.example.test").code == "not_found"
+
+
+def test_dns_query_dnskey(call):
+    (answer,) = call("dns_query", "example.test", "DNSKEY")["answers"]
+    # dnspython writes the key in groups of 32 base64 characters
+    assert answer["data"].startswith("257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0d xCjjnopKl+GqJxpVXckHAeF+KkxLbxIL")
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("resolve", ["blackhole.example.test"]),
+        ("dns_query", ["blackhole.example.test", "TXT"]),
+        ("mx_lookup", ["blackhole.example.test"]),
+        ("reverse_lookup", ["192.0.2.51"]),
+        ("tls_check", ["blackhole.example.test"]),
+        ("fetch_url", ["http://blackhole.example.test/"]),
+        ("tcp_connect", ["blackhole.example.test", 80]),
+    ],
+)
+def test_a_silent_nameserver_is_timeout_for_every_operation(quick_gateway, name, args):
+    err = error_of(checked_call(quick_gateway), name, *args)
+    assert err.code == "timeout" and err.code in quick_gateway.lookup(name).errors
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("resolve", ["www.example.org"]),
+        ("dns_query", ["www.example.org", "A"]),
+        ("mx_lookup", ["example.org"]),
+        ("reverse_lookup", ["198.51.100.7"]),
+        ("tls_check", ["www.example.org"]),
+        ("fetch_url", ["http://www.example.org/"]),
+        ("tcp_connect", ["www.example.org", 80]),
+    ],
+)
+def test_a_refusing_nameserver_is_connection_failed_for_every_operation(call, gateway, name, args):
+    """The test server answers REFUSED outside its zones, as an authoritative server does."""
+    err = error_of(call, name, *args)
+    assert err.code == "connection_failed" and err.code in gateway.lookup(name).errors

@@ -38,6 +38,12 @@ big             IN TXT   {BIG_TXT}
 _sip._tcp       IN SRV   10 5 5060 sip
 sip             IN A     192.0.2.40
 svc             IN HTTPS 1 . alpn="h2,http/1.1"
+svc             IN SVCB  1 svc-backend.example.test. port=8443
+_443._tcp.www   IN TLSA  3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+@               IN DS    12345 13 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+@               IN DNSKEY 257 3 13 ( mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVX
+                         ckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ== )
+sip             IN NAPTR 100 10 "S" "SIP+D2T" "" _sip._tcp.example.test.
 fwd             IN A     192.0.2.77
 liar            IN A     192.0.2.78
 slow            IN A     192.0.2.50
@@ -83,7 +89,7 @@ $TTL 300
 
 REBINDING = {"rebind.local.test.": ["127.0.0.1", "10.9.9.9"]}  # first answer allowed in tests, then private
 SLOW = {"slow.example.test.": 0.3}
-BLACKHOLES = {"blackhole.example.test."}
+BLACKHOLES = {"blackhole.example.test.", "51.2.0.192.in-addr.arpa."}
 
 
 def zones() -> list[dns.zone.Zone]:
