@@ -133,8 +133,24 @@ def _signature(client: NetOpsClient, name: str) -> tuple[str, str]:
 
 
 def cmd_methods(client: NetOpsClient, args: argparse.Namespace, out: TextIO, style: Style) -> int:
-    """List methods with signatures and one-line help."""
+    """List methods with signatures and one-line help (or print a whole description format)."""
+    if args.format == "openrpc":
+        json.dump(client.call("rpc.discover"), out, indent=2)
+        out.write("\n")
+        return 0
+    if args.format == "thrift":
+        from gateway.idl import render
+        from gateway.ops import default_registry
+
+        out.write(render(default_registry()))  # the IDL of this package's registry, which the gateway shares
+        return 0
     names = client.methods()
+    if args.format == "markdown":
+        out.write("# NetOps Gateway methods\n")
+        for name in names:
+            signature, _ = _signature(client, name)
+            out.write(f"\n## `{signature}`\n\n```\n{client.help(name)}\n```\n")
+        return 0
     described = {name: _signature(client, name) for name in names}
     if args.json:
         json.dump([{"name": n, "signature": s, "help": h} for n, (s, h) in described.items()], out, indent=2)
@@ -231,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer (default 30)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     methods = sub.add_parser("methods", parents=[common], help="list methods with signatures and help")
+    methods.add_argument(
+        "--format",
+        choices=("text", "openrpc", "thrift", "markdown"),
+        default="text",
+        help="text (default), an OpenRPC document, the Thrift IDL, or Markdown",
+    )
     methods.set_defaults(run=cmd_methods)
     call = sub.add_parser("call", parents=[common], help="call one method", description="Call one method.")
     call.add_argument("method", help="e.g. resolve, mx_lookup, fetch_url")

@@ -71,6 +71,15 @@ def _nameserver(value: Any) -> str:
     return str(value)
 
 
+def _optional_address(value: Any) -> str:
+    text = str(value)
+    if text:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT")
+    return text
+
+
 def _transport(value: Any) -> str:
     if value not in TRANSPORTS:
         raise ValueError(f"must be one of {', '.join(TRANSPORTS)}")
@@ -128,6 +137,9 @@ class Settings:
     multicall_workers: int = _setting(32, _positive(int), "threads running multicall elements")
     # Keep-alive connections stay this long without a request, then are closed.
     idle_timeout: float = _setting(60.0, _positive(float), "seconds an idle client connection stays open")
+    log_format: str = _setting("text", _choice("text", "json"), "log lines as readable text or one JSON object each")
+    # Register the Pyro5 object in a Pyro5 name server so clients find it as PYRONAME:netops.
+    pyro_ns: str = _setting("", _optional_address, "Pyro5 name server HOST:PORT to register with (empty: none)")
 
     def __post_init__(self) -> None:
         for name in ("nameservers", "allow_targets", "transports"):
@@ -200,6 +212,21 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
         if flag is not None:
             values[name] = [v for item in flag for v in item.split(",")] if _FIELDS[name].metadata["many"] else flag
     return build_settings(values)
+
+
+def to_toml(settings: Settings) -> str:
+    """The settings as a TOML file that load_settings reads back to the same values."""
+
+    def literal(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, tuple):
+            return "[" + ", ".join(literal(v) for v in value) + "]"
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return "".join(f"{name} = {literal(getattr(settings, name))}\n" for name in _FIELDS)
 
 
 def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -21,6 +21,7 @@ from typing import Any, Literal, TypedDict, TypeVar
 
 from gateway.context import Context, Deadline, Services
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
+from gateway.observe import NO_CALLER, Caller, Observer
 from gateway.registry import Operation, Registry, describe, operation
 
 __all__ = ["DOTTED", "UNDERSCORE", "Gateway", "Style"]
@@ -39,13 +40,14 @@ def public_name(name: str, style: Style) -> str:
 
 
 class Session:
-    """What a system operation receives: the gateway and the calling transport's naming style."""
+    """What a system operation receives: the gateway, the calling transport's naming style, the caller."""
 
-    __slots__ = ("gateway", "style")
+    __slots__ = ("caller", "gateway", "style")
 
-    def __init__(self, gateway: Gateway, style: Style) -> None:
+    def __init__(self, gateway: Gateway, style: Style, caller: Caller) -> None:
         self.gateway = gateway
         self.style = style
+        self.caller = caller
 
 
 class Fault(TypedDict):
@@ -65,39 +67,57 @@ class MultiCall(TypedDict, total=False):
 @operation(errors=(), name="system.listMethods")
 def list_methods(session: Session) -> list[str]:
     """List the names of every method callable on this transport."""
-    return session.gateway.method_names(session.style)
+    return session.gateway.method_names(session.style, session.caller)
 
 
-@operation(errors=(INVALID_ARGUMENT,), name="system.methodHelp")
+@operation(errors=(INVALID_ARGUMENT,), name="system.methodHelp", example={"name": "resolve"})
 def method_help(session: Session, name: str) -> str:
     """Describe a method: what it does, its parameters, its result and its errors."""
-    return session.gateway.lookup(name, session.style).help()
+    return session.gateway.lookup(name, session.style, session.caller).help()
 
 
-@operation(errors=(INVALID_ARGUMENT,), name="system.methodSignature")
+@operation(errors=(INVALID_ARGUMENT,), name="system.methodSignature", example={"name": "resolve"})
 def method_signature(session: Session, name: str) -> list[list[str]]:
     """List a method's signatures: [return type, parameter types…], one per number of arguments it accepts."""
-    return session.gateway.lookup(name, session.style).signatures()
+    return session.gateway.lookup(name, session.style, session.caller).signatures()
 
 
-@operation(errors=(INVALID_ARGUMENT,), name="system.multicall")
+@operation(
+    errors=(INVALID_ARGUMENT,),
+    name="system.multicall",
+    example={
+        "calls": [
+            {"methodName": "resolve", "params": ["example.com"]},
+            {"methodName": "mx_lookup", "params": ["example.com"]},
+        ]
+    },
+)
 def multicall(session: Session, calls: list[Any]) -> list[Any]:
     """Run several calls concurrently; in order, [result] per success or {faultCode, faultString} per failure."""
-    return session.gateway.multicall(calls, session.style)
+    return session.gateway.multicall(calls, session.style, session.caller)
 
 
-SYSTEM_OPERATIONS = (list_methods, method_help, method_signature, multicall)
+@operation(errors=(), name="rpc.discover", untyped=True)
+def discover(session: Session) -> dict[str, Any]:
+    """Describe this service as an OpenRPC 1.x document (https://spec.open-rpc.org)."""
+    from gateway.openrpc import openrpc_document
+
+    return openrpc_document(session.gateway, session.style, session.caller)
+
+
+SYSTEM_OPERATIONS = (list_methods, method_help, method_signature, multicall, discover)
+SYSTEM_NAMES = frozenset(f.__netops__["name"] for f in SYSTEM_OPERATIONS)  # type: ignore[attr-defined]
 
 
 class Gateway:
     """The service layer as transports see it: call, multicall, describe."""
 
-    def __init__(self, registry: Registry, services: Services) -> None:
+    def __init__(self, registry: Registry, services: Services, observers: Sequence[Observer] = ()) -> None:
         self.registry = Registry(list(registry))
+        self.observers = list(observers)
         for func in SYSTEM_OPERATIONS:
             self.registry.add(describe(func))
         self.services = services
-        self._system = {f.__netops__["name"] for f in SYSTEM_OPERATIONS}  # type: ignore[attr-defined]
         self._timed = {op.name for op in self.registry if _has_elapsed(op)}
         self._by_style: dict[Style, dict[str, Operation]] = {
             style: {public_name(op.name, style): op for op in self.registry} for style in (DOTTED, UNDERSCORE)
@@ -106,26 +126,54 @@ class Gateway:
         self._pool_lock = threading.Lock()
 
     # -- describing -------------------------------------------------------
-    def method_names(self, style: Style = DOTTED) -> list[str]:
-        """Every public method name in ``style``, sorted."""
-        return sorted(self._by_style[style])
+    def method_names(self, style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[str]:
+        """Every method name callable by ``caller`` in ``style``, sorted."""
+        return sorted(n for n, op in self._by_style[style].items() if not (op.untyped and caller.typed))
 
-    def lookup(self, name: str, style: Style = DOTTED) -> Operation:
+    def lookup(self, name: str, style: Style = DOTTED, caller: Caller = NO_CALLER) -> Operation:
         """The operation a transport of ``style`` calls ``name``, or ``method_not_found``."""
-        try:
-            return self._by_style[style][name]
-        except (KeyError, TypeError):
-            raise GatewayError(METHOD_NOT_FOUND, f"no method named {str(name)[:100]!r}") from None
+        op = self._by_style[style].get(name) if isinstance(name, str) else None
+        if op is None or (op.untyped and caller.typed):
+            raise GatewayError(METHOD_NOT_FOUND, f"no method named {str(name)[:100]!r}")
+        return op
 
     # -- calling ----------------------------------------------------------
     def call(
-        self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *, style: Style = DOTTED
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        style: Style = DOTTED,
+        caller: Caller = NO_CALLER,
     ) -> Any:
         """Validate the arguments, run the operation and return its plain-data result."""
-        op = self.lookup(name, style)
-        bound = op.bind(args, kwargs or {})
-        if op.name in self._system:
-            return op.func(Session(self, style), **bound)
+        if not self.observers:
+            return self._call(name, args, kwargs or {}, style, caller)
+        method = str(name)[:100]
+        for observer in self.observers:
+            observer.started(caller, method)
+        start, outcome = time.perf_counter(), "ok"
+        try:
+            return self._call(name, args, kwargs or {}, style, caller)
+        except GatewayError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            elapsed = time.perf_counter() - start
+            for observer in self.observers:
+                observer.finished(caller, method, outcome, elapsed)
+
+    def refused(self, caller: Caller, reason: str) -> None:
+        """Tell the observers a request was refused before it reached an operation."""
+        for observer in self.observers:
+            observer.refused(caller, reason)
+
+    def _call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], style: Style, caller: Caller) -> Any:
+        op = self.lookup(name, style, caller)
+        bound = op.bind(args, kwargs)
+        if op.name in SYSTEM_NAMES:
+            return op.func(Session(self, style, caller), **bound)
         return self.run(op, bound)
 
     def run(self, op: Operation, bound: dict[str, Any]) -> Any:
@@ -143,16 +191,16 @@ class Gateway:
             result["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 3)
         return result
 
-    def multicall(self, calls: Sequence[Any], style: Style = DOTTED) -> list[Any]:
+    def multicall(self, calls: Sequence[Any], style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[Any]:
         """Run calls concurrently on a bounded pool; results in order, failures as faults."""
-        return [fault(r.error) if isinstance(r, Failed) else [r] for r in self.call_many(calls, style)]
+        return [fault(r.error) if isinstance(r, Failed) else [r] for r in self.call_many(calls, style, caller)]
 
-    def call_many(self, calls: Sequence[Any], style: Style = DOTTED) -> list[Any]:
+    def call_many(self, calls: Sequence[Any], style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[Any]:
         """Run multicall elements concurrently; each result, or :class:`Failed` holding its error, in order."""
         limit = self.services.settings.max_batch
         if len(calls) > limit:
             raise GatewayError(INVALID_ARGUMENT, f"a multicall holds at most {limit} calls ({len(calls)} given)")
-        return self.run_all([functools.partial(self._one_of_many, c, style) for c in calls])
+        return self.run_all([functools.partial(self._one_of_many, c, style, caller) for c in calls])
 
     def run_all(self, tasks: Sequence[Callable[[], T]]) -> list[T]:
         """Run tasks concurrently on the bounded multicall pool; results in order.
@@ -166,12 +214,12 @@ class Gateway:
         futures = [pool.submit(_pooled, task) for task in tasks]
         return [f.result() for f in futures]
 
-    def _one_of_many(self, item: Any, style: Style) -> Any:
+    def _one_of_many(self, item: Any, style: Style, caller: Caller) -> Any:
         try:
             name, args, kwargs = unpack_call(item)
-            if self.lookup(name, style).name == "system.multicall":
+            if self.lookup(name, style, caller).name == "system.multicall":
                 raise GatewayError(INVALID_ARGUMENT, "system.multicall cannot be nested in a multicall")
-            return self.call(name, args, kwargs, style=style)
+            return self.call(name, args, kwargs, style=style, caller=caller)
         except GatewayError as exc:
             return Failed(exc)
 

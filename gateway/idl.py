@@ -142,7 +142,7 @@ def render(registry: Registry) -> str:
         "list<list<string>> system_methodSignature(1: string name)",
         "list<Outcome> system_multicall(1: list<Call> calls)",
     )
-    for signature, func in zip(signatures, SYSTEM_OPERATIONS, strict=True):
+    for signature, func in zip(signatures, SYSTEM_OPERATIONS[: len(signatures)], strict=True):
         lines += [*_comment(describe(func).doc, "  "), f"  {signature} throws (1: NetOpsError error),", ""]
     lines[-1] = "}"
     return "\n".join(lines) + "\n"
@@ -157,9 +157,10 @@ def _load(idl: str) -> Any:
 
 def thrift_module(registry: Registry | None = None) -> Any:
     """The thriftpy2 module for ``registry``'s IDL (default: every operation), loaded once."""
+    from gateway.core import SYSTEM_NAMES
     from gateway.ops import default_registry
 
-    operations = [op for op in registry or default_registry() if not op.name.startswith("system.")]
+    operations = [op for op in registry or default_registry() if op.name not in SYSTEM_NAMES]
     return _load(render(Registry(operations)))
 
 

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dns.exception
+import dns.message
 import dns.name
 import dns.nameserver
+import dns.query
 import dns.rdatatype
 import dns.resolver
 import dns.reversename
@@ -146,6 +148,24 @@ class Names:
                 return []
             raise
         return [strip_dot(rd.target) for rd in lookup.rrset or ()]
+
+    def probe(self, timeout: float = 1.0) -> bool:
+        """True when the resolver answers at all (any DNS response, even REFUSED, counts)."""
+        if self.system:
+            future = _GETADDRINFO_POOL.submit(socket.getaddrinfo, "localhost", None)
+            try:
+                future.result(timeout=timeout)
+                return True
+            except (concurrent.futures.TimeoutError, OSError):
+                return False
+        query = dns.message.make_query(".", "NS")
+        for host, port in self.nameservers or ():
+            try:
+                dns.query.udp(query, host, port=port, timeout=timeout)
+                return True
+            except (dns.exception.DNSException, OSError):
+                continue
+        return False
 
     def addresses(self, host: str, deadline: Deadline, family: str = "any") -> tuple[str, list[tuple[str, str]]]:
         """Addresses of a host name (system resolver or configured nameservers)."""

@@ -164,6 +164,8 @@ class Operation:
     errors: tuple[str, ...]
     doc: str
     takes_context: bool = True
+    example: Mapping[str, Any] = field(default_factory=dict)
+    untyped: bool = False
     _by_name: Mapping[str, Param] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -315,11 +317,23 @@ def conforms(value: Any, schema: Schema) -> bool:
     )
 
 
-def operation(*, errors: Sequence[str], name: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a function as a gateway operation raising the given error codes."""
+def operation(
+    *, errors: Sequence[str], name: str = "", example: Mapping[str, Any] | None = None, untyped: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a function as a gateway operation raising the given error codes.
+
+    ``example`` holds arguments for the documentation; ``untyped`` marks a result
+    of no fixed type, which typed transports (Thrift) cannot carry.
+    """
 
     def mark(func: Callable[..., Any]) -> Callable[..., Any]:
-        func.__netops__ = {"errors": tuple(errors), "name": name or func.__name__}  # type: ignore[attr-defined]
+        meta = {
+            "errors": tuple(errors),
+            "name": name or func.__name__,
+            "example": dict(example or {}),
+            "untyped": untyped,
+        }
+        func.__netops__ = meta  # type: ignore[attr-defined]
         return func
 
     return mark
@@ -348,6 +362,8 @@ def describe(func: Callable[..., Any], *, takes_context: bool = True) -> Operati
         errors=meta["errors"],
         doc=doc,
         takes_context=takes_context,
+        example=types.MappingProxyType(meta["example"]),
+        untyped=meta["untyped"],
         _by_name=types.MappingProxyType({p.name: p for p in described}),
     )
 

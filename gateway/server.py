@@ -11,11 +11,17 @@ import threading
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.config import ConfigError, Settings, add_arguments, settings_from_args
+from gateway.accesslog import AccessLog, configure_logging
+from gateway.config import ConfigError, Settings, add_arguments, settings_from_args, to_toml
 from gateway.context import Services
 from gateway.core import Gateway
+from gateway.docs import snippets
+from gateway.metrics import Metrics
 from gateway.ops import default_registry
 from gateway.transports import TRANSPORT_CLASSES, Transport
+from gateway.transports._http import HTTPTransport
+from gateway.transports.pyro import PyroTransport
+from gateway.web import Site
 
 __all__ = ["Running", "StartError", "main"]
 
@@ -31,7 +37,8 @@ class Running:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.gateway = Gateway(default_registry(), Services.from_settings(settings))
+        self.metrics = Metrics()
+        self.gateway = Gateway(default_registry(), Services.from_settings(settings), [self.metrics, AccessLog()])
         self.transports: list[Transport] = []
 
     def start(self) -> None:
@@ -46,8 +53,39 @@ class Running:
                 reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
                 raise StartError(f"cannot start {name} on {self.settings.host} port {port}: {reason}") from None
             self.transports.append(transport)
+        self._attach_site()
         for transport in self.transports:
             transport.start()
+        if self.settings.pyro_ns and any(t.name == "pyro" for t in self.transports):
+            try:
+                next(t for t in self.transports if isinstance(t, PyroTransport)).register(self.settings.pyro_ns)
+            except OSError as exc:
+                self.stop()
+                raise StartError(str(exc)) from None
+
+    def _attach_site(self) -> None:
+        ports = {t.name: t.port for t in self.transports}
+        site = Site(
+            self.gateway,
+            self.metrics,
+            self.not_ready,
+            snippets(self.settings.host, ports),
+            ports.get("jsonrpc"),
+        )
+        for transport in self.transports:
+            if isinstance(transport, HTTPTransport):
+                transport.server.site = site
+
+    def not_ready(self) -> str:
+        """Why the gateway is not ready ("" when every transport serves and the resolver answers)."""
+        for transport in self.transports:
+            if not transport.serving():
+                return f"{transport.name} is not serving"
+        if not self.transports:
+            return "no transport is running"
+        if not self.gateway.services.names.probe(1.0):
+            return "the resolver does not answer"
+        return ""
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every transport and the multicall pool."""
@@ -83,13 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Serve the NetOps operations over XML-RPC, JSON-RPC, Pyro5, Thrift and RPyC at once.",
     )
     add_arguments(parser)
+    parser.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.print_config:
+        print(to_toml(settings), end="")
+        return 0
+    configure_logging(settings.log_format)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before the table: a stop right after "ready" is still clean
         signal.signal(sig, lambda *_: stop.set())

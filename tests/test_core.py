@@ -18,9 +18,9 @@ SYSTEM = ["system.listMethods", "system.methodHelp", "system.methodSignature", "
 
 
 def test_list_methods_in_both_naming_styles(gateway):
-    assert gateway.call("system.listMethods") == sorted(OPERATIONS + SYSTEM)
+    assert gateway.call("system.listMethods") == sorted([*OPERATIONS, *SYSTEM, "rpc.discover"])
     underscored = gateway.call("system_listMethods", style=UNDERSCORE)
-    assert underscored == sorted(OPERATIONS + [n.replace(".", "_") for n in SYSTEM])
+    assert underscored == sorted([*OPERATIONS, *(n.replace(".", "_") for n in SYSTEM), "rpc_discover"])
     with pytest.raises(GatewayError):
         gateway.call("system.listMethods", style=UNDERSCORE)
 

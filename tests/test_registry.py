@@ -155,3 +155,13 @@ def test_every_operation_is_fully_described():
         assert "invalid_argument" in op.errors
         for p in op.params:
             assert p.schema.doc, f"{op.name}.{p.name} has no documentation"
+
+
+def test_every_example_binds_to_its_operation():
+    """The examples the docs and OpenRPC show are valid calls."""
+    from gateway import build_gateway
+
+    gateway = build_gateway()
+    for name in gateway.method_names():
+        op = gateway.lookup(name)
+        assert op.bind((), op.example) or not op.params

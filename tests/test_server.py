@@ -77,7 +77,7 @@ def gateway_flags(dns_server, pki) -> list[str]:
 def test_starts_all_five_prints_the_table_and_stops_cleanly(gateway_flags):
     with ServerProcess(*ALL_FREE, *gateway_flags) as server:
         server.wait_ready(5)
-        assert server.lines[0].startswith("NetOps Gateway") and "11 methods on 5 transports" in server.lines[0]
+        assert server.lines[0].startswith("NetOps Gateway") and "12 methods on 5 transports" in server.lines[0]
         assert list(server.ports) == ["xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc"]
         assert f"http://127.0.0.1:{server.port('xmlrpc')}/RPC2" in "\n".join(server.lines)
         for name in server.ports:

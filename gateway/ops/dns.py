@@ -91,7 +91,7 @@ class MxResult(TypedDict):
     elapsed_ms: float
 
 
-@operation(errors=LOOKUP_ERRORS)
+@operation(errors=LOOKUP_ERRORS, example={"host": "example.com"})
 def resolve(
     ctx: Context,
     host: Annotated[str, "host name or IP address"],
@@ -108,7 +108,7 @@ def resolve(
     return {"host": host, "canonical_name": canonical, "addresses": addresses}  # type: ignore[typeddict-item]
 
 
-@operation(errors=(INVALID_ARGUMENT, TIMEOUT, CONNECTION_FAILED))  # no PTR record is a result, not not_found
+@operation(errors=(INVALID_ARGUMENT, TIMEOUT, CONNECTION_FAILED), example={"address": "1.1.1.1"})  # no PTR: a result
 def reverse_lookup(ctx: Context, address: Annotated[str, "IPv4 or IPv6 address"]) -> ReverseResult:
     """Find the PTR name of an address and check that the name resolves back to it (forward-confirmed reverse DNS)."""
     ip = ip_literal(address)
@@ -128,7 +128,7 @@ def reverse_lookup(ctx: Context, address: Annotated[str, "IPv4 or IPv6 address"]
     return {"address": str(ip), "hostname": hostname, "forward_confirmed": False}  # type: ignore[typeddict-item]
 
 
-@operation(errors=LOOKUP_ERRORS)
+@operation(errors=LOOKUP_ERRORS, example={"name": "example.com", "rdtype": "TXT"})
 def dns_query(
     ctx: Context,
     name: Annotated[str, "domain name to query"],
@@ -150,7 +150,7 @@ def dns_query(
     return {"name": name, "rdtype": kind, "answers": answers, "canonical_name": lookup.canonical_name}  # type: ignore[typeddict-item]
 
 
-@operation(errors=LOOKUP_ERRORS)
+@operation(errors=LOOKUP_ERRORS, example={"domain": "example.com"})
 def mx_lookup(ctx: Context, domain: Annotated[str, "mail domain"]) -> MxResult:
     """Find where mail for a domain goes (RFC 5321 5.1): MX by preference, else the implicit MX; null MX (RFC 7505)."""
     lookup = ctx.names.query(domain, "MX", ctx.deadline)

@@ -141,7 +141,10 @@ class _Response:
 NO_TLS: TlsSummary = {"protocol": "", "cipher": "", "verified": False, "subject": "", "issuer": "", "not_after": ""}
 
 
-@operation(errors=(INVALID_ARGUMENT, NOT_FOUND, FORBIDDEN_TARGET, TIMEOUT, CONNECTION_FAILED, TOO_MANY_REDIRECTS))
+@operation(
+    errors=(INVALID_ARGUMENT, NOT_FOUND, FORBIDDEN_TARGET, TIMEOUT, CONNECTION_FAILED, TOO_MANY_REDIRECTS),
+    example={"url": "https://example.com/", "max_bytes": 1024},
+)
 def fetch_url(
     ctx: Context,
     url: Annotated[str, "http:// or https:// URL"],

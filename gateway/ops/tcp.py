@@ -23,7 +23,10 @@ class ConnectResult(TypedDict):
     elapsed_ms: float
 
 
-@operation(errors=(INVALID_ARGUMENT, NOT_FOUND, FORBIDDEN_TARGET, TIMEOUT, CONNECTION_FAILED))
+@operation(
+    errors=(INVALID_ARGUMENT, NOT_FOUND, FORBIDDEN_TARGET, TIMEOUT, CONNECTION_FAILED),
+    example={"host": "example.com", "port": 443},
+)
 def tcp_connect(
     ctx: Context,
     host: Annotated[str, "host name or IP address"],

@@ -12,10 +12,15 @@ import logging
 import socket
 from abc import ABC, abstractmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 from gateway.core import Gateway
 from gateway.errors import TOO_LARGE, GatewayError
+from gateway.observe import Caller
 from gateway.transports.base import Transport
+
+if TYPE_CHECKING:
+    from gateway.web import Site
 
 __all__ = ["App", "HTTPTransport", "RPCHTTPServer"]
 
@@ -28,8 +33,11 @@ class App(ABC):
     paths: frozenset[str] = frozenset()
     content_type = "application/octet-stream"
 
+    gateway: Gateway
+    transport = ""
+
     @abstractmethod
-    def handle(self, body: bytes) -> bytes | None:
+    def handle(self, body: bytes, caller: Caller) -> bytes | None:
         """Answer one request body; None means no response body (HTTP 204)."""
 
     @abstractmethod
@@ -52,11 +60,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
+    def caller(self) -> Caller:
+        """Who sent this request."""
+        host, port = self.client_address[:2]
+        return Caller(self.server.app.transport, f"{host}:{port}")
+
     def do_POST(self) -> None:
         app = self.server.app
         if self.path.split("?", 1)[0] not in app.paths:
             return self._reply(404, b"not found\n", "text/plain")
         if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Encoding", "identity") != "identity":
+            app.gateway.refused(self.caller(), "bad_framing")
             self.close_connection = True
             return self._reply(411, b"send a plain body with Content-Length\n", "text/plain")
         try:
@@ -64,23 +78,28 @@ class _Handler(BaseHTTPRequestHandler):
             if length < 0:
                 raise ValueError
         except ValueError:
+            app.gateway.refused(self.caller(), "bad_framing")
             self.close_connection = True
             return self._reply(411, b"Content-Length required\n", "text/plain")
         if length > self.server.max_bytes:
             self.close_connection = True  # the body stays unread: this connection cannot carry another request
             error = GatewayError(TOO_LARGE, f"request of {length} bytes is over the {self.server.max_bytes}-byte limit")
+            app.gateway.refused(self.caller(), "too_large")
             return self._reply(200, app.refuse(error), app.content_type)
         body = self.rfile.read(length)
         if len(body) < length:
             self.close_connection = True
             return
-        answer = app.handle(body)
+        answer = app.handle(body, self.caller())
         if answer is None:
             return self._reply(204, b"", app.content_type)
         self._reply(200, answer, app.content_type)
 
     def do_GET(self) -> None:
-        self._reply(405, b"use POST\n", "text/plain", (("Allow", "POST"),))
+        site = self.server.site
+        if site is None:
+            return self._reply(405, b"use POST\n", "text/plain", (("Allow", "POST"),))
+        self._reply(*site.get(self.path, self.server.app.transport, self.headers.get("Host", "")))
 
     def _reply(self, status: int, body: bytes, content_type: str, headers: tuple = ()) -> None:
         self.send_response(status)
@@ -103,6 +122,7 @@ class RPCHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], app: App, *, max_bytes: int, idle_timeout: float) -> None:
         self.app = app
+        self.site: Site | None = None  # the GET routes, set once every transport is bound
         self.max_bytes = max_bytes
         self.idle_timeout = idle_timeout
         super().__init__(address, _Handler, bind_and_activate=False)

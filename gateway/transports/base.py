@@ -72,6 +72,10 @@ class Transport(ABC):
         self._thread = threading.Thread(target=self._serve, name=f"{self.name}-server", daemon=True)
         self._thread.start()
 
+    def serving(self) -> bool:
+        """True while the serving thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
     def join(self, timeout: float) -> None:
         """Wait for the serving thread to end."""
         if self._thread is not None:

@@ -27,6 +27,7 @@ from jsonrpcserver.sentinels import NOCONTEXT
 
 from gateway.core import DOTTED, Gateway
 from gateway.errors import INVALID_ARGUMENT, INVALID_REQUEST, PARSE_ERROR, GatewayError
+from gateway.observe import Caller
 from gateway.transports._http import App, HTTPTransport
 from gateway.transports.base import guarded
 
@@ -63,8 +64,9 @@ def _valid(element: Any) -> bool:
 class _Methods(Mapping[str, Callable[..., Any]]):
     """Every name resolves here; the core says whether it exists, so all errors share one shape."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, caller: Caller) -> None:
         self.gateway = gateway
+        self.caller = caller
 
     def __getitem__(self, name: str) -> Callable[..., Any]:
         return functools.partial(self._invoke, name)
@@ -77,7 +79,8 @@ class _Methods(Mapping[str, Callable[..., Any]]):
 
     def _invoke(self, name: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            return Success(guarded(lambda: self.gateway.call(name, args, kwargs, style=DOTTED), f"jsonrpc {name[:50]}"))
+            call = functools.partial(self.gateway.call, name, args, kwargs, style=DOTTED, caller=self.caller)
+            return Success(guarded(call, f"jsonrpc {name[:50]}"))
         except GatewayError as exc:
             return Error(exc.number, str(exc), {"code": exc.code})
 
@@ -85,34 +88,38 @@ class _Methods(Mapping[str, Callable[..., Any]]):
 class _JSONRPCApp(App):
     paths = frozenset({"/", "/jsonrpc"})
     content_type = "application/json"
+    transport = "jsonrpc"
 
     def __init__(self, transport: JSONRPCTransport) -> None:
         self.gateway = transport.gateway
-        self.methods = _Methods(self.gateway)
 
-    def handle(self, body: bytes) -> bytes | None:
+    def handle(self, body: bytes, caller: Caller) -> bytes | None:
         try:
             request = json.loads(body, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
+            self.gateway.refused(caller, "parse_error")
             return _dump(error_object(GatewayError(INVALID_ARGUMENT, "request is not valid JSON"), PARSE_ERROR))
+        methods = _Methods(self.gateway, caller)
         if not isinstance(request, list):
-            answer = self._one(request)
+            answer = self._one(request, methods)
             return None if answer is None else _dump(answer)  # a notification gets no response
         if not request:
             return _dump(error_object(GatewayError(INVALID_ARGUMENT, "empty batch"), INVALID_REQUEST))
         limit = self.gateway.services.settings.max_batch
         if len(request) > limit:
+            self.gateway.refused(caller, "batch_too_large")
             too_many = GatewayError(INVALID_ARGUMENT, f"a batch holds at most {limit} requests ({len(request)} given)")
             return _dump(error_object(too_many))
-        answers = self.gateway.run_all([functools.partial(self._one, element) for element in request])
+        answers = self.gateway.run_all([functools.partial(self._one, element, methods) for element in request])
         answers = [a for a in answers if a is not None]
         return _dump(answers) if answers else None  # a batch of notifications gets no response
 
-    def _one(self, element: Any) -> dict[str, Any] | None:
+    def _one(self, element: Any, methods: _Methods) -> dict[str, Any] | None:
         if not _valid(element):
+            self.gateway.refused(methods.caller, "invalid_request")
             id = element.get("id") if isinstance(element, dict) and type(element.get("id")) in (str, int) else None
             return error_object(GatewayError(INVALID_ARGUMENT, "not a valid JSON-RPC 2.0 request"), INVALID_REQUEST, id)
-        return dispatch_deserialized(self.methods, NOCONTEXT, to_serializable_one, element)
+        return dispatch_deserialized(methods, NOCONTEXT, to_serializable_one, element)
 
     def refuse(self, error: GatewayError) -> bytes:
         return _dump(error_object(error))

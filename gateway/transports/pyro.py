@@ -26,6 +26,7 @@ import Pyro5.server
 
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
+from gateway.observe import Caller
 from gateway.transports.base import Transport, guarded
 from gateway.transports.exceptions import is_native, native_exception
 
@@ -57,8 +58,11 @@ def _service_class(gateway: Gateway) -> type:
 
     def method(name: str) -> Any:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            caller = Caller("pyro", _address(Pyro5.api.current_context.client_sock_addr))
             try:
-                return guarded(lambda: gateway.call(name, args, kwargs, style=UNDERSCORE), f"pyro {name}")
+                return guarded(
+                    lambda: gateway.call(name, args, kwargs, style=UNDERSCORE, caller=caller), f"pyro {name}"
+                )
             except GatewayError as exc:
                 raise native_exception(exc) from None
 
@@ -70,10 +74,15 @@ def _service_class(gateway: Gateway) -> type:
     return Pyro5.api.behavior(instance_mode="single")(type("NetOps", (), namespace))
 
 
+def _address(sock_addr: Any) -> str:
+    return f"{sock_addr[0]}:{sock_addr[1]}" if sock_addr else ""
+
+
 class _Daemon(Pyro5.server.Daemon):
     """A daemon that caps request sizes and whose error replies carry only the stable-coded message."""
 
     max_request_bytes = 1024 * 1024
+    gateway: Gateway | None = None
 
     def _check_size(self, conn: Any) -> None:
         """Read the next message's header without consuming it; refuse one over the request cap."""
@@ -86,6 +95,8 @@ class _Daemon(Pyro5.server.Daemon):
             data_size, annotations_size = fields[6], fields[7]
             if data_size + annotations_size > self.max_request_bytes:
                 log.info("closing a Pyro connection that sent a %d-byte request", data_size + annotations_size)
+                if self.gateway is not None:
+                    self.gateway.refused(Caller("pyro", _address(conn.sock.getpeername())), "too_large")
                 raise Pyro5.errors.ConnectionClosedError("request too large")
 
     def _handshake(self, conn: Any, denied_reason: str | None = None) -> bool:
@@ -152,6 +163,7 @@ class PyroTransport(Transport):
         try:
             self.daemon = _Daemon(host=self.host, port=self.requested_port)
             self.daemon.max_request_bytes = self.gateway.services.settings.max_request_bytes
+            self.daemon.gateway = self.gateway
         except Pyro5.errors.CommunicationError as exc:
             raise OSError(str(exc)) from None
         self.daemon.register(_service_class(self.gateway)(), OBJECT_ID)
@@ -160,8 +172,25 @@ class PyroTransport(Transport):
         assert self.daemon is not None
         self.daemon.requestLoop(lambda: not self._stopped.is_set())
 
+    def register(self, name_server: str) -> None:
+        """Register the object as ``netops`` in the Pyro5 name server at ``HOST:PORT``."""
+        host, _, port = name_server.rpartition(":")
+        try:
+            with Pyro5.api.locate_ns(host, int(port)) as ns:
+                ns.register(OBJECT_ID, self.endpoint)
+        except Pyro5.errors.PyroError as exc:
+            raise OSError(f"cannot register with the Pyro5 name server at {name_server}: {exc}") from None
+        self._name_server = name_server
+
     def stop(self) -> None:
-        """Shut the daemon down."""
+        """Shut the daemon down (leaving the name server, if registered)."""
+        if getattr(self, "_name_server", ""):
+            host, _, port = self._name_server.rpartition(":")
+            try:
+                with Pyro5.api.locate_ns(host, int(port)) as ns:
+                    ns.remove(OBJECT_ID)
+            except Pyro5.errors.PyroError:
+                log.warning("could not remove the registration from the Pyro5 name server")
         self._stopped.set()
         if self.daemon is not None:
             self.daemon.shutdown()

@@ -36,6 +36,7 @@ from rpyc.utils.server import ThreadedServer
 
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
+from gateway.observe import Caller
 from gateway.transports.base import Transport, guarded
 from gateway.transports.exceptions import EXCEPTIONS
 
@@ -197,10 +198,16 @@ class NetOpsService(rpyc.Service):
         self._gateway = gateway
         self._names = frozenset(gateway.method_names(UNDERSCORE))
         self._conn: Any = None
+        self._caller = Caller("rpyc")
         self._values: bool | None = None
 
     def on_connect(self, conn: Any) -> None:
         self._conn = conn
+        try:
+            host, port = conn._channel.stream.sock.getpeername()[:2]
+            self._caller = Caller("rpyc", f"{host}:{port}")
+        except (OSError, AttributeError):
+            self._caller = Caller("rpyc")
 
     def _wants_values(self) -> bool:
         if self._values is None:  # asked once per connection, on its first call
@@ -221,7 +228,7 @@ class NetOpsService(rpyc.Service):
         try:
             result = guarded(
                 lambda: self._gateway.call(
-                    name, plain(args), {k: plain(v) for k, v in kwargs.items()}, style=UNDERSCORE
+                    name, plain(args), {k: plain(v) for k, v in kwargs.items()}, style=UNDERSCORE, caller=self._caller
                 ),
                 f"rpyc {name}",
             )

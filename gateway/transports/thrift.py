@@ -33,9 +33,10 @@ from thriftpy2.transport.buffered import TBufferedTransportFactory
 from thriftpy2.transport.framed import TFramedTransportFactory
 from thriftpy2.transport.socket import TSocket
 
-from gateway.core import UNDERSCORE, Failed, Gateway
+from gateway.core import SYSTEM_NAMES, UNDERSCORE, Failed, Gateway
 from gateway.errors import INVALID_ARGUMENT, GatewayError
 from gateway.idl import thrift_module
+from gateway.observe import Caller
 from gateway.registry import Operation, Schema
 from gateway.transports.base import Transport, guarded
 
@@ -85,6 +86,15 @@ class _CappedCompactProtocolFactory:
         return _CappedCompactProtocol(trans)
 
 
+class _LimitExceeded(TTransportException):
+    """A read the request limits refuse."""
+
+
+# The caller of the connection a handler thread serves (the handler object is shared by all connections).
+_connection = threading.local()
+_connection.caller = Caller("thrift", typed=True)
+
+
 class _BoundedSocket(TSocket):
     """A socket that refuses oversized reads and counts a byte budget per message."""
 
@@ -95,11 +105,11 @@ class _BoundedSocket(TSocket):
 
     def read(self, sz: int) -> bytes:
         if sz > self.limit:
-            raise TTransportException(TTransportException.UNKNOWN, "read larger than the request limit")
+            raise _LimitExceeded(TTransportException.UNKNOWN, "read larger than the request limit")
         data = super().read(sz)
         self.budget -= len(data)
         if self.budget < 0:
-            raise TTransportException(TTransportException.UNKNOWN, "request larger than the limit")
+            raise _LimitExceeded(TTransportException.UNKNOWN, "request larger than the limit")
         return data
 
 
@@ -133,7 +143,7 @@ class _Handler:
     def __init__(self, gateway: Gateway, module: Any) -> None:
         self.gateway = gateway
         self.module = module
-        self.ops = [op for op in gateway.registry if not op.name.startswith("system.")]
+        self.ops = [op for op in gateway.registry if op.name not in SYSTEM_NAMES]
         self.encode = {op.name: _to_thrift(op.result, module) for op in self.ops}
         for op in self.ops:
             setattr(self, op.name, functools.partial(self._operation, op))
@@ -147,19 +157,21 @@ class _Handler:
         except GatewayError as exc:
             raise self._error(exc) from None
 
+    def _call(self, name: str, args: list[Any] | tuple[()] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        return self.gateway.call(name, args, kwargs, style=UNDERSCORE, caller=_connection.caller)
+
     def _operation(self, op: Operation, *args: Any) -> Any:
         kwargs = {p.name: _from_thrift(v) for p, v in zip(op.params, args, strict=True) if v is not None}
-        return self._guard(lambda: self.encode[op.name](self.gateway.call(op.name, (), kwargs)), op.name)
+        return self._guard(lambda: self.encode[op.name](self._call(op.name, (), kwargs)), op.name)
 
     def system_listMethods(self) -> list[str]:
-        return self._guard(lambda: self.gateway.call("system_listMethods", style=UNDERSCORE), "listMethods")
+        return self._guard(lambda: self._call("system_listMethods"), "listMethods")
 
     def system_methodHelp(self, name: str) -> str:
-        return self._guard(lambda: self.gateway.call("system_methodHelp", [name], style=UNDERSCORE), "methodHelp")
+        return self._guard(lambda: self._call("system_methodHelp", [name]), "methodHelp")
 
     def system_methodSignature(self, name: str) -> list[list[str]]:
-        call = functools.partial(self.gateway.call, "system_methodSignature", [name], style=UNDERSCORE)
-        return self._guard(call, "methodSignature")
+        return self._guard(lambda: self._call("system_methodSignature", [name]), "methodSignature")
 
     def system_multicall(self, calls: list[Any]) -> list[Any]:
         return self._guard(lambda: self._multicall(calls or []), "multicall")
@@ -175,7 +187,7 @@ class _Handler:
             args = _from_thrift(getattr(call, op.name))
             requests.append({"methodName": op.name, "params": {k: v for k, v in args.items() if v is not None}})
             chosen.append(op)
-        results = iter(self.gateway.call_many(requests, UNDERSCORE))
+        results = iter(self.gateway.call_many(requests, UNDERSCORE, _connection.caller))
         outcomes = []
         for op in chosen:
             if op is None:
@@ -256,6 +268,11 @@ class ThriftTransport(Transport):
             threading.Thread(target=self._handle, args=(client,), name="thrift-conn", daemon=True).start()
 
     def _handle(self, client: socket.socket) -> None:
+        try:
+            host, port = client.getpeername()[:2]
+            _connection.caller = Caller("thrift", f"{host}:{port}", typed=True)
+        except OSError:
+            _connection.caller = Caller("thrift", typed=True)
         client.settimeout(self.idle_timeout)
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw = _BoundedSocket(client, self.limit)
@@ -265,7 +282,12 @@ class ThriftTransport(Transport):
         try:
             while not self._stopped.is_set():
                 self.processor.process(protocol, protocol)
-        except (TTransportException, TProtocolException, OSError, EOFError):
+        except _LimitExceeded:
+            self.gateway.refused(_connection.caller, "decode_limit")
+        except TProtocolException as exc:
+            if exc.type == TProtocolException.SIZE_LIMIT:
+                self.gateway.refused(_connection.caller, "decode_limit")
+        except (TTransportException, OSError, EOFError):
             pass  # the client went away, idled out, or sent something undecodable: close quietly
         except Exception:
             log.warning("thrift connection closed after an unexpected error", exc_info=True)

@@ -20,6 +20,7 @@ from defusedxml.xmlrpc import DefusedExpatParser
 
 from gateway.core import DOTTED
 from gateway.errors import INVALID_ARGUMENT, PARSE_ERROR, GatewayError
+from gateway.observe import Caller
 from gateway.transports._http import App, HTTPTransport
 from gateway.transports.base import guarded, internal_error
 
@@ -46,17 +47,21 @@ def fault(error: GatewayError, number: int | None = None) -> bytes:
 class _XMLRPCApp(App):
     paths = frozenset({"/", "/RPC2"})
     content_type = "text/xml; charset=utf-8"
+    transport = "xmlrpc"
 
     def __init__(self, transport: XMLRPCTransport) -> None:
         self.gateway = transport.gateway
 
-    def handle(self, body: bytes) -> bytes:
+    def handle(self, body: bytes, caller: Caller) -> bytes:
         try:
             params, name = loads(body)
         except (xml.parsers.expat.ExpatError, DefusedXmlException, ValueError, TypeError, IndexError):
+            self.gateway.refused(caller, "parse_error")
             return fault(GatewayError(INVALID_ARGUMENT, "request is not a well-formed XML-RPC methodCall"), PARSE_ERROR)
         try:
-            result = guarded(lambda: self.gateway.call(name, params, style=DOTTED), f"xmlrpc {name[:50]}")
+            result = guarded(
+                lambda: self.gateway.call(name, params, style=DOTTED, caller=caller), f"xmlrpc {name[:50]}"
+            )
             return xmlrpc.client.dumps((result,), methodresponse=True, encoding="utf-8").encode()
         except GatewayError as exc:
             return fault(exc)

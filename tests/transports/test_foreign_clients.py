@@ -63,7 +63,7 @@ def test_node_jsonrpc_and_xmlrpc(running):
             "www.example.test",
         )
     )
-    assert "resolve" in out["jsonrpc_methods"] and len(out["jsonrpc_methods"]) == 11
+    assert "resolve" in out["jsonrpc_methods"] and len(out["jsonrpc_methods"]) == 12
     assert out["jsonrpc_resolve"]["canonical_name"] == "www.example.test"
     assert out["jsonrpc_batch"] == [{"host": "www.example.test"}, {"error": "not_found"}]
     assert out["jsonrpc_error"] == {"code": -32004, "stable_code": "forbidden_target"}

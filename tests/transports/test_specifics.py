@@ -100,8 +100,11 @@ def test_jsonrpc_alternate_path_and_get(running):
     assert "result" in json.loads(conn.getresponse().read())
     conn.request("GET", "/")
     response = conn.getresponse()
+    assert response.status == 200 and b"<h1>NetOps Gateway</h1>" in response.read()  # the docs page
+    conn.request("GET", "/nothing-here")
+    response = conn.getresponse()
     response.read()
-    assert response.status == 405
+    assert response.status == 404
 
 
 # -- XML-RPC ---------------------------------------------------------------------------------

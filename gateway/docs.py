@@ -1,0 +1,202 @@
+"""The HTML documentation page served at ``GET /``, generated from the registry.
+
+Everything is inline (no CDN: the gateway may run offline).  Each operation
+shows its signature, parameters, result fields, error codes, an example, and
+a form that calls it through JSON-RPC and shows the answer.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway import __version__
+from gateway.errors import NUMERIC
+from gateway.registry import Operation, Schema
+
+__all__ = ["Endpoint", "render_page"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A transport as the page presents it: its name, where it listens, and a snippet that calls it."""
+
+    transport: str
+    address: str
+    snippet: str
+
+
+def snippets(host: str, ports: dict[str, int]) -> list[Endpoint]:
+    """Copy-paste client snippets for each running transport."""
+    templates = {
+        "xmlrpc": (
+            "http://{h}:{p}/RPC2",
+            'import xmlrpc.client\nxmlrpc.client.ServerProxy("http://{h}:{p}/RPC2").resolve("example.com")',
+        ),
+        "jsonrpc": (
+            "http://{h}:{p}/",
+            "curl -s http://{h}:{p}/ -H 'Content-Type: application/json' \\\n"
+            '  -d \'{{"jsonrpc": "2.0", "method": "resolve", "params": ["example.com"], "id": 1}}\'',
+        ),
+        "pyro": (
+            "PYRO:netops@{h}:{p}",
+            'import Pyro5.api\nPyro5.api.Proxy("PYRO:netops@{h}:{p}").resolve("example.com")',
+        ),
+        "thrift": (
+            "{h}:{p}, service NetOps (binary protocol, buffered transport)",
+            "import thriftpy2\nfrom thriftpy2.rpc import make_client\n"
+            'netops = thriftpy2.load("idl/netops.thrift", module_name="netops_thrift")\n'
+            'make_client(netops.NetOps, "{h}", {p}).resolve("example.com")',
+        ),
+        "rpyc": ("{h}:{p}", 'import rpyc\ndict(rpyc.connect("{h}", {p}).root.resolve("example.com"))'),
+    }
+    return [
+        Endpoint(name, templates[name][0].format(h=host, p=port), templates[name][1].format(h=host, p=port))
+        for name, port in ports.items()
+        if name in templates
+    ]
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _fields(schema: Schema, depth: int = 0) -> str:
+    if schema.kind == "array" and schema.item is not None:
+        return _fields(schema.item, depth)
+    if schema.kind != "struct" or depth > 6:
+        return ""
+    rows = []
+    for f in schema.fields:
+        kind = (
+            f.schema.xmlrpc_type
+            if f.schema.kind != "array"
+            else f"array of {(f.schema.item or f.schema).name or (f.schema.item or f.schema).xmlrpc_type}"
+        )
+        nested = _fields(f.schema, depth + 1)
+        rows.append(
+            f"<li><code>{_e(f.name)}</code> <span class=type>{_e(kind)}</span>"
+            f"{' — ' + _e(f.schema.doc) if f.schema.doc else ''}{nested}</li>"
+        )
+    return f"<ul class=fields>{''.join(rows)}</ul>"
+
+
+def _input(op: Operation, index: int) -> str:
+    p = op.params[index]
+    value = op.example.get(p.name, "" if p.required else p.default)
+    kind = p.schema.kind
+    field_id = f"{op.name}-{p.name}"
+    label = f"<label for='{_e(field_id)}'>{_e(p.name)} <span class=type>{_e(p.schema.xmlrpc_type)}</span></label>"
+    attrs = f"id='{_e(field_id)}' name='{_e(p.name)}' data-kind='{_e(kind)}'"
+    if kind == "boolean":
+        return f"{label}<input type=checkbox {attrs}{' checked' if value else ''}>"
+    if kind in ("array", "map", "struct", "any"):
+        return f"{label}<textarea {attrs} rows=2>{_e(json.dumps(value))}</textarea>"
+    input_type = "number" if kind in ("int", "double") else "text"
+    return f"{label}<input type={input_type} {attrs} value='{_e(value)}'>"
+
+
+def _operation(op: Operation, name: str, try_it: bool) -> str:
+    anchor = name.replace(".", "-")
+    signature = ", ".join(
+        f"{p.name}: {p.schema.xmlrpc_type}" + ("" if p.required else f" = {json.dumps(p.default)}") for p in op.params
+    )
+    params = "".join(
+        f"<tr><td><code>{_e(p.name)}</code></td><td>{_e(p.schema.xmlrpc_type)}</td>"
+        f"<td>{'required' if p.required else _e(json.dumps(p.default))}</td><td>{_e(p.schema.doc)}</td></tr>"
+        for p in op.params
+    )
+    returns = op.result.name or op.result.xmlrpc_type
+    errors = ", ".join(f"<code>{_e(c)}</code> ({NUMERIC[c]})" for c in op.errors) or "none"
+    example = json.dumps({"jsonrpc": "2.0", "method": name, "params": dict(op.example), "id": 1}, indent=2)
+    form = ""
+    if try_it:
+        inputs = "".join(f"<div class=field>{_input(op, i)}</div>" for i in range(len(op.params)))
+        form = (
+            f"<form class=try data-method='{_e(name)}' id='try-{_e(anchor)}'>{inputs}"
+            f"<button type=submit>Call {_e(name)}</button></form>"
+            f"<pre class=result id='result-{_e(anchor)}' aria-live=polite></pre>"
+        )
+    return f"""
+<section id="{_e(anchor)}">
+  <h3><code>{_e(name)}({_e(signature)})</code> → <span class=type>{_e(returns)}</span></h3>
+  <p class=doc>{_e(op.doc)}</p>
+  {f"<table><tr><th>parameter</th><th>type</th><th>default</th><th></th></tr>{params}</table>" if op.params else ""}
+  <details><summary>Result fields</summary>{_fields(op.result) or "<p>" + _e(op.result.xmlrpc_type) + "</p>"}</details>
+  <p>Errors: {errors}</p>
+  <details><summary>Example (JSON-RPC)</summary><pre>{_e(example)}</pre></details>
+  {form}
+</section>"""
+
+
+STYLE = """
+body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem 1.5rem;color:#1d232a}
+h1{margin-bottom:0}code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px}
+pre{background:#f4f6f8;padding:.6rem .8rem;overflow:auto;border-radius:6px}
+section{border-top:1px solid #dde2e7;padding:.4rem 0 1rem}h3{margin:.8rem 0 .2rem}
+.type{color:#6a737d;font-weight:normal}.doc{white-space:pre-wrap;margin:.3rem 0}
+table{border-collapse:collapse;margin:.4rem 0}
+td,th{border-bottom:1px solid #eef1f4;padding:.15rem .6rem;text-align:left;vertical-align:top}
+.fields{margin:.2rem 0}.try{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:end;margin:.5rem 0}
+.field{display:flex;flex-direction:column}input[type=text],textarea{min-width:16rem}
+button{padding:.3rem .9rem}.result:empty{display:none}.error{color:#b31d28}nav a{margin-right:.6rem}
+"""
+
+SCRIPT = """
+function value(el) {
+  const kind = el.dataset.kind;
+  if (kind === 'boolean') return el.checked;
+  if (el.value === '') return undefined;
+  if (kind === 'int') return parseInt(el.value, 10);
+  if (kind === 'double') return parseFloat(el.value);
+  if (kind === 'string') return el.value;
+  return JSON.parse(el.value);
+}
+for (const form of document.querySelectorAll('form.try')) {
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const out = document.getElementById('result-' + form.id.slice(4));
+    const params = {};
+    try {
+      for (const el of form.querySelectorAll('[data-kind]')) {
+        const v = value(el);
+        if (v !== undefined) params[el.name] = v;
+      }
+    } catch (err) { out.className = 'result error'; out.textContent = 'bad input: ' + err; return; }
+    out.className = 'result'; out.textContent = 'calling…';
+    try {
+      const response = await fetch(JSONRPC_URL, {method: 'POST', headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({jsonrpc: '2.0', method: form.dataset.method, params, id: Date.now()})});
+      const answer = await response.json();
+      if (answer.error) { out.className = 'result error'; out.textContent = answer.error.message; }
+      else { out.textContent = JSON.stringify(answer.result, null, 2); }
+    } catch (err) { out.className = 'result error'; out.textContent = 'request failed: ' + err; }
+  });
+}
+"""
+
+
+def render_page(operations: Sequence[tuple[str, Operation]], endpoints: Sequence[Endpoint], jsonrpc_url: str) -> str:
+    """The whole page; ``jsonrpc_url`` is where the forms post ("" when JSON-RPC is not running: no forms)."""
+    nav = " ".join(f"<a href='#{_e(n.replace('.', '-'))}'>{_e(n)}</a>" for n, _ in operations)
+    transports = "".join(
+        f"<h3>{_e(e.transport)}</h3><p><code>{_e(e.address)}</code></p><pre>{_e(e.snippet)}</pre>" for e in endpoints
+    )
+    sections = "".join(_operation(op, name, bool(jsonrpc_url)) for name, op in operations)
+    codes = "".join(f"<tr><td><code>{_e(c)}</code></td><td>{n}</td></tr>" for c, n in NUMERIC.items())
+    return f"""<!doctype html>
+<html lang=en><head><meta charset=utf-8><meta name=viewport content="width=device-width,initial-scale=1">
+<title>NetOps Gateway</title><style>{STYLE}</style></head>
+<body>
+<h1>NetOps Gateway</h1>
+<p>Version {_e(__version__)}. Networking operations over XML-RPC, JSON-RPC, Pyro5, Thrift and RPyC: the same
+methods, results and error codes on each. Machine-readable: <a href="/openrpc.json">OpenRPC</a>
+(<code>rpc.discover</code>), <code>idl/netops.thrift</code>, <a href="/metrics">metrics</a>.</p>
+<nav>{nav}</nav>
+<h2>Endpoints</h2>{transports}
+<h2>Operations</h2>{sections}
+<h2>Error codes</h2><table><tr><th>code</th><th>XML-RPC / JSON-RPC number</th></tr>{codes}</table>
+<script>const JSONRPC_URL = {json.dumps(jsonrpc_url)};{SCRIPT}</script>
+</body></html>"""

@@ -1,0 +1,69 @@
+"""Prometheus metrics of one gateway, served at ``GET /metrics`` on the HTTP ports.
+
+netops_calls_total{transport,method,outcome}   calls by outcome (``ok`` or the error code)
+netops_call_duration_seconds{transport,method}  latency histogram
+netops_calls_in_flight{transport}               calls being answered now
+netops_outbound_in_flight                       networking operations running now
+netops_refused_total{transport,reason}          requests refused before reaching an operation
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from gateway.core import SYSTEM_NAMES
+from gateway.observe import Caller
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+# From 0.5 ms (an introspection call) to the 10 s default operation timeout.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """An observer that keeps the gateway's metrics in its own registry (not the process-global one)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.calls = Counter(
+            "netops_calls", "Calls answered, by outcome", ["transport", "method", "outcome"], registry=self.registry
+        )
+        self.duration = Histogram(
+            "netops_call_duration_seconds",
+            "Time to answer a call",
+            ["transport", "method"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge("netops_calls_in_flight", "Calls being answered", ["transport"], registry=self.registry)
+        self.outbound = Gauge("netops_outbound_in_flight", "Networking operations running", registry=self.registry)
+        self.refusals = Counter(
+            "netops_refused",
+            "Requests refused before reaching an operation",
+            ["transport", "reason"],
+            registry=self.registry,
+        )
+
+    def started(self, caller: Caller, method: str) -> None:
+        """Count a call in flight."""
+        self.in_flight.labels(caller.transport).inc()
+        if method not in SYSTEM_NAMES and not method.startswith("system_"):
+            self.outbound.inc()
+
+    def finished(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
+        """Count the outcome and the latency."""
+        self.in_flight.labels(caller.transport).dec()
+        if method not in SYSTEM_NAMES and not method.startswith("system_"):
+            self.outbound.dec()
+        self.calls.labels(caller.transport, method, outcome).inc()
+        self.duration.labels(caller.transport, method).observe(seconds)
+
+    def refused(self, caller: Caller, reason: str) -> None:
+        """Count a refusal."""
+        self.refusals.labels(caller.transport, reason).inc()
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format."""
+        return generate_latest(self.registry)

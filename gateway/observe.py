@@ -1,0 +1,38 @@
+"""Who is calling, and the hook through which calls are counted and logged.
+
+The core reports each call's start and end to its observers; metrics and the
+access log are observers (see :mod:`gateway.metrics`, :mod:`gateway.accesslog`),
+so the core itself stays free of I/O and of any monitoring library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["NO_CALLER", "Caller", "Observer"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Where a call came from: the transport and the client's address (``ip:port``)."""
+
+    transport: str = ""
+    client: str = ""
+    typed: bool = False  # the transport needs a fixed type for every result (Thrift): untyped methods are hidden
+
+
+NO_CALLER = Caller()
+
+
+class Observer(Protocol):
+    """Receives every call's start and end, and every request refused before it reached the core."""
+
+    def started(self, caller: Caller, method: str) -> None:
+        """A call has begun."""
+
+    def finished(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
+        """A call has ended; ``outcome`` is ``ok`` or the error code."""
+
+    def refused(self, caller: Caller, reason: str) -> None:
+        """A request was refused before it reached an operation (too large, unparsable, …)."""
