@@ -1,7 +1,7 @@
 """The clients in clients/ (Node.js, shell, Thrift-generated Python and Node.js) against a live gateway.
 
 Outside CI a test skips, saying what to install, when its tool is missing; in CI (CI=true) a missing
-tool fails the test, since .ci/run installs them all (scripts/setup-clients).
+tool fails the test, since .ci/run installs them all (scripts/setup-tools).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ def need(tool: str, how: str) -> None:
 
 
 def need_node_packages() -> None:
-    need("node", "apt-get install nodejs, or run scripts/setup-clients")
+    need("node", "apt-get install nodejs, or run scripts/setup-tools")
     if not NODE_MODULES.is_dir():
         if os.environ.get("CI"):
-            pytest.fail("clients/node/node_modules is missing in CI: run scripts/setup-clients")
-        pytest.skip("Node.js packages not installed (run scripts/setup-clients)")
+            pytest.fail("clients/node/node_modules is missing in CI: run scripts/setup-tools")
+        pytest.skip("Node.js packages not installed (run scripts/setup-tools)")
 
 
 def run(*argv: str | Path, env: dict[str, str] | None = None) -> str:
@@ -46,7 +46,7 @@ def run(*argv: str | Path, env: dict[str, str] | None = None) -> str:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     """Python and Node.js code generated from idl/netops.thrift by the Apache Thrift compiler."""
-    need("thrift", "apt-get install thrift-compiler, or run scripts/setup-clients")
+    need("thrift", "apt-get install thrift-compiler, or run scripts/setup-tools")
     out = tmp_path_factory.mktemp("thrift-gen")
     run("sh", CLIENTS / "thrift" / "generate.sh", out)
     return out

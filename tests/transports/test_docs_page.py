@@ -1,0 +1,73 @@
+"""The docs page in a real browser: Debian's Chromium, driven by Playwright (no browser download).
+
+It loads the page, fills the resolve form, submits it, reads the answer from the page and saves a
+screenshot under test-artifacts/. Outside CI the test skips when Chromium is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",  # CI runs as root
+    "--disable-gpu",
+    "--disable-background-networking",  # the machine has no network: no update or sync calls
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: scripts/setup-tools installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium, or run scripts/setup-tools)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def test_try_it_form_calls_resolve_and_shows_the_answer(browser, running):
+    page = browser.new_page(viewport={"width": 1100, "height": 1300})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"http://127.0.0.1:{running.port('jsonrpc')}/")
+    assert page.title() == "NetOps Gateway"
+    for name in ("resolve", "mx_lookup", "fetch_url", "tls_check", "system.multicall"):
+        assert page.locator(f"section[id='{name.replace('.', '-')}']").count() == 1
+    page.fill("#resolve-host", "www.example.test")
+    page.fill("#resolve-family", "ipv6")
+    page.click("#try-resolve button")
+    result = page.locator("#result-resolve")
+    result.filter(has_text="2001:db8::10").wait_for(timeout=10_000)
+    assert '"canonical_name": "www.example.test"' in result.inner_text()
+    page.fill("#resolve-host", "nope.example.test")
+    page.click("#try-resolve button")
+    page.locator("#result-resolve.error").filter(has_text="not_found").wait_for(timeout=10_000)
+    page.fill("#resolve-host", "www.example.test")
+    page.click("#try-resolve button")
+    result.filter(has_text="2001:db8::10").wait_for(timeout=10_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#resolve").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "docs-page.png"))
+    assert errors == []
+    assert all(url.startswith(f"http://127.0.0.1:{running.port('jsonrpc')}/") for url in requests), requests  # no CDN
+
+
+def test_the_xmlrpc_port_sends_the_browser_to_the_docs(browser, running):
+    page = browser.new_page()
+    page.goto(f"http://127.0.0.1:{running.port('xmlrpc')}/")
+    assert page.url == f"http://127.0.0.1:{running.port('jsonrpc')}/" and page.title() == "NetOps Gateway"
