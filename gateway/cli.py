@@ -259,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("args", nargs="*", help="positional arguments (JSON values or plain strings)")
     call.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="a named argument (repeatable)")
     call.set_defaults(run=cmd_call)
+    bench = sub.add_parser("bench", help="compare the transports: the gateway against each bare library")
+    from gateway.bench import add_arguments as bench_arguments
+
+    bench_arguments(bench)
     multi = sub.add_parser("multicall", parents=[common], help="run JSON-lines calls concurrently")
     multi.add_argument("file", nargs="?", help="file of JSON lines (default: standard input)")
     multi.set_defaults(run=cmd_multicall)
@@ -269,6 +273,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     """Run the ``netops`` command; returns the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
     args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        from gateway.bench import run_and_report
+
+        return run_and_report(args)
     style = Style(err)
     try:
         with connect(args.url, timeout=args.timeout) as client:

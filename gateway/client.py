@@ -213,21 +213,12 @@ class _RPyC(_Backend):
             method = self.methods.get(name)
             if method is None:
                 method = self.methods[name] = getattr(self.conn.root, name)
-            return json.loads(method(*_frozen(args), **{k: _frozen(v) for k, v in kwargs.items()}))
+            return json.loads(method(*args, **kwargs))
         except Exception as exc:
             raise _classify(exc, self.where) from None
 
     def close(self) -> None:
         self.conn.close()
-
-
-def _frozen(value: Any) -> Any:
-    """Lists and dicts as tuples, which RPyC sends by value (the gateway copies lists and dicts in one by one)."""
-    if isinstance(value, dict):
-        return {k: _frozen(v) for k, v in value.items()}  # dicts still go by reference: RPyC has no by-value mapping
-    if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
-    return value
 
 
 class _Thrift(_Backend):

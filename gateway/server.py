@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from gateway import __version__
 from gateway.accesslog import AccessLog, configure_logging
@@ -38,11 +43,14 @@ class Running:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.gateway = Gateway(default_registry(), Services.from_settings(settings), [self.metrics, AccessLog()])
+        observers = [self.metrics, AccessLog()] if settings.access_log else [self.metrics]
+        self.gateway = Gateway(default_registry(), Services.from_settings(settings), observers)
         self.transports: list[Transport] = []
 
     def start(self) -> None:
         """Bind every transport first, then serve: a busy port leaves nothing running."""
+        if self.settings.reuse_port:
+            _share_ports()
         for name in self.settings.transports:
             port = getattr(self.settings, f"{name}_port")
             transport = TRANSPORT_CLASSES[name](self.gateway, self.settings.host, port)
@@ -114,6 +122,67 @@ class Running:
         return "\n".join(lines)
 
 
+def _share_ports() -> None:
+    """Set SO_REUSEPORT on every TCP socket this process binds, so several workers share the ports.
+
+    Pyro5 and rpyc create their listening sockets themselves; wrapping bind is
+    the one place all five transports pass through. Only worker processes do this.
+    """
+    original = socket.socket.bind
+    if getattr(original, "_netops_reuse_port", False):
+        return
+
+    def bind(self: socket.socket, address: Any) -> None:
+        if self.type == socket.SOCK_STREAM and self.family in (socket.AF_INET, socket.AF_INET6):
+            self.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        original(self, address)
+
+    bind._netops_reuse_port = True  # type: ignore[attr-defined]
+    socket.socket.bind = bind  # type: ignore[method-assign]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def supervise(settings: Settings) -> int:
+    """Run ``settings.workers`` gateway processes on the same ports; stop them all on SIGINT/SIGTERM."""
+    ports = {f"{t}_port": getattr(settings, f"{t}_port") or _free_port() for t in settings.transports}
+    worker = settings.replace(workers=1, reuse_port=True, **ports)
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", prefix="netops-worker-", delete=False) as fh:
+        fh.write(to_toml(worker))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    children = [
+        subprocess.Popen([sys.executable, "-m", "gateway", "--config", fh.name], stdout=subprocess.PIPE, text=True)
+        for _ in range(settings.workers)
+    ]
+    try:
+        table = [children[0].stdout.readline() for _ in range(2 + len(settings.transports))]  # type: ignore[union-attr]
+        if not all(table):
+            return 1  # the worker printed why on standard error
+        print(table[0].rstrip("\n") + f", {settings.workers} worker processes")
+        print("".join(table[1:]), end="", flush=True)
+        while not stop.wait(0.5):
+            if any(child.poll() is not None for child in children):
+                log.error("a worker process exited; stopping the others")
+                return 1
+        return 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        os.unlink(fh.name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the gateway until interrupted; exit status 0 on a clean stop."""
     parser = argparse.ArgumentParser(
@@ -132,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(to_toml(settings), end="")
         return 0
     configure_logging(settings.log_format)
+    if settings.workers > 1:
+        return supervise(settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before the table: a stop right after "ready" is still clean
         signal.signal(sig, lambda *_: stop.set())

@@ -142,3 +142,30 @@ def test_running_in_process_releases_its_ports(transport_settings):
     again = Running(transport_settings.replace(xmlrpc_port=port, transports=("xmlrpc",)))
     again.start()  # the port is free again
     again.stop()
+
+
+def worker_pids(parent: int) -> list[int]:
+    """Processes whose parent is ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def test_workers_share_the_ports_and_stop_together(gateway_flags):
+    with ServerProcess(*ALL_FREE, *gateway_flags, "--workers", "2") as server:
+        server.wait_ready(5)
+        assert "2 worker processes" in server.lines[0]
+        workers = worker_pids(server.proc.pid)
+        assert len(workers) == 2
+        for name in server.ports:  # every transport answers on its one port
+            client = connect(server, name)  # type: ignore[arg-type]
+            assert client.call("resolve", "127.0.0.1")["addresses"][0]["address"] == "127.0.0.1"
+            client.close()
+        assert server.stop() == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)  # reaped by the supervisor

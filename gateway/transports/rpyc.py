@@ -7,8 +7,8 @@ RPyC sends only immutable builtins and tuples by value; dicts and lists
 would travel as references into the other process.  So:
 
 * **Arguments** that arrive as references to the caller's lists and dicts are
-  copied into plain data here, bounded in size and depth, before the core
-  sees them (each element read costs one round trip back to the caller).
+  copied in as their ``repr`` (one round trip back to the caller per argument),
+  parsed with ``ast.literal_eval`` (no code runs), bounded in size and depth.
 * **Results** go to a stock client as read-only views over a per-call copy
   (:class:`MappingView`, :class:`SequenceView`): ``r["host"]``, ``len(r)``,
   iteration and ``dict(r)`` work as on a dict, every leaf comes by value, and
@@ -23,6 +23,7 @@ Errors: a builtin exception class whose message starts with the stable code
 
 from __future__ import annotations
 
+import ast
 import collections.abc
 import json
 import logging
@@ -109,7 +110,12 @@ class _View:
     _data: Any
 
     def __eq__(self, other: object) -> bool:
-        return plain(other) == self._data if isinstance(other, (_View, collections.abc.Collection)) else False
+        if not isinstance(other, (_View, collections.abc.Collection)):
+            return False
+        try:
+            return copy_in(other) == self._data
+        except GatewayError:
+            return False  # not plain data: not equal to a result
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -161,8 +167,25 @@ class SequenceView(_View, collections.abc.Sequence):
         return len(self._data)
 
 
+def copy_in(value: Any, limit: int = 1024 * 1024) -> Any:
+    """Copy one argument into plain data: a list or dict that is a reference into the caller comes as its
+    ``repr`` (one round trip), parsed by ``ast.literal_eval`` (which evaluates no code), then checked by :func:`plain`.
+    """
+    if isinstance(value, netref.BaseNetref):
+        text = repr(value)
+        if len(text) > limit:
+            raise GatewayError(INVALID_ARGUMENT, "arguments are too large")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise GatewayError(
+                INVALID_ARGUMENT, "arguments must be strings, numbers, booleans, lists or dicts"
+            ) from None
+    return plain(value)
+
+
 def plain(value: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
-    """Copy a caller's argument (possibly references into the caller) into plain, bounded data."""
+    """Check a caller's argument is plain, bounded data (lists, dicts, scalars) and return a copy of it."""
     budget = [MAX_ARGUMENT_ITEMS] if budget is None else budget
     budget[0] -= 1
     if budget[0] < 0 or depth > MAX_ARGUMENT_DEPTH:
@@ -176,16 +199,6 @@ def plain(value: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
         return [plain(v, budget, depth + 1) for v in value]
     if kind is dict:
         return {k: plain(v, budget, depth + 1) for k, v in value.items()}
-    is_ref = isinstance(value, netref.BaseNetref)
-    if isinstance(value, collections.abc.Mapping) or (is_ref and isinstance(value, dict)):
-        if len(value) > budget[0]:
-            raise GatewayError(INVALID_ARGUMENT, "arguments are too large")
-        return {plain(k, budget, depth + 1): plain(value[k], budget, depth + 1) for k in list(iter(value))}
-    if isinstance(value, collections.abc.Sequence) or (is_ref and isinstance(value, (list, tuple))):
-        size = len(value)
-        if size > budget[0]:
-            raise GatewayError(INVALID_ARGUMENT, "arguments are too large")
-        return [plain(value[i], budget, depth + 1) for i in range(size)]
     raise GatewayError(INVALID_ARGUMENT, "arguments must be strings, numbers, booleans, lists or dicts")
 
 
@@ -196,6 +209,7 @@ class NetOpsService(rpyc.Service):
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
+        self._limit = gateway.services.settings.max_request_bytes
         self._names = frozenset(gateway.method_names(UNDERSCORE))
         self._conn: Any = None
         self._caller = Caller("rpyc")
@@ -228,7 +242,11 @@ class NetOpsService(rpyc.Service):
         try:
             result = guarded(
                 lambda: self._gateway.call(
-                    name, plain(args), {k: plain(v) for k, v in kwargs.items()}, style=UNDERSCORE, caller=self._caller
+                    name,
+                    [copy_in(a, self._limit) for a in args],
+                    {k: copy_in(v, self._limit) for k, v in kwargs.items()},
+                    style=UNDERSCORE,
+                    caller=self._caller,
                 ),
                 f"rpyc {name}",
             )

@@ -1,0 +1,367 @@
+"""``netops bench``: every transport on the same work, the gateway against each bare library, in one run.
+
+Workloads (``--workloads``, all by default):
+
+- ``latency``: one client, one persistent connection, N sequential ``system.listMethods`` calls;
+- ``throughput``: C client processes, each with its own connection, for D seconds;
+- ``batch``: 100 calls as one multicall against 100 single calls;
+- ``payload``: a small result against a ``fetch_url`` of a 256 KiB local page;
+- ``network``: 100 ``mx_lookup`` calls against a DNS server that answers after 50 ms,
+  sequentially, from C clients, and as one multicall;
+- ``load``: 200 connections spread over the five transports at once;
+- ``workers``: throughput with ``--workers 2`` against one process.
+
+Latency and throughput run against the bare library servers too (:mod:`gateway.bench.bare`)
+and a raw TCP echo, and the server's CPU time per call is read from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway import __version__
+from gateway.bench.engine import Server, Stats, call_factory, latency, start_bare, start_gateway, throughput
+from gateway.bench.fixtures import SlowDNS, WebPage
+from gateway.bench.report import write_reports
+from gateway.client import connect
+from gateway.config import TRANSPORTS
+from gateway.errors import GatewayError
+
+__all__ = ["main", "run"]
+
+WORKLOADS = ("latency", "throughput", "batch", "payload", "network", "load", "workers")
+QUICK_WORKLOADS = ("latency", "throughput", "network")  # network: only its multicall part in a quick run
+MiB = 1024 * 1024
+
+
+class Progress:
+    """A one-line progress bar on standard error."""
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.total, self.done, self.enabled = max(total, 1), 0, enabled
+
+    def step(self, label: str) -> None:
+        """Advance by one step, naming what runs next."""
+        self.done += 1
+        if self.enabled:
+            filled = int(30 * self.done / self.total)
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {label:<40}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _stats(stats: Stats) -> dict[str, float]:
+    return {
+        "calls": stats.calls,
+        "errors": stats.errors,
+        "seconds": round(stats.seconds, 4),
+        "calls_per_s": round(stats.rate, 1),
+        "p50_us": round(stats.p50_us, 1),
+        "p99_us": round(stats.p99_us, 1),
+        "server_cpu_per_call_us": round(stats.cpu_per_call_us, 1),
+    }
+
+
+def _latency(
+    server: Server, transport: str, port: int, count: int, method: str = "system.listMethods", args: tuple = ()
+) -> Stats:
+    call, close = call_factory(transport, port, method, args)
+    try:
+        return latency(server, call, count)
+    finally:
+        close()
+
+
+def machine() -> dict[str, Any]:
+    """What the run ran on."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "gateway": __version__,
+    }
+
+
+def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[str, Any]:
+    """Run the chosen workloads; return every figure as plain data."""
+    transports = options.transports
+    workloads = options.workloads
+    steps = (
+        len(transports)
+        * (
+            2 * ("latency" in workloads)
+            + 2 * ("throughput" in workloads)
+            + sum(w in workloads for w in ("batch", "payload", "network", "workers"))
+        )
+        + 3
+    )
+    progress = progress or Progress(steps, enabled=sys.stderr.isatty())
+    dns, web = SlowDNS(0.05), WebPage()
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "options": {
+            k: v
+            for k, v in vars(options).items()
+            if k in ("calls", "clients", "duration", "transports", "workloads", "quick")
+        },
+        "transports": {t: {} for t in transports},
+    }
+    progress.step("starting the gateway")
+    gateway = start_gateway(dns.address)
+    try:
+        time.sleep(0.5)
+        result["at_rest"] = {"rss_mb": round(gateway.rss_bytes() / MiB, 1), "threads": gateway.threads()}
+        for transport in transports:
+            row = result["transports"][transport]
+            port = gateway.ports[transport]
+            bare = start_bare(transport) if {"latency", "throughput"} & set(workloads) else None
+            try:
+                if "latency" in workloads:
+                    progress.step(f"{transport}: latency")
+                    row["latency"] = _stats(_latency(gateway, transport, port, options.calls))
+                    progress.step(f"{transport} bare: latency")
+                    row["bare_latency"] = _stats(_latency(bare, transport, bare.ports[transport], options.calls))
+                if "throughput" in workloads:
+                    progress.step(f"{transport}: throughput")
+                    row["throughput"] = _stats(throughput(gateway, transport, port, options.clients, options.duration))
+                    progress.step(f"{transport} bare: throughput")
+                    row["bare_throughput"] = _stats(
+                        throughput(bare, transport, bare.ports[transport], options.clients, options.duration)
+                    )
+            finally:
+                if bare is not None:
+                    bare.stop()
+            if "batch" in workloads:
+                progress.step(f"{transport}: batching")
+                row["batch"] = _batch(transport, port)
+            if "payload" in workloads:
+                progress.step(f"{transport}: payload")
+                row["payload"] = {
+                    "small": _stats(_latency(gateway, transport, port, max(20, options.calls // 10))),
+                    "large": _stats(
+                        _latency(
+                            gateway,
+                            transport,
+                            port,
+                            max(20, options.calls // 10),
+                            "fetch_url",
+                            (web.url, "GET", {}, 262144),
+                        )
+                    ),
+                }
+            if "network" in workloads:
+                progress.step(f"{transport}: network work")
+                row["network"] = _network(transport, port, options.clients, full=not options.quick)
+        if "latency" in workloads or "throughput" in workloads:
+            progress.step("raw TCP echo (the floor)")
+            echo = start_bare("echo")
+            try:
+                result["echo"] = {}
+                if "latency" in workloads:
+                    result["echo"]["latency"] = _stats(_latency(echo, "echo", echo.ports["echo"], options.calls))
+                if "throughput" in workloads:
+                    result["echo"]["throughput"] = _stats(
+                        throughput(echo, "echo", echo.ports["echo"], options.clients, options.duration)
+                    )
+            finally:
+                echo.stop()
+        if "load" in workloads:
+            progress.step("200 connections at once")
+            result["load"] = _load(gateway, transports, 200)
+    finally:
+        gateway.stop()
+    if "workers" in workloads:
+        result["workers"] = {}
+        for count in (1, 2):
+            server = start_gateway(dns.address, workers=count)
+            try:
+                for transport in transports:
+                    progress.step(f"{transport}: {count} worker(s)")
+                    stats = throughput(server, transport, server.ports[transport], options.clients, options.duration)
+                    result["workers"].setdefault(transport, {})[str(count)] = _stats(stats)
+            finally:
+                server.stop()
+    dns.close()
+    web.close()
+    progress.close()
+    return result
+
+
+def _batch(transport: str, port: int, rounds: int = 5) -> dict[str, Any]:
+    """100 resolve calls of an IP literal (an operation every multicall can hold, Thrift's typed one too)."""
+    calls = [("resolve", ["127.0.0.1"])] * 100
+    with connect(f"{transport}://127.0.0.1:{port}") as client:
+        client.multicall(calls)
+        began = time.perf_counter()
+        for _ in range(rounds):
+            client.multicall(calls)
+        batched = time.perf_counter() - began
+        began = time.perf_counter()
+        for _ in range(rounds * 100):
+            client.resolve("127.0.0.1")
+        single = time.perf_counter() - began
+    return {
+        "multicall_calls_per_s": round(rounds * 100 / batched, 1),
+        "single_calls_per_s": round(rounds * 100 / single, 1),
+    }
+
+
+def _network(transport: str, port: int, clients: int, lookups: int = 100, full: bool = True) -> dict[str, Any]:
+    url = f"{transport}://127.0.0.1:{port}"
+    names = [f"d{i}.bench.test" for i in range(lookups)]
+    out: dict[str, Any] = {"sequential_s": 0.0, "concurrent_s": 0.0, "concurrent_errors": 0}
+    with connect(url) as client:
+        if full:
+            began = time.perf_counter()
+            for name in names:
+                client.mx_lookup(name)
+            out["sequential_s"] = round(time.perf_counter() - began, 3)
+        began = time.perf_counter()
+        answers = client.multicall([("mx_lookup", [name]) for name in names])
+        out["multicall_s"] = round(time.perf_counter() - began, 3)
+        out["multicall_errors"] = sum(isinstance(a, GatewayError) for a in answers)
+    if not full:
+        return out
+    errors: list[int] = []
+
+    def share(part: list[str]) -> None:
+        with connect(url) as own:
+            for name in part:
+                try:
+                    own.mx_lookup(name)
+                except GatewayError:
+                    errors.append(1)
+
+    threads = [threading.Thread(target=share, args=(names[i::clients],)) for i in range(clients)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out["concurrent_s"] = round(time.perf_counter() - began, 3)
+    out["concurrent_errors"] = len(errors)
+    return out
+
+
+def _load(gateway: Server, transports: Sequence[str], connections: int, calls_each: int = 20) -> dict[str, Any]:
+    """``connections`` connections spread over the transports, all open at once, each making calls."""
+    counts = {t: 0 for t in transports}
+    errors = {t: 0 for t in transports}
+    lock = threading.Lock()
+    barrier = threading.Barrier(connections)
+    peak = {"threads": 0, "rss_mb": 0.0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak["threads"] = max(peak["threads"], gateway.threads())
+            peak["rss_mb"] = max(peak["rss_mb"], round(gateway.rss_bytes() / MiB, 1))
+            time.sleep(0.05)
+
+    def one(transport: str) -> None:
+        try:
+            with connect(f"{transport}://127.0.0.1:{gateway.ports[transport]}", timeout=60) as client:
+                barrier.wait(60)
+                for _ in range(calls_each):
+                    client.call("resolve", "127.0.0.1")
+                    with lock:
+                        counts[transport] += 1
+        except (GatewayError, OSError, threading.BrokenBarrierError):
+            with lock:
+                errors[transport] += 1
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    threads = [threading.Thread(target=one, args=(transports[i % len(transports)],)) for i in range(connections)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - began
+    done.set()
+    sampler.join()
+    return {
+        "connections": connections,
+        "calls": counts,
+        "errors": errors,
+        "seconds": round(seconds, 3),
+        "peak_threads": peak["threads"],
+        "peak_rss_mb": peak["rss_mb"],
+        "after": {"threads": gateway.threads(), "rss_mb": round(gateway.rss_bytes() / MiB, 1)},
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options."""
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run (under a minute): latency, throughput, network"
+    )
+    parser.add_argument("--calls", type=int, default=2000, help="sequential calls for latency (default 2000)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent client processes (default 8)")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of each throughput run (default 5)")
+    parser.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated (default all five)")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated: {', '.join(WORKLOADS)}")
+    parser.add_argument(
+        "--out", default="bench/results", help="where the full run writes report.md, chart.png, results.json"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print (and, unless --quick, write) the report."""
+    parser = argparse.ArgumentParser(prog="netops bench", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    options = parser.parse_args(argv)
+    return run_and_report(options)
+
+
+def run_and_report(options: argparse.Namespace) -> int:
+    """Normalise options, run, print the table, write the reports (not for --quick)."""
+    options.transports = [t for t in str(options.transports).split(",") if t]
+    options.workloads = [w for w in str(options.workloads).split(",") if w]
+    unknown = [t for t in options.transports if t not in TRANSPORTS] + [
+        w for w in options.workloads if w not in WORKLOADS
+    ]
+    if unknown:
+        print(f"netops bench: unknown transport or workload {unknown[0]!r}", file=sys.stderr)
+        return 64
+    if options.quick:
+        options.calls, options.clients, options.duration = (
+            min(options.calls, 300),
+            min(options.clients, 2),
+            min(options.duration, 1.0),
+        )
+        options.workloads = [w for w in options.workloads if w in QUICK_WORKLOADS]
+    result = run(options)
+    from gateway.bench.report import table
+
+    print(table(result))
+    if not options.quick:
+        written = write_reports(result, Path(options.out))
+        print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

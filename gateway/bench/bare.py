@@ -1,0 +1,162 @@
+"""The bare libraries, serving the same trivial work as the gateway, each as its documentation shows.
+
+    python -m gateway.bench.bare xmlrpc|jsonrpc|pyro|thrift|rpyc|echo PORT
+
+Each answers ``system.listMethods`` (``system_listMethods``) with the same list the gateway
+returns, in its best documented configuration (keep-alive on, Nagle off, a listen backlog
+of 128), and prints ``ready`` once listening. ``echo`` is a raw length-prefixed TCP echo in
+Python: the floor no RPC library can go under.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import socketserver
+import struct
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
+
+NAMES = [
+    "dns_query", "fetch_url", "mx_lookup", "resolve", "reverse_lookup", "rpc.discover", "system.listMethods",
+    "system.methodHelp", "system.methodSignature", "system.multicall", "tcp_connect", "tls_check",
+]  # fmt: skip
+
+
+def list_methods() -> list[str]:
+    """The same list the gateway's system.listMethods returns."""
+    return list(NAMES)
+
+
+def xmlrpc(port: int) -> None:
+    """Stdlib SimpleXMLRPCServer with ThreadingMixIn and HTTP/1.1 keep-alive."""
+
+    class Handler(SimpleXMLRPCRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive
+        disable_nagle_algorithm = True
+
+    class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
+        daemon_threads = True
+        request_queue_size = 128
+
+    server = Server(("127.0.0.1", port), Handler, logRequests=False, allow_none=False)
+    server.register_function(list_methods, "system.listMethods")
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+def jsonrpc(port: int) -> None:
+    """jsonrpcserver's dispatch behind the stdlib ThreadingHTTPServer (keep-alive, Nagle off)."""
+    from jsonrpcserver import Success, dispatch, method
+
+    @method(name="system.listMethods")
+    def listed() -> object:
+        return Success(list_methods())
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+        wbufsize = -1
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            answer = dispatch(body.decode()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128
+
+    server = Server(("127.0.0.1", port), Handler)
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+def rpyc_server(port: int) -> None:
+    """An rpyc ThreadedServer; the result goes by value as JSON, as to a gateway ValuesService client."""
+    import rpyc
+    from rpyc.utils.server import ThreadedServer
+
+    class Service(rpyc.Service):
+        def exposed_system_listMethods(self) -> str:
+            return json.dumps(list_methods())  # by value, as the gateway gives a ValuesService client
+
+    server = ThreadedServer(
+        Service, hostname="127.0.0.1", port=port, backlog=128, protocol_config={"allow_pickle": False}
+    )
+    print("ready", flush=True)
+    server.start()
+
+
+def pyro(port: int) -> None:
+    """A Pyro5 daemon (thread server, serpent) with one exposed class."""
+    import Pyro5.api
+
+    @Pyro5.api.expose
+    class NetOps:
+        def system_listMethods(self) -> list[str]:
+            return list_methods()
+
+    daemon = Pyro5.api.Daemon(host="127.0.0.1", port=port)
+    daemon.register(NetOps, "netops")
+    print("ready", flush=True)
+    daemon.requestLoop()
+
+
+def thrift(port: int) -> None:
+    """thriftpy2's make_server (its Cython binary protocol and buffered transport)."""
+    import io
+
+    import thriftpy2
+    from thriftpy2.rpc import make_server
+
+    module = thriftpy2.load_fp(io.StringIO("service NetOps { list<string> system_listMethods() }"), "bare_thrift")
+
+    class Handler:
+        def system_listMethods(self) -> list[str]:
+            return [n.replace(".", "_") for n in list_methods()]
+
+    server = make_server(module.NetOps, Handler(), "127.0.0.1", port, client_timeout=None)
+    server.daemon = True
+    print("ready", flush=True)
+    server.serve()
+
+
+def echo(port: int) -> None:
+    """A raw length-prefixed TCP echo: the floor."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            sock = self.request
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader = sock.makefile("rb")
+            while True:
+                head = reader.read(4)
+                if len(head) < 4:
+                    return
+                body = reader.read(struct.unpack("!I", head)[0])
+                sock.sendall(head + body)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 128
+
+    server = Server(("127.0.0.1", port), Handler)
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+SERVERS = {"xmlrpc": xmlrpc, "jsonrpc": jsonrpc, "pyro": pyro, "thrift": thrift, "rpyc": rpyc_server, "echo": echo}
+
+if __name__ == "__main__":
+    threading.current_thread().name = f"bare-{sys.argv[1]}"
+    SERVERS[sys.argv[1]](int(sys.argv[2]))

@@ -1,0 +1,292 @@
+"""The measurements: servers in their own processes, the same clients against each, one run.
+
+Every workload talks to a server in a separate process, through the same
+client (:mod:`gateway.client`, or a raw socket for the echo floor). Besides
+wall-clock figures it reads the server's own CPU time from ``/proc``, which
+on a 2-core machine crowded by client processes is the steadier figure.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.client import connect
+from gateway.config import TRANSPORTS
+from gateway.errors import GatewayError
+
+__all__ = ["Server", "Stats", "call_factory", "latency", "start_bare", "start_gateway", "throughput"]
+
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 right now."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+@dataclass
+class Server:
+    """A server process (and its worker children) under measurement."""
+
+    name: str
+    proc: subprocess.Popen
+    ports: dict[str, int]
+
+    def pids(self) -> list[int]:
+        """The process and its children (workers)."""
+        return [self.proc.pid, *_children(self.proc.pid)]
+
+    def _stat(self, pid: int) -> list[str]:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the whole process tree."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = self._stat(pid)
+                total += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError):
+                continue
+        return total / TICKS
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the whole process tree."""
+        total = 0
+        for pid in self.pids():
+            try:
+                total += int(self._stat(pid)[21]) * PAGE
+            except (OSError, IndexError):
+                continue
+        return total
+
+    def threads(self) -> int:
+        """Threads of the whole process tree."""
+        total = 0
+        for pid in self.pids():
+            try:
+                total += int(self._stat(pid)[17])
+            except (OSError, IndexError):
+                continue
+        return total
+
+    def stop(self) -> None:
+        """Terminate and reap."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def _wait_listening(ports: list[int], proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with status {proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nothing listens on port {port}") from None
+                time.sleep(0.05)
+
+
+def start_gateway(nameserver: str, workers: int = 1, transports: tuple[str, ...] = TRANSPORTS) -> Server:
+    """``python -m gateway`` on free ports, the access log off (the bare libraries keep none either)."""
+    ports = dict(zip(transports, free_ports(len(transports)), strict=True))
+    flags = [f"--{name}-port={port}" for name, port in ports.items()]
+    command = [
+        sys.executable, "-m", "gateway", *flags, f"--transports={','.join(transports)}",
+        f"--nameserver={nameserver}", "--allow-target=127.0.0.0/8", "--access-log=false", f"--workers={workers}",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_listening(list(ports.values()), proc)
+    return Server(f"gateway x{workers}" if workers > 1 else "gateway", proc, ports)
+
+
+def start_bare(transport: str) -> Server:
+    """One bare library server (or the raw echo) in its own process."""
+    (port,) = free_ports(1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.bench.bare", transport, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_listening([port], proc)
+    return Server(f"bare {transport}", proc, {transport: port})
+
+
+def call_factory(
+    transport: str, port: int, method: str = "system.listMethods", args: tuple = ()
+) -> tuple[Callable[[], Any], Callable[[], None]]:
+    """A zero-argument call on one persistent connection, and its closer."""
+    if transport == "echo":
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = sock.makefile("rb")
+        payload = json.dumps([method, list(args)]).encode()
+        frame = struct.pack("!I", len(payload)) + payload
+
+        def echo() -> Any:
+            sock.sendall(frame)
+            size = struct.unpack("!I", reader.read(4))[0]
+            return reader.read(size)
+
+        return echo, sock.close
+    client = connect(f"{transport}://127.0.0.1:{port}", timeout=30)
+    return (lambda: client.call(method, *args)), client.close
+
+
+@dataclass
+class Stats:
+    """One measurement: calls, errors, time, and the server's CPU during it."""
+
+    calls: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    server_cpu: float = 0.0
+    samples_us: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Calls per second."""
+        return self.calls / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_per_call_us(self) -> float:
+        """Server CPU microseconds per call."""
+        return self.server_cpu / self.calls * 1e6 if self.calls else 0.0
+
+    @property
+    def p50_us(self) -> float:
+        """Median latency."""
+        return statistics.median(self.samples_us) if self.samples_us else 0.0
+
+    @property
+    def p99_us(self) -> float:
+        """99th-percentile latency."""
+        if len(self.samples_us) < 2:
+            return self.p50_us
+        return statistics.quantiles(self.samples_us, n=100)[98]
+
+
+@contextmanager
+def measured(server: Server | None, stats: Stats) -> Iterator[Stats]:
+    """Fill ``stats.seconds`` and ``stats.server_cpu`` around a block."""
+    cpu = server.cpu_seconds() if server else 0.0
+    began = time.perf_counter()
+    yield stats
+    stats.seconds = time.perf_counter() - began
+    stats.server_cpu = (server.cpu_seconds() - cpu) if server else 0.0
+
+
+def latency(server: Server | None, call: Callable[[], Any], count: int, warmup: int = 20) -> Stats:
+    """``count`` sequential calls on one connection: per-call samples."""
+    for _ in range(warmup):
+        call()
+    stats = Stats()
+    with measured(server, stats):
+        for _ in range(count):
+            began = time.perf_counter()
+            try:
+                call()
+                stats.calls += 1
+            except (GatewayError, OSError):
+                stats.errors += 1
+            stats.samples_us.append((time.perf_counter() - began) * 1e6)
+    return stats
+
+
+def _client_process(
+    transport: str, port: int, method: str, args: tuple, start_at: float, duration: float, out: Any
+) -> None:
+    try:
+        call, close = call_factory(transport, port, method, args)
+    except (GatewayError, OSError):
+        out.put((0, 1))
+        return
+    calls = errors = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    end = start_at + duration
+    while time.time() < end:
+        try:
+            call()
+            calls += 1
+        except (GatewayError, OSError):
+            errors += 1
+    close()
+    out.put((calls, errors))
+
+
+def throughput(
+    server: Server | None,
+    transport: str,
+    port: int,
+    clients: int,
+    duration: float,
+    method: str = "system.listMethods",
+    args: tuple = (),
+) -> Stats:
+    """``clients`` processes, each with its own connection, calling for ``duration`` seconds."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    start_at = time.time() + 1.5 + 0.15 * clients  # every client connected before the clock starts
+    procs = [
+        context.Process(target=_client_process, args=(transport, port, method, args, start_at, duration, results))
+        for _ in range(clients)
+    ]
+    for proc in procs:
+        proc.start()
+    while time.time() < start_at:
+        time.sleep(0.005)
+    stats = Stats()
+    cpu = server.cpu_seconds() if server else 0.0
+    time.sleep(duration)
+    stats.server_cpu = (server.cpu_seconds() - cpu) if server else 0.0
+    for _ in procs:
+        calls, errors = results.get(timeout=duration + 60)
+        stats.calls += calls
+        stats.errors += errors
+    for proc in procs:
+        proc.join(30)
+    stats.seconds = duration
+    return stats

@@ -1,0 +1,117 @@
+"""Local servers the benchmark measures against: a DNS server that answers after a delay, a web page.
+
+Both listen on 127.0.0.1 on free ports and answer concurrently (a thread per
+request), so the time measured is the gateway's, not a queue in front of them.
+"""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+__all__ = ["PAGE_BYTES", "SlowDNS", "WebPage"]
+
+PAGE_BYTES = 256 * 1024
+ZONE = "bench.test."
+
+
+class SlowDNS:
+    """Answers every query under ``bench.test.`` after ``delay`` seconds: MX 10 mx.bench.test, A 127.0.0.1."""
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                wire, sock = self.request
+                try:
+                    query = dns.message.from_wire(wire)
+                except dns.exception.DNSException:
+                    return
+                time.sleep(outer.delay)
+                sock.sendto(answer(query).to_wire(), self.client_address)
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UDPServer):
+            daemon_threads = True
+
+        self.server, self.port = _serve(Server(("127.0.0.1", 0), Handler))
+
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` for --nameserver."""
+        return f"127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        """Stop answering."""
+        _stop(self.server)
+
+
+def _serve(server: socketserver.BaseServer) -> tuple[socketserver.BaseServer, int]:
+    """Serve on a daemon thread; return the server and its port."""
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    return server, server.server_address[1]  # type: ignore[attr-defined]
+
+
+def _stop(server: socketserver.BaseServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+def answer(query: dns.message.Message) -> dns.message.Message:
+    """MX and A records for any name in the zone, nothing else; REFUSED outside it."""
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA
+    question = query.question[0]
+    if not question.name.to_text().endswith(ZONE):
+        response.set_rcode(dns.rcode.REFUSED)
+    elif question.rdtype == dns.rdatatype.MX:
+        response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "MX", "10 mx.bench.test."))
+    elif question.rdtype == dns.rdatatype.A:
+        response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", "127.0.0.1"))
+    return response
+
+
+class WebPage:
+    """Serves a 256 KiB text page at ``/page`` (keep-alive, Nagle off)."""
+
+    def __init__(self) -> None:
+        body = (b"0123456789abcdef" * (PAGE_BYTES // 16 + 1))[:PAGE_BYTES]
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        self.server, self.port = _serve(Server(("127.0.0.1", 0), Handler))
+
+    @property
+    def url(self) -> str:
+        """The page's URL."""
+        return f"http://127.0.0.1:{self.port}/page"
+
+    def close(self) -> None:
+        """Stop serving."""
+        _stop(self.server)

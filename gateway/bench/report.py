@@ -1,0 +1,221 @@
+"""The benchmark's outputs: a table, a Markdown report with the targets, a PNG chart, and JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["markdown", "table", "targets", "write_reports"]
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def table(result: dict[str, Any]) -> str:
+    """A plain-text table: per transport, the gateway against the bare library."""
+    header = (
+        f"{'transport':<9} {'p50 us':>8} {'bare':>8} {'ratio':>6}   {'cpu/call us':>11} {'bare':>8} {'ratio':>6}"
+        f"   {'calls/s':>8} {'bare':>8} {'errors':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for transport, row in result["transports"].items():
+        lat, bare_lat = row.get("latency", {}), row.get("bare_latency", {})
+        tp, bare_tp = row.get("throughput", {}), row.get("bare_throughput", {})
+        cpu = tp.get("server_cpu_per_call_us") or lat.get("server_cpu_per_call_us", 0)
+        bare_cpu = bare_tp.get("server_cpu_per_call_us") or bare_lat.get("server_cpu_per_call_us", 0)
+        p50, bare_p50 = lat.get("p50_us", 0), bare_lat.get("p50_us", 0)
+        errors = tp.get("errors", 0) + bare_tp.get("errors", 0)
+        lines.append(
+            f"{transport:<9} {p50:>8.0f} {bare_p50:>8.0f} {_ratio(p50, bare_p50):>6}"
+            f"   {cpu:>11.0f} {bare_cpu:>8.0f} {_ratio(cpu, bare_cpu):>6}"
+            f"   {tp.get('calls_per_s', 0):>8.0f} {bare_tp.get('calls_per_s', 0):>8.0f} {errors:>6}"
+        )
+    echo = result.get("echo", {})
+    if echo:
+        lines.append(
+            f"{'tcp echo':<9} {echo.get('latency', {}).get('p50_us', 0):>8.0f} {'':>8} {'':>6}"
+            f"   {echo.get('throughput', {}).get('server_cpu_per_call_us', 0):>11.0f} {'':>8} {'':>6}"
+            f"   {echo.get('throughput', {}).get('calls_per_s', 0):>8.0f}"
+        )
+    network = {t: r["network"] for t, r in result["transports"].items() if "network" in r}
+    if network:
+        lines += ["", "100 mx_lookups, DNS answering after 50 ms: seconds (sequential / from clients / one multicall)"]
+        lines += [
+            f"{t:<9} {n['sequential_s']:>7.2f} / {n['concurrent_s']:>5.2f} / {n['multicall_s']:>5.2f}"
+            for t, n in network.items()
+        ]
+    return "\n".join(lines)
+
+
+def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """Each target of the benchmark issue: (what, met, the figure and by how much)."""
+    out = []
+    for transport, row in result["transports"].items():
+        lat, bare_lat = row.get("latency"), row.get("bare_latency")
+        tp, bare_tp = row.get("throughput"), row.get("bare_throughput")
+        if lat and bare_lat and bare_lat["p50_us"]:
+            r = lat["p50_us"] / bare_lat["p50_us"]
+            out.append(
+                (
+                    f"{transport}: p50 latency <= 1.1x bare",
+                    r <= 1.1,
+                    f"{r:.2f}x ({lat['p50_us']:.0f} vs {bare_lat['p50_us']:.0f} us)",
+                )
+            )
+        if tp and bare_tp and bare_tp["server_cpu_per_call_us"]:
+            r = tp["server_cpu_per_call_us"] / bare_tp["server_cpu_per_call_us"]
+            limit = 0.5 if transport in ("xmlrpc", "jsonrpc") else 1.1
+            out.append(
+                (
+                    f"{transport}: server CPU per call <= {limit}x bare",
+                    r <= limit,
+                    f"{r:.2f}x ({tp['server_cpu_per_call_us']:.0f} vs {bare_tp['server_cpu_per_call_us']:.0f} us)",
+                )
+            )
+        if "network" in row:
+            s = row["network"]["multicall_s"]
+            out.append((f"{transport}: multicall of 100 slow mx_lookups < 0.5 s", s < 0.5, f"{s:.2f} s"))
+    if "load" in result:
+        load = result["load"]
+        errors = sum(load["errors"].values())
+        answered = all(v > 0 for v in load["calls"].values())
+        out.append(
+            (
+                "200 concurrent connections: no errors, every transport answers",
+                errors == 0 and answered,
+                f"{errors} errors; peak {load['peak_threads']} threads, {load['peak_rss_mb']} MB",
+            )
+        )
+    if "at_rest" in result:
+        rss = result["at_rest"]["rss_mb"]
+        out.append(("resident memory at rest < 80 MB", rss < 80, f"{rss} MB, {result['at_rest']['threads']} threads"))
+    return out
+
+
+def _section(title: str, columns: tuple[str, str], values: dict[str, tuple[float, float]]) -> list[str]:
+    """A Markdown table of two figures per transport (nothing when there are none)."""
+    if not values:
+        return []
+    return [
+        "",
+        f"## {title}",
+        "",
+        f"| transport | {columns[0]} | {columns[1]} |",
+        "|---|---|---|",
+        *(f"| {t} | {a:.0f} | {b:.0f} |" for t, (a, b) in values.items()),
+    ]
+
+
+def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
+    """The report as Markdown."""
+    m = result["machine"]
+    opts = result["options"]
+    lines = [
+        "# NetOps Gateway: transport benchmark",
+        "",
+        f"Run {result['when']} on {m['cpu'] or 'an unknown CPU'}, {m['cores']} cores, {m['system']}, "
+        f"Python {m['python']}, gateway {m['gateway']}. Gateway and clients share the machine; the gateway runs "
+        "with its access log off (the bare libraries keep none).",
+        f"Options: {opts.get('calls')} sequential calls, {opts.get('clients')} client processes, "
+        f"{opts.get('duration')} s per throughput run.",
+        "",
+    ]
+    if chart:
+        lines += [f"![latency and throughput per transport]({chart})", ""]
+    lines += ["## Gateway against the bare libraries", "", "```", table(result), "```", ""]
+    lines += [
+        "p50 is the median of one client's sequential calls; calls/s is the sum over the client processes; "
+        "cpu/call is the server process's own CPU time (from /proc) during the throughput run, divided by the calls.",
+        "",
+        "## Targets",
+        "",
+        "| target | met | figure |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {what} | {'yes' if met else '**no**'} | {figure} |" for what, met, figure in targets(result)]
+    rows = result["transports"]
+    lines += _section(
+        "Batching: 100 resolve calls as one multicall vs 100 single calls (calls/s)",
+        ("multicall", "single"),
+        {
+            t: (r["batch"]["multicall_calls_per_s"], r["batch"]["single_calls_per_s"])
+            for t, r in rows.items()
+            if "batch" in r
+        },
+    )
+    lines += _section(
+        "Payload: p50 of a small result and of a 256 KiB fetch_url (us)",
+        ("small", "256 KiB"),
+        {
+            t: (r["payload"]["small"]["p50_us"], r["payload"]["large"]["p50_us"])
+            for t, r in rows.items()
+            if "payload" in r
+        },
+    )
+    lines += _section(
+        "One process against two (--workers 2), calls/s",
+        ("1 worker", "2 workers"),
+        {t: (w["1"]["calls_per_s"], w["2"]["calls_per_s"]) for t, w in result.get("workers", {}).items()},
+    )
+    if "load" in result:
+        load = result["load"]
+        lines += [
+            "",
+            f"## {load['connections']} connections at once",
+            "",
+            f"Calls answered per transport: {load['calls']}; errors: {load['errors']}; in {load['seconds']} s. "
+            f"Peak {load['peak_threads']} threads and {load['peak_rss_mb']} MB; "
+            f"afterwards {load['after']['threads']} threads, {load['after']['rss_mb']} MB.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def chart(result: dict[str, Any], path: Path) -> bool:
+    """Latency and throughput per transport, gateway beside bare library, as one PNG (False without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    names = list(result["transports"])
+    rows = result["transports"]
+    series = [
+        ("p50 latency (us, lower is better)", "latency", "p50_us"),
+        ("throughput (calls/s, higher is better)", "throughput", "calls_per_s"),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    width = 0.38
+    for ax, (title, key, field) in zip(axes, series, strict=True):
+        gateway = [rows[n].get(key, {}).get(field, 0) for n in names]
+        bare = [rows[n].get(f"bare_{key}", {}).get(field, 0) for n in names]
+        xs = range(len(names))
+        ax.bar([x - width / 2 for x in xs], gateway, width, label="gateway", color="#2f6fb3")
+        ax.bar([x + width / 2 for x in xs], bare, width, label="bare library", color="#b7c4d1")
+        echo = result.get("echo", {}).get(key, {}).get(field)
+        if echo:
+            ax.axhline(echo, color="#c0392b", linestyle="--", linewidth=1, label="raw TCP echo")
+        ax.set_xticks(list(xs), names)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    m = result["machine"]
+    fig.suptitle(f"NetOps Gateway vs the bare libraries: {m['cores']} cores, Python {m['python']}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_reports(result: dict[str, Any], out: Path) -> list[Path]:
+    """Write results.json, report.md and chart.png into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.json", out / "report.md"]
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    has_chart = chart(result, out / "chart.png")
+    (out / "report.md").write_text(markdown(result, "chart.png" if has_chart else None))
+    if has_chart:
+        written.append(out / "chart.png")
+    return written

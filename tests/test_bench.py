@@ -1,0 +1,123 @@
+"""The benchmark's own code: it counts calls and errors right and writes its reports. No timing thresholds."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from gateway.bench import main as bench_main
+from gateway.bench.engine import Stats, call_factory, latency, start_bare, throughput
+from gateway.bench.report import markdown, table, targets, write_reports
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_latency_counts_calls_and_errors():
+    count = {"n": 0}
+
+    def flaky() -> None:
+        count["n"] += 1
+        if count["n"] % 3 == 0:
+            raise OSError("every third call fails")
+
+    stats = latency(None, flaky, 30, warmup=0)
+    assert (stats.calls, stats.errors, len(stats.samples_us)) == (20, 10, 30)
+    assert stats.p50_us >= 0 and stats.p99_us >= stats.p50_us
+
+
+def test_stats_arithmetic():
+    stats = Stats(calls=200, errors=1, seconds=2.0, server_cpu=0.1, samples_us=[1.0, 2.0, 3.0])
+    assert stats.rate == 100.0 and stats.cpu_per_call_us == 500.0 and stats.p50_us == 2.0
+
+
+@pytest.fixture(scope="module")
+def echo():
+    server = start_bare("echo")
+    yield server
+    server.stop()
+
+
+def test_echo_floor_answers_and_cpu_is_read(echo):
+    call, close = call_factory("echo", echo.ports["echo"])
+    assert json.loads(call()) == ["system.listMethods", []]
+    stats = latency(echo, call, 200)
+    close()
+    assert stats.calls == 200 and stats.errors == 0 and stats.server_cpu >= 0
+    assert echo.rss_bytes() > 0 and echo.threads() >= 1
+
+
+def test_throughput_sums_every_client_process(echo):
+    stats = throughput(echo, "echo", echo.ports["echo"], clients=2, duration=0.3)
+    assert stats.calls > 0 and stats.errors == 0 and stats.seconds == 0.3
+
+
+def test_throughput_counts_clients_that_cannot_connect(closed_port):
+    stats = throughput(None, "jsonrpc", closed_port, clients=2, duration=0.2)
+    assert stats.calls == 0 and stats.errors > 0
+
+
+SAMPLE = {
+    "machine": {"cpu": "test cpu", "cores": 2, "python": "3.11", "system": "Linux", "gateway": "0"},
+    "when": "2026-11-21T00:00:00Z",
+    "options": {"calls": 10, "clients": 2, "duration": 1.0},
+    "at_rest": {"rss_mb": 60.0, "threads": 11},
+    "transports": {
+        "xmlrpc": {
+            "latency": {"p50_us": 100.0, "server_cpu_per_call_us": 40.0, "errors": 0},
+            "bare_latency": {"p50_us": 200.0, "server_cpu_per_call_us": 90.0},
+            "throughput": {"calls_per_s": 1000.0, "server_cpu_per_call_us": 40.0, "errors": 0},
+            "bare_throughput": {"calls_per_s": 500.0, "server_cpu_per_call_us": 90.0, "errors": 0},
+            "network": {"sequential_s": 10.0, "concurrent_s": 2.0, "multicall_s": 0.6, "multicall_errors": 0},
+        }
+    },
+    "load": {"connections": 200, "calls": {"xmlrpc": 10}, "errors": {"xmlrpc": 0}, "seconds": 1.0,
+             "peak_threads": 50, "peak_rss_mb": 70.0, "after": {"threads": 12, "rss_mb": 65.0}},
+}  # fmt: skip
+
+
+def test_targets_say_which_are_met_and_by_how_much():
+    found = {what: (met, figure) for what, met, figure in targets(SAMPLE)}
+    assert found["xmlrpc: p50 latency <= 1.1x bare"] == (True, "0.50x (100 vs 200 us)")
+    assert found["xmlrpc: server CPU per call <= 0.5x bare"][0] is True
+    assert found["xmlrpc: multicall of 100 slow mx_lookups < 0.5 s"] == (False, "0.60 s")
+    assert found["resident memory at rest < 80 MB"][0] is True
+    assert found["200 concurrent connections: no errors, every transport answers"][0] is True
+
+
+def test_reports_are_written(tmp_path):
+    written = write_reports(SAMPLE, tmp_path / "out")
+    names = {p.name for p in written}
+    assert {"results.json", "report.md"} <= names
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == SAMPLE
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| xmlrpc: multicall of 100 slow mx_lookups < 0.5 s | **no** | 0.60 s |" in report
+    if "chart.png" in names:
+        assert (tmp_path / "out" / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "xmlrpc" in table(SAMPLE) and markdown(SAMPLE, None).startswith("# NetOps Gateway")
+
+
+def test_a_tiny_run_end_to_end():
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = bench_main(["--quick", "--transports", "jsonrpc", "--workloads", "latency", "--calls", "30"])
+    assert status == 0
+    row = out.getvalue().splitlines()[2].split()
+    assert row[0] == "jsonrpc" and float(row[1]) > 0 and float(row[2]) > 0  # gateway and bare p50 measured
+
+
+def test_unknown_workload_is_a_usage_error(capsys):
+    assert bench_main(["--workloads", "nope"]) == 64
+    assert "unknown transport or workload 'nope'" in capsys.readouterr().err
+
+
+def test_bench_script_in_the_repository_is_the_same_command():
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.startswith("usage: netops bench")
