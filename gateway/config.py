@@ -71,6 +71,38 @@ def _nameserver(value: Any) -> str:
     return str(value)
 
 
+def _operation_name(value: Any) -> str:
+    text = str(value)
+    if not text.replace("_", "").isalnum():
+        raise ValueError("must be an operation name such as fetch_url")
+    return text
+
+
+PER_OPERATION = {"timeout": _positive(float), "max_body_bytes": _positive(int), "max_redirects": _positive(int)}
+
+
+def _limit(value: Any) -> str:
+    text = str(value).replace(" ", "")
+    target, sep, number = text.partition("=")
+    op, dot, key = target.partition(".")
+    if not sep or not dot or key not in PER_OPERATION:
+        raise ValueError(f"must be OPERATION.KEY=VALUE with KEY one of {', '.join(PER_OPERATION)}")
+    _operation_name(op)
+    PER_OPERATION[key](number)
+    return text
+
+
+def operation_settings(settings: Settings, operation: str) -> Settings:
+    """The settings an operation runs under: the global ones with its --limit entries applied."""
+    changes = {}
+    for entry in settings.limits:
+        target, _, number = entry.partition("=")
+        op, _, key = target.partition(".")
+        if op == operation:
+            changes[key] = PER_OPERATION[key](number)
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -149,6 +181,15 @@ class Settings:
     multicall_workers: int = _setting(64, _positive(int), "threads running multicall elements")
     # Keep-alive connections stay this long without a request, then are closed.
     idle_timeout: float = _setting(60.0, _positive(float), "seconds an idle client connection stays open")
+    # Operators switch operations off (they vanish from introspection) and tighten limits per operation.
+    disable: tuple[str, ...] = _setting((), _operation_name, "operation to switch off", flag="--disable", many=True)
+    limits: tuple[str, ...] = _setting(
+        (),
+        _limit,
+        "per-operation limit OP.KEY=VALUE (timeout, max_body_bytes, max_redirects)",
+        flag="--limit",
+        many=True,
+    )
     log_format: str = _setting("text", _choice("text", "json"), "log lines as readable text or one JSON object each")
     access_log: bool = _setting(True, _boolean, "one log line per call (true/false)")
     # Processes serving the same ports (SO_REUSEPORT): throughput grows with cores.
@@ -186,6 +227,11 @@ def _parse(name: str, value: Any) -> Any:
 
 def build_settings(values: Mapping[str, Any], base: Settings | None = None) -> Settings:
     """Validate a mapping of setting names to values into :class:`Settings`."""
+    if isinstance(values.get("limits"), dict):  # TOML: [limits.fetch_url] timeout = 5
+        values = {
+            **values,
+            "limits": [f"{op}.{k}={v}" for op, table in values["limits"].items() for k, v in table.items()],
+        }
     unknown = sorted(set(values) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]!r}")

@@ -86,16 +86,12 @@ class Trust:
 class Context:
     """One call's view of the gateway: services plus a deadline."""
 
-    __slots__ = ("deadline", "services")
+    __slots__ = ("deadline", "services", "settings")
 
-    def __init__(self, services: Services, deadline: Deadline) -> None:
+    def __init__(self, services: Services, deadline: Deadline, settings: Settings | None = None) -> None:
         self.services = services
         self.deadline = deadline
-
-    @property
-    def settings(self) -> Settings:
-        """The gateway's settings."""
-        return self.services.settings
+        self.settings = settings or services.settings  # the operation's own, with its --limit entries
 
     @property
     def names(self) -> Names:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict, TypeVar
 
+from gateway.config import operation_settings
 from gateway.context import Context, Deadline, Services
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
 from gateway.observe import NO_CALLER, Caller, Observer
@@ -118,9 +119,16 @@ class Gateway:
         for func in SYSTEM_OPERATIONS:
             self.registry.add(describe(func))
         self.services = services
+        settings = services.settings
+        known = {op.name for op in self.registry}
+        unknown = sorted({*settings.disable, *(e.split(".", 1)[0] for e in settings.limits)} - known)
+        if unknown:
+            raise ValueError(f"unknown operation {unknown[0]!r} in disable or limits")
         self._timed = {op.name for op in self.registry if _has_elapsed(op)}
+        self._settings = {op.name: operation_settings(settings, op.name) for op in self.registry}
+        enabled = [op for op in self.registry if op.name not in settings.disable]  # disabled: gone from every list
         self._by_style: dict[Style, dict[str, Operation]] = {
-            style: {public_name(op.name, style): op for op in self.registry} for style in (DOTTED, UNDERSCORE)
+            style: {public_name(op.name, style): op for op in enabled} for style in (DOTTED, UNDERSCORE)
         }
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -180,7 +188,8 @@ class Gateway:
         """Run a non-system operation with already-bound arguments, mapping stray exceptions to ``internal``."""
         start = time.perf_counter()
         try:
-            result = op.func(Context(self.services, Deadline(self.services.settings.timeout)), **bound)
+            settings = self._settings[op.name]
+            result = op.func(Context(self.services, Deadline(settings.timeout), settings), **bound)
         except GatewayError:
             raise
         except Exception:

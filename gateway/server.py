@@ -206,7 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before the table: a stop right after "ready" is still clean
         signal.signal(sig, lambda *_: stop.set())
-    running = Running(settings)
+    try:
+        running = Running(settings)
+    except ValueError as exc:  # an unknown operation in disable/limits, an unreadable trust store
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         running.start()
     except StartError as exc:

@@ -40,6 +40,7 @@ from gateway.registry import Range, operation
 __all__ = ["fetch_url"]
 
 MiB = 1024 * 1024
+DEFAULT_MAX_BYTES = MiB
 READ_CHUNK = 64 * 1024
 MAX_HEADER_BYTES = 64 * 1024  # h11's cap on the status line plus headers; h11's own default
 MAX_REQUEST_HEADERS = 64
@@ -150,7 +151,9 @@ def fetch_url(
     url: Annotated[str, "http:// or https:// URL"],
     method: Annotated[str, "GET or HEAD"] = "GET",
     headers: Annotated[dict[str, str], "extra request headers"] = {},  # noqa: B006 - never mutated
-    max_bytes: Annotated[int, "most bytes of decoded body to return (at most 10 MiB)", Range(0, 10 * MiB)] = MiB,
+    max_bytes: Annotated[
+        int, "most bytes of decoded body to return (at most 10 MiB)", Range(0, 10 * MiB)
+    ] = DEFAULT_MAX_BYTES,
     follow_redirects: Annotated[bool, "follow 301, 302, 303, 307 and 308"] = True,
 ) -> FetchResult:
     """Fetch a URL over HTTP or HTTPS (GET or HEAD), following redirects; a 404 or 500 is a result, not an error."""
@@ -159,7 +162,9 @@ def fetch_url(
     if verb not in ("GET", "HEAD"):
         raise GatewayError(INVALID_ARGUMENT, f"unsupported method {method[:20]!r}: only GET and HEAD")
     if max_bytes > ctx.settings.max_body_bytes:
-        raise GatewayError(INVALID_ARGUMENT, f"max_bytes must be at most {ctx.settings.max_body_bytes}")
+        if max_bytes != DEFAULT_MAX_BYTES:
+            raise GatewayError(INVALID_ARGUMENT, f"max_bytes must be at most {ctx.settings.max_body_bytes}")
+        max_bytes = ctx.settings.max_body_bytes  # the caller left the default: the operator's lower cap applies
     extra = _request_headers(headers)
     redirects: list[Redirect] = []
     current = url
