@@ -55,6 +55,16 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[Any], Any]:
     return parse
 
 
+def _non_negative(kind: Callable[[str], Any]) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        number = kind(value)
+        if number < 0:
+            raise ValueError("must be 0 (no limit) or more")
+        return number
+
+    return parse
+
+
 def _port(value: Any) -> int:
     number = int(value)
     if not 0 <= number < 65536:
@@ -181,6 +191,14 @@ class Settings:
     multicall_workers: int = _setting(64, _positive(int), "threads running multicall elements")
     # Keep-alive connections stay this long without a request, then are closed.
     idle_timeout: float = _setting(60.0, _positive(float), "seconds an idle client connection stays open")
+    # Admission (0 = no limit). Off by default; SECURITY-minded deployments set them (see the README).
+    rate_limit: float = _setting(0.0, _non_negative(float), "calls per second one client may make on average")
+    rate_burst: int = _setting(
+        0, _non_negative(int), "calls one client may make at once above the rate (default: the rate)"
+    )
+    max_calls_per_client: int = _setting(0, _non_negative(int), "calls of one client in flight at once")
+    # Bounds the threads and sockets that callers can make the gateway hold open toward the network.
+    max_outbound: int = _setting(256, _non_negative(int), "networking operations in flight across all clients")
     # Operators switch operations off (they vanish from introspection) and tighten limits per operation.
     disable: tuple[str, ...] = _setting((), _operation_name, "operation to switch off", flag="--disable", many=True)
     limits: tuple[str, ...] = _setting(

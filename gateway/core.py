@@ -22,6 +22,7 @@ from typing import Any, Literal, TypedDict, TypeVar
 from gateway.config import operation_settings
 from gateway.context import Context, Deadline, Services
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
+from gateway.limits import Admission
 from gateway.observe import NO_CALLER, Caller, Observer
 from gateway.registry import Operation, Registry, describe, operation
 
@@ -125,6 +126,9 @@ class Gateway:
         if unknown:
             raise ValueError(f"unknown operation {unknown[0]!r} in disable or limits")
         self._timed = {op.name for op in self.registry if _has_elapsed(op)}
+        self.admission = Admission(
+            settings.rate_limit, settings.rate_burst, settings.max_calls_per_client, settings.max_outbound
+        )
         self._settings = {op.name: operation_settings(settings, op.name) for op in self.registry}
         enabled = [op for op in self.registry if op.name not in settings.disable]  # disabled: gone from every list
         self._by_style: dict[Style, dict[str, Operation]] = {
@@ -154,16 +158,17 @@ class Gateway:
         *,
         style: Style = DOTTED,
         caller: Caller = NO_CALLER,
+        element: bool = False,
     ) -> Any:
-        """Validate the arguments, run the operation and return its plain-data result."""
+        """Validate the arguments, run the operation and return its plain-data result (``element``: of a multicall)."""
         if not self.observers:
-            return self._call(name, args, kwargs or {}, style, caller)
+            return self._call(name, args, kwargs or {}, style, caller, element)
         method = str(name)[:100]
         for observer in self.observers:
             observer.started(caller, method)
         start, outcome = time.perf_counter(), "ok"
         try:
-            return self._call(name, args, kwargs or {}, style, caller)
+            return self._call(name, args, kwargs or {}, style, caller, element)
         except GatewayError as exc:
             outcome = exc.code
             raise
@@ -177,12 +182,16 @@ class Gateway:
         for observer in self.observers:
             observer.refused(caller, reason)
 
-    def _call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], style: Style, caller: Caller) -> Any:
+    def _call(
+        self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], style: Style, caller: Caller, element: bool
+    ) -> Any:
         op = self.lookup(name, style, caller)
-        bound = op.bind(args, kwargs)
-        if op.name in SYSTEM_NAMES:
-            return op.func(Session(self, style, caller), **bound)
-        return self.run(op, bound)
+        system = op.name in SYSTEM_NAMES
+        with self.admission.admit(caller.identity, outbound=not system, element=element):
+            bound = op.bind(args, kwargs)
+            if system:
+                return op.func(Session(self, style, caller), **bound)
+            return self.run(op, bound)
 
     def run(self, op: Operation, bound: dict[str, Any]) -> Any:
         """Run a non-system operation with already-bound arguments, mapping stray exceptions to ``internal``."""
@@ -228,7 +237,7 @@ class Gateway:
             name, args, kwargs = unpack_call(item)
             if self.lookup(name, style, caller).name == "system.multicall":
                 raise GatewayError(INVALID_ARGUMENT, "system.multicall cannot be nested in a multicall")
-            return self.call(name, args, kwargs, style=style, caller=caller)
+            return self.call(name, args, kwargs, style=style, caller=caller, element=True)
         except GatewayError as exc:
             return Failed(exc)
 

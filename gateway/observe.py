@@ -21,6 +21,11 @@ class Caller:
     client: str = ""
     typed: bool = False  # the transport needs a fixed type for every result (Thrift): untyped methods are hidden
 
+    @property
+    def identity(self) -> str:
+        """Whom limits count against: the client's IP address (its port changes with every connection)."""
+        return self.client.rsplit(":", 1)[0] if self.client else ""
+
 
 NO_CALLER = Caller()
 
