@@ -115,8 +115,11 @@ def strict_call(strict_gateway: Gateway) -> Call:
 
 def error_of(call: Call, name: str, *args: Any, **kwargs: Any) -> GatewayError:
     """Call and return the GatewayError it raised (failing the test if none)."""
+    from tests.transports.clients import assert_no_leak
+
     with pytest.raises(GatewayError) as info:
         call(name, *args, **kwargs)
+    assert_no_leak(str(info.value))
     return info.value
 
 

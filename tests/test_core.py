@@ -127,3 +127,33 @@ def test_gateway_error_codes_are_stable():
     assert all(-32099 <= n <= -32000 for c, n in NUMERIC.items() if c not in ("invalid_argument", "method_not_found"))
     with pytest.raises(ValueError):
         GatewayError("made_up", "x")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'Traceback (most recent call last):\n  File "/srv/app.py", line 3',
+        "<class 'ValueError'>:bad",
+        "error in gateway.transports.rpyc.NetOpsService",
+        "object at 0x7f3a2b1c9d40",
+        "cannot open /tmp/netops-worker.toml",
+    ],
+)
+def test_the_leak_check_catches_what_must_not_leak(message):
+    """Every error the suite sees is checked by assert_no_leak; it must be able to fail."""
+    from tests.transports.clients import assert_no_leak
+
+    with pytest.raises(AssertionError):
+        assert_no_leak(message)
+
+
+def test_the_leak_check_lets_real_messages_through():
+    from tests.transports.clients import assert_no_leak
+
+    for message in (
+        "no such domain: nope.example.test",
+        "address 10.0.0.1, which is private: not an allowed target",
+        "certificate of expired.local.test does not verify: expired: certificate has expired",
+        "internal error (incident 3f2a1c9b)",
+    ):
+        assert_no_leak(message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import xmlrpc.client
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,26 @@ IDL = Path(__file__).resolve().parents[2] / "idl" / "netops.thrift"
 REGISTRY = default_registry()
 
 
+# What must never reach a remote caller: tracebacks, source files and paths, class and module names,
+# memory addresses. Every error a test receives through a standard client is checked here.
+LEAKS = re.compile(
+    r"Traceback \(most recent|File \"|\.py\b|site-packages|/work/|/usr/|/tmp/|<class |<module |<function |"
+    r"\bgateway\.[a-z_]+\.|\bPyro5\.|\brpyc\.|\bthriftpy2\.|0x[0-9a-f]{6,}"
+)
+
+
+def assert_no_leak(message: str) -> None:
+    """Fail the test that received ``message`` if it carries anything internal."""
+    leak = LEAKS.search(message)
+    assert leak is None, f"an error leaks {leak.group(0)!r}: {message!r}"
+
+
 class RemoteError(Exception):
-    """A failure as the client saw it: the stable code and the message."""
+    """A failure as the client saw it: the stable code and the message (checked for leaks)."""
 
     def __init__(self, code: str, message: str, native: Any = None) -> None:
         super().__init__(f"{code}: {message}")
+        assert_no_leak(message)
         self.code, self.message, self.native = code, message, native
 
 
