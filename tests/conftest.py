@@ -5,6 +5,8 @@ Everything listens on 127.0.0.1 on free ports; nothing here reaches the internet
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -210,3 +212,20 @@ def quick_gateway(settings: Settings) -> Iterator[Gateway]:
 @pytest.fixture(scope="session")
 def quick_call(quick_gateway: Gateway) -> Call:
     return checked_call(quick_gateway)
+
+
+def require(present: bool, what: str, how: str) -> None:
+    """Skip a test whose tool is missing, saying how to install it; in CI (CI=true), fail instead:
+    .ci/run installs every tool the tests drive (scripts/setup-tools)."""
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing in CI: {how}")
+    pytest.skip(f"{what} is not installed ({how})")
+
+
+def require_tool(tool: str, how: str) -> str:
+    """The path of ``tool``, or skip (fail in CI) saying how to install it."""
+    path = shutil.which(tool)
+    require(path is not None, tool, how)
+    return path  # type: ignore[return-value]

@@ -6,11 +6,11 @@ screenshot under test-artifacts/. Outside CI the test skips when Chromium is not
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_tool
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_FLAGS = [
@@ -26,11 +26,7 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing in CI: scripts/setup-tools installs it")
-        pytest.skip("chromium is not installed (apt-get install chromium, or run scripts/setup-tools)")
+    chromium = require_tool("chromium", "apt-get install chromium, or run scripts/setup-tools")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)

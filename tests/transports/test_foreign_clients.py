@@ -8,31 +8,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import require, require_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "clients"
 NODE_MODULES = CLIENTS / "node" / "node_modules"
 
 
-def need(tool: str, how: str) -> None:
-    if shutil.which(tool) is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is missing in CI: {how}")
-        pytest.skip(f"{tool} is not installed ({how})")
-
-
 def need_node_packages() -> None:
-    need("node", "apt-get install nodejs, or run scripts/setup-tools")
-    if not NODE_MODULES.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail("clients/node/node_modules is missing in CI: run scripts/setup-tools")
-        pytest.skip("Node.js packages not installed (run scripts/setup-tools)")
+    require_tool("node", "apt-get install nodejs, or run scripts/setup-tools")
+    require(NODE_MODULES.is_dir(), "clients/node/node_modules", "run scripts/setup-tools")
 
 
 def run(*argv: str | Path, env: dict[str, str] | None = None) -> str:
@@ -46,7 +37,7 @@ def run(*argv: str | Path, env: dict[str, str] | None = None) -> str:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     """Python and Node.js code generated from idl/netops.thrift by the Apache Thrift compiler."""
-    need("thrift", "apt-get install thrift-compiler, or run scripts/setup-tools")
+    require_tool("thrift", "apt-get install thrift-compiler, or run scripts/setup-tools")
     out = tmp_path_factory.mktemp("thrift-gen")
     run("sh", CLIENTS / "thrift" / "generate.sh", out)
     return out
@@ -77,7 +68,7 @@ def test_node_jsonrpc_and_xmlrpc(running):
 
 
 def test_shell_curl_examples(running):
-    need("curl", "apt-get install curl")
+    require_tool("curl", "apt-get install curl")
     out = run(
         "sh", CLIENTS / "shell" / "jsonrpc.sh", f"http://127.0.0.1:{running.port('jsonrpc')}/", "www.example.test"
     )

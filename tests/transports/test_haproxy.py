@@ -7,7 +7,6 @@ Outside CI the test skips when HAProxy is not installed.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,11 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from gateway.client import connect
 from gateway.config import TRANSPORTS
 from gateway.errors import GatewayError
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 URL_SCHEMES = {"xmlrpc": "xmlrpc", "jsonrpc": "jsonrpc", "pyro": "pyro", "thrift": "thrift", "rpyc": "rpyc"}
@@ -66,11 +64,7 @@ def start_gateway(host: str, ports: dict[str, int]) -> subprocess.Popen:
 
 
 def test_calls_survive_the_loss_of_one_gateway():
-    haproxy = shutil.which("haproxy")
-    if haproxy is None:
-        if os.environ.get("CI"):
-            pytest.fail("haproxy is missing in CI: scripts/setup-tools installs it")
-        pytest.skip("haproxy is not installed (apt-get install haproxy, or run scripts/setup-tools)")
+    haproxy = require_tool("haproxy", "apt-get install haproxy, or run scripts/setup-tools")
     backend = dict(zip(TRANSPORTS, free_ports(5, ("127.0.0.1", "127.0.0.2")), strict=True))
     front = dict(zip(TRANSPORTS, free_ports(5, ("127.0.0.1",)), strict=True))
     env = {
