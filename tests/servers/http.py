@@ -126,6 +126,30 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(every)
 
+    def reset(self, _: str, __: dict) -> None:
+        """Headers and part of the body, then a TCP reset."""
+        import struct
+
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        self.wfile.write(b"partial body")
+        self.wfile.flush()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def endless(self, _: str, __: dict) -> None:
+        """A chunked body that never ends (until the client goes away)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"x" * 65536
+        while True:
+            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+
     def chunked(self, _: str, __: dict) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
@@ -155,6 +179,8 @@ ROUTES = [
     ("/headers", Handler.repeated),
     ("/slow", Handler.slow),
     ("/chunked", Handler.chunked),
+    ("/reset", Handler.reset),
+    ("/endless", Handler.endless),
 ]
 
 

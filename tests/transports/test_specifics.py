@@ -15,6 +15,7 @@ from gateway.idl import render
 from gateway.ops import default_registry
 from gateway.transports.rpyc import ValuesService
 from tests.transports.clients import IDL, connect
+from tests.transports.test_conformance import wait_until
 
 
 def _own_client(name: str):
@@ -337,3 +338,19 @@ def test_thrift_idle_connection_stays_open_past_thriftpys_3_seconds(thrift, capl
     time.sleep(3.5)
     assert thrift.call("system.listMethods")  # the same connection
     assert "Traceback" not in caplog.text
+
+
+def test_a_client_that_disconnects_mid_call_does_not_hurt_the_gateway(running, dns_server):
+    """A JSON-RPC client sends a slow call and hangs up; the gateway finishes it and serves the next caller."""
+    seen = dns_server.authority.blackhole_queries
+    sock = socket.create_connection(("127.0.0.1", running.port("jsonrpc")))
+    body = b'{"jsonrpc": "2.0", "method": "resolve", "params": ["blackhole.example.test"], "id": 1}'
+    sock.sendall(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
+    )
+    wait_until(lambda: dns_server.authority.blackhole_queries > seen)  # the call is in flight
+    sock.close()  # gone before the answer
+    client = connect(running, "jsonrpc")
+    assert client.call("resolve", "127.0.0.1")["addresses"][0]["address"] == "127.0.0.1"
+    client.close()
