@@ -19,6 +19,8 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # From 0.5 ms (an introspection call) to the 10 s default operation timeout.
+# System methods as callers name them, in both naming styles (system.listMethods, system_listMethods, rpc_discover).
+_SYSTEM = SYSTEM_NAMES | {name.replace(".", "_") for name in SYSTEM_NAMES}
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -49,13 +51,13 @@ class Metrics:
     def started(self, caller: Caller, method: str) -> None:
         """Count a call in flight."""
         self.in_flight.labels(caller.transport).inc()
-        if method not in SYSTEM_NAMES and not method.startswith("system_"):
+        if method not in _SYSTEM:
             self.outbound.inc()
 
     def finished(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
         """Count the outcome and the latency."""
         self.in_flight.labels(caller.transport).dec()
-        if method not in SYSTEM_NAMES and not method.startswith("system_"):
+        if method not in _SYSTEM:
             self.outbound.dec()
         self.calls.labels(caller.transport, method, outcome).inc()
         self.duration.labels(caller.transport, method).observe(seconds)
