@@ -9,6 +9,11 @@ Whatever the transport, results are plain dicts and lists and failures raise
 the gateway is ``connection_failed``; no answer within the per-call timeout
 is ``timeout``.  Each client keeps one connection and reuses it; it is not
 meant to be shared between threads (open one per thread).
+
+``token=`` presents a token of the gateway's ``--token-file`` (HTTP Bearer,
+Pyro5 handshake, or the ``NETOPS-TOKEN`` line RPyC and Thrift clients send
+first); ``tls=`` (see :func:`tls_context`) speaks TLS to a gateway started
+with ``--tls-cert``, with a client certificate for ``--tls-client-ca``.
 """
 
 from __future__ import annotations
@@ -16,15 +21,24 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
 import xmlrpc.client
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.errors import CONNECTION_FAILED, INTERNAL, NUMERIC, TIMEOUT, GatewayError, code_for_number
+from gateway.errors import (
+    CONNECTION_FAILED,
+    INTERNAL,
+    NUMERIC,
+    TIMEOUT,
+    UNAUTHENTICATED,
+    GatewayError,
+    code_for_number,
+)
 
-__all__ = ["SCHEMES", "GatewayUnreachable", "NetOpsClient", "connect"]
+__all__ = ["SCHEMES", "GatewayUnreachable", "NetOpsClient", "connect", "tls_context"]
 
 Call = tuple[str, Sequence[Any] | Mapping[str, Any]]
 DEFAULT_PORTS = {"xmlrpc": 7001, "jsonrpc": 7002, "pyro": 7003, "thrift": 7004, "rpyc": 18861}
@@ -58,14 +72,44 @@ def _unreachable(where: str, exc: BaseException) -> GatewayError:
     return GatewayUnreachable(CONNECTION_FAILED, f"cannot reach the gateway at {where}: {exc}")
 
 
+def tls_context(
+    ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
+    """A client TLS context trusting ``ca_file`` (default: the system store), with a client certificate if given."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def _refused_token(token: str | None) -> GatewayError:
+    return GatewayError(UNAUTHENTICATED, "the token was not accepted" if token else "this gateway requires a token")
+
+
 class _Backend(ABC):
     """One transport's way to call a method by its transport name."""
 
     dotted = False
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, timeout: float, token: str | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self.token, self.tls = token, tls
         self.where = f"{host}:{port}"
+
+    def open_socket(self, first: bytes = b"") -> Any:
+        """A connected socket (TLS when asked) on which ``first`` has been sent."""
+        try:
+            sock: Any = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+            if first:
+                sock.sendall(first)
+        except OSError as exc:
+            raise _unreachable(self.where, exc) from None
+        return sock
 
     @abstractmethod
     def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
@@ -85,23 +129,30 @@ def _fault(fault: Mapping[str, Any]) -> GatewayError:
     return GatewayError(code_for_number(fault["faultCode"]), _coded(fault["faultString"]).message)
 
 
-class _TimeoutTransport(xmlrpc.client.Transport):
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self.timeout = timeout
+def _xmlrpc_transport(timeout: float, headers: list[tuple[str, str]], tls: ssl.SSLContext | None) -> Any:
+    base = xmlrpc.client.SafeTransport if tls is not None else xmlrpc.client.Transport
 
-    def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        conn = super().make_connection(host)
-        conn.timeout = self.timeout
-        return conn
+    class _TimeoutTransport(base):  # type: ignore[misc, valid-type]
+        def make_connection(self, host: Any) -> http.client.HTTPConnection:
+            conn = super().make_connection(host)
+            conn.timeout = timeout
+            return conn
+
+    return _TimeoutTransport(headers=headers, **({"context": tls} if tls is not None else {}))
+
+
+def _bearer(token: str | None) -> list[tuple[str, str]]:
+    return [("Authorization", f"Bearer {token}")] if token else []
 
 
 class _XMLRPC(_Backend):
     dotted = True
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout)
-        self.proxy = xmlrpc.client.ServerProxy(f"http://{self.where}/RPC2", transport=_TimeoutTransport(timeout))
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        scheme = "https" if self.tls is not None else "http"
+        transport = _xmlrpc_transport(self.timeout, _bearer(self.token), self.tls)
+        self.proxy = xmlrpc.client.ServerProxy(f"{scheme}://{self.where}/RPC2", transport=transport)
 
     def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         if kwargs:
@@ -110,7 +161,11 @@ class _XMLRPC(_Backend):
             return getattr(self.proxy, name)(*args)
         except xmlrpc.client.Fault as fault:
             return self._raise(fault)
-        except (OSError, xmlrpc.client.ProtocolError, http.client.HTTPException) as exc:
+        except xmlrpc.client.ProtocolError as exc:
+            if exc.errcode == 401:  # refused before the request was read (RFC 6750)
+                raise _refused_token(self.token) from None
+            raise _unreachable(self.where, exc) from None
+        except (OSError, http.client.HTTPException) as exc:
             raise _unreachable(self.where, exc) from None
 
     @staticmethod
@@ -125,15 +180,21 @@ class _XMLRPC(_Backend):
 class _JSONRPC(_Backend):
     dotted = True
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout)
-        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.tls is not None:
+            self.conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self.host, self.port, timeout=self.timeout, context=self.tls
+            )
+        else:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        self.headers = {"Content-Type": "application/json", **dict(_bearer(self.token))}
         self.next_id = 0
 
     def _post(self, body: bytes) -> Any:
         for attempt in (1, 2):  # a kept-alive connection the server closed is reopened once
             try:
-                self.conn.request("POST", "/", body, {"Content-Type": "application/json"})
+                self.conn.request("POST", "/", body, self.headers)
                 response = self.conn.getresponse()
                 return json.loads(response.read() or b"null")
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
@@ -164,12 +225,28 @@ class _JSONRPC(_Backend):
 
 
 class _Pyro(_Backend):
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         import Pyro5.api
+        import Pyro5.errors
 
-        super().__init__(host, port, timeout)
-        self.proxy = Pyro5.api.Proxy(f"PYRO:netops@{self.where}")
-        self.proxy._pyroTimeout = timeout
+        super().__init__(*args, **kwargs)
+        try:
+            if self.tls is not None:  # Pyro5's own TLS settings are process-wide; a socket of ours is not
+                self.proxy = Pyro5.api.Proxy("netops", connected_socket=self.open_socket())
+            else:
+                self.proxy = Pyro5.api.Proxy(f"PYRO:netops@{self.where}")
+                self.proxy._pyroHandshake = self.token
+                self.proxy._pyroBind()
+        except Pyro5.errors.CommunicationError as exc:
+            raise self._refused(exc) from None
+        self.proxy._pyroTimeout = self.timeout
+
+    def _refused(self, exc: Exception) -> GatewayError:
+        """The handshake's refusal (``… rejected: unauthenticated: …``) or a failure to reach the gateway."""
+        text = str(exc)
+        if "rejected: " in text:
+            return _coded(text.split("rejected: ", 1)[1])
+        return _unreachable(self.where, exc)
 
     def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         import Pyro5.errors
@@ -180,7 +257,7 @@ class _Pyro(_Backend):
         except Pyro5.errors.TimeoutError as exc:
             raise _unreachable(self.where, TimeoutError(str(exc))) from None
         except Pyro5.errors.CommunicationError as exc:
-            raise _unreachable(self.where, exc) from None
+            raise self._refused(exc) from None
         except AttributeError as exc:
             if str(exc).startswith("method_not_found"):
                 raise _coded(str(exc)) from None
@@ -194,18 +271,28 @@ class _Pyro(_Backend):
         self.proxy._pyroRelease()
 
 
+def _token_line(token: str | None) -> bytes:
+    from gateway.transports._secure import token_line
+
+    return token_line(token) if token else b""
+
+
 class _RPyC(_Backend):
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         import rpyc
+        from rpyc.core.stream import SocketStream
 
         from gateway.transports.rpyc import ValuesService
 
-        super().__init__(host, port, timeout)
+        super().__init__(*args, **kwargs)
+        sock = self.open_socket(_token_line(self.token))
         try:
-            self.conn = rpyc.connect(host, port, service=ValuesService, config={"sync_request_timeout": timeout})
-        except OSError as exc:
+            self.conn = rpyc.connect_stream(
+                SocketStream(sock), service=ValuesService, config={"sync_request_timeout": self.timeout}
+            )
+        except (OSError, EOFError) as exc:
+            sock.close()
             raise _unreachable(self.where, exc) from None
-        self.conn._channel.stream.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.methods: dict[str, Callable[..., Any]] = {}  # looked up once: one round trip a call after that
 
     def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
@@ -222,21 +309,29 @@ class _RPyC(_Backend):
 
 
 class _Thrift(_Backend):
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        from thriftpy2.rpc import make_client
-
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         from gateway.idl import thrift_module
 
-        super().__init__(host, port, timeout)
+        super().__init__(*args, **kwargs)
         self.module = thrift_module()
-        self._make = lambda: make_client(self.module.NetOps, host, port, timeout=int(timeout * 1000))
         self.client: Any = None
         self._connect()
+
+    def _make(self) -> Any:
+        from thriftpy2.protocol import TBinaryProtocolFactory
+        from thriftpy2.thrift import TClient
+        from thriftpy2.transport import TBufferedTransportFactory, TSocket
+
+        sock = TSocket(sock=self.open_socket(_token_line(self.token)))
+        transport = TBufferedTransportFactory().get_transport(sock)
+        return TClient(self.module.NetOps, TBinaryProtocolFactory().get_protocol(transport))
 
     def _connect(self) -> Any:
         if self.client is None:
             try:
                 self.client = self._make()
+            except GatewayError:
+                raise
             except Exception as exc:
                 raise _unreachable(self.where, exc) from None
         return self.client
@@ -363,7 +458,9 @@ class NetOpsClient:
         self.close()
 
 
-def connect(url: str, *, timeout: float = 30.0) -> NetOpsClient:
+def connect(
+    url: str, *, timeout: float = 30.0, token: str | None = None, tls: ssl.SSLContext | None = None
+) -> NetOpsClient:
     """Open a client: ``xmlrpc://``, ``jsonrpc://``, ``pyro://``, ``thrift://`` or ``rpyc://`` + ``host[:port]``."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -371,4 +468,4 @@ def connect(url: str, *, timeout: float = 30.0) -> NetOpsClient:
         raise GatewayError("invalid_argument", f"unknown transport {scheme!r}: use one of {', '.join(SCHEMES)}")
     host = parts.hostname or "127.0.0.1"
     port = parts.port or DEFAULT_PORTS[scheme]
-    return NetOpsClient(_BACKENDS[scheme](host, port, timeout), scheme)
+    return NetOpsClient(_BACKENDS[scheme](host, port, timeout, token, tls), scheme)

@@ -208,6 +208,18 @@ class Settings:
         flag="--limit",
         many=True,
     )
+    # Who may call (see SECURITY.md). A token file turns authentication on for every transport.
+    token_file: str = _setting("", str, "file of tokens, one per line: NAME:TOKEN or TOKEN (empty: no authentication)")
+    open_introspection: bool = _setting(
+        False, _boolean, "allow system.listMethods/methodHelp/methodSignature and rpc.discover without a token"
+    )
+    # TLS on every endpoint; a client CA makes every transport require a client certificate (mutual TLS).
+    tls_cert: str = _setting("", str, "server certificate chain (PEM) for every endpoint (empty: no TLS)")
+    tls_key: str = _setting("", str, "private key (PEM) of tls_cert")
+    tls_client_ca: str = _setting("", str, "CA (PEM) client certificates must chain to (empty: none required)")
+    # A TLS handshake and the token line run on the connection's own thread within this time, so a client
+    # that connects and says nothing holds one thread for this long and never blocks other clients.
+    handshake_timeout: float = _setting(10.0, _positive(float), "seconds a client has to finish TLS and send its token")
     log_format: str = _setting("text", _choice("text", "json"), "log lines as readable text or one JSON object each")
     access_log: bool = _setting(True, _boolean, "one log line per call (true/false)")
     # Processes serving the same ports (SO_REUSEPORT): throughput grows with cores.
@@ -219,6 +231,10 @@ class Settings:
     def __post_init__(self) -> None:
         for name in ("nameservers", "allow_targets", "transports"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("settings tls_cert and tls_key go together: set both or neither")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError("setting tls_client_ca needs tls_cert and tls_key (mutual TLS is TLS first)")
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed (validated)."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from gateway.auth import Tokens
 from gateway.config import Settings
 from gateway.errors import TIMEOUT, GatewayError
 from gateway.names import Names
@@ -48,15 +49,17 @@ class Services:
     names: Names
     policy: TargetPolicy
     tls: Trust
+    tokens: Tokens = field(default_factory=Tokens)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        """Build resolver, target policy and TLS trust store from settings."""
+        """Build resolver, target policy, TLS trust store and tokens from settings."""
         return cls(
             settings=settings,
             names=Names(settings.nameserver_addresses() or None),
             policy=TargetPolicy(settings.allow_targets),
             tls=Trust.from_ca_file(settings.ca_file),
+            tokens=Tokens.load(settings.token_file),
         )
 
 

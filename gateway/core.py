@@ -11,6 +11,7 @@ has them without code of its own.  Transports whose names cannot hold a dot
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import logging
 import secrets
@@ -21,7 +22,7 @@ from typing import Any, Literal, TypedDict, TypeVar
 
 from gateway.config import operation_settings
 from gateway.context import Context, Deadline, Services
-from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
+from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, UNAUTHENTICATED, GatewayError
 from gateway.limits import Admission
 from gateway.observe import NO_CALLER, Caller, Observer
 from gateway.registry import Operation, Registry, describe, operation
@@ -109,6 +110,11 @@ def discover(session: Session) -> dict[str, Any]:
 
 SYSTEM_OPERATIONS = (list_methods, method_help, method_signature, multicall, discover)
 SYSTEM_NAMES = frozenset(f.__netops__["name"] for f in SYSTEM_OPERATIONS)  # type: ignore[attr-defined]
+INTROSPECTION = frozenset(
+    public_name(f.__netops__["name"], style)  # type: ignore[attr-defined]
+    for f in (list_methods, method_help, method_signature, discover)
+    for style in (DOTTED, UNDERSCORE)
+)
 
 
 class Gateway:
@@ -120,6 +126,7 @@ class Gateway:
         for func in SYSTEM_OPERATIONS:
             self.registry.add(describe(func))
         self.services = services
+        self._tokens = services.tokens
         settings = services.settings
         known = {op.name for op in self.registry}
         unknown = sorted({*settings.disable, *(e.split(".", 1)[0] for e in settings.limits)} - known)
@@ -185,6 +192,7 @@ class Gateway:
     def _call(
         self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], style: Style, caller: Caller, element: bool
     ) -> Any:
+        self._authorize(name, caller)
         op = self.lookup(name, style, caller)
         system = op.name in SYSTEM_NAMES
         with self.admission.admit(caller.identity, outbound=not system, element=element):
@@ -192,6 +200,23 @@ class Gateway:
             if system:
                 return op.func(Session(self, style, caller), **bound)
             return self.run(op, bound)
+
+    def _authorize(self, name: str, caller: Caller) -> None:
+        """Refuse a caller without an accepted token, before the method is even looked up."""
+        if not self._tokens.required or caller.principal:
+            return
+        if self.services.settings.open_introspection and isinstance(name, str) and name in INTROSPECTION:
+            return
+        if caller.rejected:
+            raise GatewayError(UNAUTHENTICATED, "the token was not accepted")
+        raise GatewayError(UNAUTHENTICATED, "this gateway requires a token")
+
+    def identify(self, caller: Caller, token: str | None) -> Caller:
+        """``caller`` with the name of the token it presented, or marked as having presented a bad one."""
+        if token is None or not self._tokens.required:
+            return caller
+        name = self._tokens.name_of(token)
+        return dataclasses.replace(caller, principal=name or "", rejected=name is None)
 
     def run(self, op: Operation, bound: dict[str, Any]) -> Any:
         """Run a non-system operation with already-bound arguments, mapping stray exceptions to ``internal``."""

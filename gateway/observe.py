@@ -15,15 +15,19 @@ __all__ = ["NO_CALLER", "Caller", "Observer"]
 
 @dataclass(frozen=True)
 class Caller:
-    """Where a call came from: the transport and the client's address (``ip:port``)."""
+    """Where a call came from: the transport, the client's address (``ip:port``) and its token's name."""
 
     transport: str = ""
     client: str = ""
     typed: bool = False  # the transport needs a fixed type for every result (Thrift): untyped methods are hidden
+    principal: str = ""  # the name of the token the caller presented and the gateway accepted
+    rejected: bool = False  # the caller presented a token the gateway does not accept
 
     @property
     def identity(self) -> str:
-        """Whom limits count against: the client's IP address (its port changes with every connection)."""
+        """Whom limits count against: the token's name, else the client's IP address (its port changes)."""
+        if self.principal:
+            return "token:" + self.principal
         return self.client.rsplit(":", 1)[0] if self.client else ""
 
 

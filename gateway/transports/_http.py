@@ -12,11 +12,13 @@ import logging
 import socket
 from abc import ABC, abstractmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from gateway.config import Settings
 from gateway.core import Gateway
-from gateway.errors import TOO_LARGE, GatewayError
+from gateway.errors import TOO_LARGE, UNAUTHENTICATED, GatewayError
 from gateway.observe import Caller
+from gateway.transports._secure import open_connection, server_context
 from gateway.transports.base import Transport
 
 if TYPE_CHECKING:
@@ -32,6 +34,10 @@ class App(ABC):
 
     paths: frozenset[str] = frozenset()
     content_type = "application/octet-stream"
+    # Media types a request may declare. Anything else is refused (415): a web page can post only
+    # text/plain, form data or multipart to another origin without a CORS preflight, so this keeps
+    # pages a visitor's browser loads from calling a gateway that browser can reach.
+    accepts: frozenset[str] = frozenset()
 
     gateway: Gateway
     transport = ""
@@ -61,16 +67,35 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
     def caller(self) -> Caller:
-        """Who sent this request."""
+        """Who sent this request, and the token it presented (``Authorization: Bearer``)."""
         host, port = self.client_address[:2]
-        return Caller(self.server.app.transport, f"{host}:{port}")
+        caller = Caller(self.server.app.transport, f"{host}:{port}")
+        authorization = self.headers.get("Authorization")
+        if authorization is None:
+            return caller
+        scheme, _, token = authorization.partition(" ")
+        return self.server.app.gateway.identify(caller, token.strip() if scheme.lower() == "bearer" else "")
 
     def do_POST(self) -> None:
         app = self.server.app
         if self.path.split("?", 1)[0] not in app.paths:
             return self._reply(404, b"not found\n", "text/plain")
+        caller = self.caller()
+        if self.headers.get_content_type() not in app.accepts:
+            app.gateway.refused(caller, "content_type")
+            self.close_connection = True
+            accepted = ", ".join(sorted(app.accepts))
+            return self._reply(415, f"send Content-Type: {accepted}\n".encode(), "text/plain")
+        if not self.server.admits(caller):
+            # Refused before the body is read (RFC 6750): the reply names the scheme and carries the error.
+            app.gateway.refused(caller, "unauthenticated")
+            self.close_connection = True
+            reason = "the token was not accepted" if caller.rejected else "this gateway requires a token"
+            error = GatewayError(UNAUTHENTICATED, reason)
+            headers = (("WWW-Authenticate", 'Bearer realm="netops"'),)
+            return self._reply(401, app.refuse(error), app.content_type, headers)
         if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Encoding", "identity") != "identity":
-            app.gateway.refused(self.caller(), "bad_framing")
+            app.gateway.refused(caller, "bad_framing")
             self.close_connection = True
             return self._reply(411, b"send a plain body with Content-Length\n", "text/plain")
         try:
@@ -78,19 +103,19 @@ class _Handler(BaseHTTPRequestHandler):
             if length < 0:
                 raise ValueError
         except ValueError:
-            app.gateway.refused(self.caller(), "bad_framing")
+            app.gateway.refused(caller, "bad_framing")
             self.close_connection = True
             return self._reply(411, b"Content-Length required\n", "text/plain")
         if length > self.server.max_bytes:
             self.close_connection = True  # the body stays unread: this connection cannot carry another request
             error = GatewayError(TOO_LARGE, f"request of {length} bytes is over the {self.server.max_bytes}-byte limit")
-            app.gateway.refused(self.caller(), "too_large")
+            app.gateway.refused(caller, "too_large")
             return self._reply(200, app.refuse(error), app.content_type)
         body = self.rfile.read(length)
         if len(body) < length:
             self.close_connection = True
             return
-        answer = app.handle(body, self.caller())
+        answer = app.handle(body, caller)
         if answer is None:
             return self._reply(204, b"", app.content_type)
         self._reply(200, answer, app.content_type)
@@ -120,12 +145,35 @@ class RPCHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # the default 5 resets connections under load
 
-    def __init__(self, address: tuple[str, int], app: App, *, max_bytes: int, idle_timeout: float) -> None:
+    def __init__(self, address: tuple[str, int], app: App, settings: Settings) -> None:
         self.app = app
         self.site: Site | None = None  # the GET routes, set once every transport is bound
-        self.max_bytes = max_bytes
-        self.idle_timeout = idle_timeout
+        self.max_bytes = settings.max_request_bytes
+        self.idle_timeout = settings.idle_timeout
+        self.handshake_timeout = settings.handshake_timeout
+        self.tls = server_context(settings)
+        self.closed_to_anonymous = app.gateway.services.tokens.required and not settings.open_introspection
         super().__init__(address, _Handler, bind_and_activate=False)
+
+    def admits(self, caller: Caller) -> bool:
+        """Whether a request of ``caller`` may be read at all: with tokens required and introspection
+        closed, nothing can be answered without an accepted token."""
+        return bool(caller.principal) or not self.closed_to_anonymous
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection on its own thread, after its TLS handshake (never on the accept loop)."""
+        if self.tls is None:
+            return super().finish_request(request, client_address)
+        try:
+            conn, _ = open_connection(request, self.tls, False, self.handshake_timeout)
+        except (OSError, EOFError, ValueError):
+            host, port = client_address[:2]
+            self.app.gateway.refused(Caller(self.app.transport, f"{host}:{port}"), "tls_handshake")
+            return
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            conn.close()
 
     def open(self) -> None:
         """Bind and listen (separate from construction so a busy port is reported before anything runs)."""
@@ -148,9 +196,7 @@ class HTTPTransport(Transport):
     def __init__(self, gateway: Gateway, host: str, port: int) -> None:
         super().__init__(gateway, host, port)
         settings = gateway.services.settings
-        self.server = RPCHTTPServer(
-            (host, port), self.app(), max_bytes=settings.max_request_bytes, idle_timeout=settings.idle_timeout
-        )
+        self.server = RPCHTTPServer((host, port), self.app(), settings)
 
     @abstractmethod
     def app(self) -> App:
@@ -165,7 +211,8 @@ class HTTPTransport(Transport):
     def endpoint(self) -> str:
         """The URL clients post to."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{self.path}"
+        scheme = "https" if self.server.tls else "http"
+        return f"{scheme}://{host}:{self.port}{self.path}"
 
     def bind(self) -> None:
         """Bind and listen."""

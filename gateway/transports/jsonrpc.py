@@ -88,6 +88,7 @@ class _Methods(Mapping[str, Callable[..., Any]]):
 class _JSONRPCApp(App):
     paths = frozenset({"/", "/jsonrpc"})
     content_type = "application/json"
+    accepts = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
     transport = "jsonrpc"
 
     def __init__(self, transport: JSONRPCTransport) -> None:

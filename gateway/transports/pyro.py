@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import struct
 import threading
 from typing import Any
@@ -25,8 +26,9 @@ import Pyro5.serializers
 import Pyro5.server
 
 from gateway.core import UNDERSCORE, Gateway
-from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
+from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, UNAUTHENTICATED, GatewayError
 from gateway.observe import Caller
+from gateway.transports._secure import Rewindable, open_connection, server_context
 from gateway.transports.base import Transport, guarded
 from gateway.transports.exceptions import is_native, native_exception
 
@@ -58,7 +60,9 @@ def _service_class(gateway: Gateway) -> type:
 
     def method(name: str) -> Any:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            caller = Caller("pyro", _address(Pyro5.api.current_context.client_sock_addr))
+            context = Pyro5.api.current_context
+            caller = getattr(context.client, "netops_caller", None)
+            caller = caller or Caller("pyro", _address(context.client_sock_addr))
             try:
                 return guarded(
                     lambda: gateway.call(name, args, kwargs, style=UNDERSCORE, caller=caller), f"pyro {name}"
@@ -79,10 +83,13 @@ def _address(sock_addr: Any) -> str:
 
 
 class _Daemon(Pyro5.server.Daemon):
-    """A daemon that caps request sizes and whose error replies carry only the stable-coded message."""
+    """A daemon that caps request sizes, speaks TLS and checks tokens on the connection's own thread,
+    and whose error replies carry only the stable-coded message."""
 
     max_request_bytes = 1024 * 1024
     gateway: Gateway | None = None
+    tls: ssl.SSLContext | None = None
+    handshake_timeout = 10.0
 
     def _check_size(self, conn: Any) -> None:
         """Read the next message's header without consuming it; refuse one over the request cap."""
@@ -100,8 +107,34 @@ class _Daemon(Pyro5.server.Daemon):
                 raise Pyro5.errors.ConnectionClosedError("request too large")
 
     def _handshake(self, conn: Any, denied_reason: str | None = None) -> bool:
+        if self.tls is not None:
+            if denied_reason:  # called on the accept loop when every worker is busy: no TLS handshake there
+                raise Pyro5.errors.ConnectionClosedError(denied_reason)
+            address = _address(conn.sock.getpeername())
+            try:
+                tls_sock, _ = open_connection(conn.sock, self.tls, False, self.handshake_timeout)
+            except (OSError, EOFError):
+                if self.gateway is not None:
+                    self.gateway.refused(Caller("pyro", address), "tls_handshake")
+                return False  # Pyro5 closes the connection
+            tls_sock.settimeout(Pyro5.api.config.COMMTIMEOUT or None)
+            conn.sock = Rewindable(tls_sock)  # Pyro5 reads TLS without flags; _check_size needs to peek
         self._check_size(conn)
         return super()._handshake(conn, denied_reason)
+
+    def validateHandshake(self, conn: Any, data: Any) -> Any:
+        """Note who connected and the token presented in ``proxy._pyroHandshake``; refuse the connection
+        when it could be served nothing (tokens required, introspection closed, no accepted token)."""
+        assert self.gateway is not None
+        caller = Caller("pyro", _address(conn.sock.getpeername()))
+        caller = self.gateway.identify(caller, data if isinstance(data, str) else None if data is None else "")
+        settings = self.gateway.services.settings
+        if self.gateway.services.tokens.required and not caller.principal and not settings.open_introspection:
+            self.gateway.refused(caller, "unauthenticated")
+            reason = "the token was not accepted" if caller.rejected else "this gateway requires a token"
+            raise native_exception(GatewayError(UNAUTHENTICATED, reason))
+        conn.netops_caller = caller
+        return "hello"
 
     def handleRequest(self, conn: Any) -> None:
         self._check_size(conn)
@@ -162,8 +195,11 @@ class PyroTransport(Transport):
         """Create the daemon (which binds) and register the service object."""
         try:
             self.daemon = _Daemon(host=self.host, port=self.requested_port)
-            self.daemon.max_request_bytes = self.gateway.services.settings.max_request_bytes
+            settings = self.gateway.services.settings
+            self.daemon.max_request_bytes = settings.max_request_bytes
             self.daemon.gateway = self.gateway
+            self.daemon.tls = server_context(settings)
+            self.daemon.handshake_timeout = settings.handshake_timeout
         except Pyro5.errors.CommunicationError as exc:
             raise OSError(str(exc)) from None
         self.daemon.register(_service_class(self.gateway)(), OBJECT_ID)

@@ -28,16 +28,23 @@ import collections.abc
 import json
 import logging
 import socket
+import ssl
+import time
+import zlib
 from typing import Any
 
 import rpyc
 from rpyc.core import netref
+from rpyc.core.channel import Channel
+from rpyc.core.stream import SocketStream
+from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.helpers import classpartial
 from rpyc.utils.server import ThreadedServer
 
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
 from gateway.observe import Caller
+from gateway.transports._secure import Rewindable, open_connection, server_context
 from gateway.transports.base import Transport, guarded
 from gateway.transports.exceptions import EXCEPTIONS
 
@@ -217,6 +224,10 @@ class NetOpsService(rpyc.Service):
 
     def on_connect(self, conn: Any) -> None:
         self._conn = conn
+        credentials = conn._config.get("credentials")
+        if isinstance(credentials, Caller):  # set by the authenticator: the address and the token's name
+            self._caller = credentials
+            return
         try:
             host, port = conn._channel.stream.sock.getpeername()[:2]
             self._caller = Caller("rpyc", f"{host}:{port}")
@@ -275,12 +286,125 @@ class _QuickAckSocket(socket.socket):
 _QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 
 
+class _Stream(SocketStream):
+    """rpyc's socket stream with a deadline: a frame that has begun must arrive within ``frame_timeout``.
+
+    rpyc's own ``read`` swallows socket timeouts, so a client sending a byte
+    every few seconds would hold its thread forever.
+    """
+
+    __slots__ = ("frame_timeout",)
+
+    def __init__(self, sock: Any, frame_timeout: float) -> None:
+        super().__init__(sock)
+        self.frame_timeout = frame_timeout
+
+    def poll(self, timeout: Any) -> bool:
+        # Bytes already read past a token line, or decrypted by TLS, leave the descriptor unreadable.
+        if isinstance(self.sock, Rewindable) and self.sock.has_buffered():
+            return True
+        if hasattr(self.sock, "pending") and self.sock.pending():
+            return True
+        return super().poll(timeout)
+
+    def read(self, count: int) -> bytes:
+        deadline = time.monotonic() + self.frame_timeout
+        chunks = []
+        while count > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                raise EOFError("frame not received in time")
+            try:
+                self.sock.settimeout(left)
+                chunk = self.sock.recv(min(self.MAX_IO_CHUNK, count))
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                self.close()
+                raise EOFError(exc) from None
+            if not chunk:
+                self.close()
+                raise EOFError("connection closed by peer")
+            chunks.append(chunk)
+            count -= len(chunk)
+        return b"".join(chunks)
+
+
+class _Channel(Channel):
+    """rpyc's channel with a size cap on each frame, compressed or not.
+
+    A frame may claim up to 4 GiB, and a 1 MB frame flagged compressed once
+    inflated server memory to 1.7 GB (TRANSPORTS.md): both are refused here.
+    """
+
+    __slots__ = ("limit",)
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        super().__init__(stream)
+        self.limit = limit
+
+    def recv(self) -> bytes:
+        length, compressed = self.FRAME_HEADER.unpack(self.stream.read(self.FRAME_HEADER.size))
+        if length > self.limit:
+            raise EOFError(f"a frame of {length} bytes is over the request limit")
+        data = self.stream.read(length + len(self.FLUSHER))[: -len(self.FLUSHER)]
+        if compressed:
+            inflater = zlib.decompressobj()
+            try:
+                data = inflater.decompress(data, self.limit + 1)
+            except zlib.error:
+                raise EOFError("a compressed frame does not inflate") from None
+            if len(data) > self.limit or inflater.unconsumed_tail:
+                raise EOFError("a compressed frame inflates over the request limit")
+        return data
+
+
 class _Server(ThreadedServer):
+    """A thread per connection; TLS and the token line on that thread; frames capped; idle clients evicted."""
+
+    gateway: Gateway
+    tls: ssl.SSLContext | None = None
+    want_token = False
+    handshake_timeout = 10.0
+    idle_timeout = 60.0
+    frame_limit = 1024 * 1024
+
     def _accept_method(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if hasattr(socket, "TCP_QUICKACK"):
+        if hasattr(socket, "TCP_QUICKACK") and self.tls is None:
             sock = _QuickAckSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
         super()._accept_method(sock)
+
+    def secure(self, sock: socket.socket) -> tuple[Any, Caller]:
+        """The authenticator: TLS and the token line, on the connection's thread. The credentials
+        handed on are the caller (address and token name), never the token."""
+        try:
+            host, port = sock.getpeername()[:2]
+        except OSError:
+            raise AuthenticationError("connection gone") from None
+        caller = Caller("rpyc", f"{host}:{port}")
+        try:
+            conn, token = open_connection(sock, self.tls, self.want_token, self.handshake_timeout)
+        except (OSError, EOFError):
+            self.gateway.refused(caller, "handshake")
+            raise AuthenticationError("handshake failed") from None
+        return conn, self.gateway.identify(caller, token)
+
+    def _serve_client(self, sock: Any, credentials: Any) -> None:
+        config = dict(self.protocol_config, credentials=credentials, logger=self.logger)
+        channel = _Channel(_Stream(sock, self.idle_timeout), self.frame_limit)
+        conn = self.service._connect(channel, config)
+        try:
+            while not conn.closed and conn.serve(self.idle_timeout):
+                pass  # serve() is False when nothing arrived for idle_timeout: the client is dropped
+        except EOFError:
+            pass
+        except OSError:
+            if not conn.closed:
+                log.debug("rpyc connection ended with an error", exc_info=True)
+        finally:
+            conn.close()
 
 
 class RPyCTransport(Transport):
@@ -305,8 +429,11 @@ class RPyCTransport(Transport):
 
     def bind(self) -> None:
         """Create the server, which binds and listens."""
-        config = {**PROTOCOL_CONFIG, "sync_request_timeout": self.gateway.services.settings.timeout + 5}
-        self.server = _Server(
+        settings = self.gateway.services.settings
+        config = {**PROTOCOL_CONFIG, "sync_request_timeout": settings.timeout + 5}
+        tls = server_context(settings)
+        want_token = self.gateway.services.tokens.required
+        server = _Server(
             classpartial(NetOpsService, self.gateway),
             hostname=self.host,
             port=self.requested_port,
@@ -314,6 +441,12 @@ class RPyCTransport(Transport):
             logger=log,
             listener_timeout=0.5,
         )
+        server.gateway, server.tls, server.want_token = self.gateway, tls, want_token
+        server.handshake_timeout, server.idle_timeout = settings.handshake_timeout, settings.idle_timeout
+        server.frame_limit = settings.max_request_bytes
+        if tls is not None or want_token:
+            server.authenticator = server.secure
+        self.server = server
 
     def _serve(self) -> None:
         assert self.server is not None

@@ -38,6 +38,7 @@ from gateway.errors import INVALID_ARGUMENT, GatewayError
 from gateway.idl import thrift_module
 from gateway.observe import Caller
 from gateway.registry import Operation, Schema
+from gateway.transports._secure import open_connection, server_context
 from gateway.transports.base import Transport, guarded
 
 __all__ = ["ThriftTransport"]
@@ -223,6 +224,9 @@ class ThriftTransport(Transport):
         self.processor = _Processor(self.module.NetOps, _Handler(gateway, self.module))
         self.limit = settings.max_request_bytes
         self.idle_timeout = settings.idle_timeout
+        self.handshake_timeout = settings.handshake_timeout
+        self.tls = server_context(settings)
+        self.want_token = gateway.services.tokens.required  # a client may send a token line first
         self.transport_factory = (
             TFramedTransportFactory() if settings.thrift_transport == "framed" else TBufferedTransportFactory()
         )
@@ -270,11 +274,20 @@ class ThriftTransport(Transport):
     def _handle(self, client: socket.socket) -> None:
         try:
             host, port = client.getpeername()[:2]
-            _connection.caller = Caller("thrift", f"{host}:{port}", typed=True)
+            caller = Caller("thrift", f"{host}:{port}", typed=True)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
-            _connection.caller = Caller("thrift", typed=True)
+            client.close()
+            return
+        if self.tls is not None or self.want_token:
+            try:
+                client, token = open_connection(client, self.tls, self.want_token, self.handshake_timeout)
+            except (OSError, EOFError):
+                self.gateway.refused(caller, "handshake")
+                return
+            caller = self.gateway.identify(caller, token)
+        _connection.caller = caller
         client.settimeout(self.idle_timeout)
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw = _BoundedSocket(client, self.limit)
         trans = self.transport_factory.get_transport(raw)
         trans.budget_source = raw

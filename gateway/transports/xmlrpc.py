@@ -47,6 +47,7 @@ def fault(error: GatewayError, number: int | None = None) -> bytes:
 class _XMLRPCApp(App):
     paths = frozenset({"/", "/RPC2"})
     content_type = "text/xml; charset=utf-8"
+    accepts = frozenset({"text/xml", "application/xml"})
     transport = "xmlrpc"
 
     def __init__(self, transport: XMLRPCTransport) -> None:

@@ -124,7 +124,7 @@ def test_metrics_count_calls_by_transport_method_and_outcome(running):
             client.call("resolve", "nope.example.test")
         client.close()
     conn = http.client.HTTPConnection("127.0.0.1", running.port("jsonrpc"))
-    conn.request("POST", "/", b"{not json")
+    conn.request("POST", "/", b"{not json", {"Content-Type": "application/json"})
     conn.getresponse().read()
     after = scrape(running.port("xmlrpc"))
     for transport in ("xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc"):

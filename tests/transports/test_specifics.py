@@ -97,7 +97,8 @@ def test_jsonrpc_batch_runs_concurrently(jsonrpc, dns_server):
 
 def test_jsonrpc_alternate_path_and_get(running):
     conn = http.client.HTTPConnection("127.0.0.1", running.port("jsonrpc"))
-    conn.request("POST", "/jsonrpc", json.dumps({"jsonrpc": "2.0", "method": "system.listMethods", "id": 1}))
+    body = json.dumps({"jsonrpc": "2.0", "method": "system.listMethods", "id": 1})
+    conn.request("POST", "/jsonrpc", body, {"Content-Type": "application/json"})
     assert "result" in json.loads(conn.getresponse().read())
     conn.request("GET", "/")
     response = conn.getresponse()
@@ -161,7 +162,7 @@ def test_xmlrpc_deep_nesting_is_refused(running):
 
 def test_xmlrpc_body_over_the_cap_is_too_large_unread(running):
     sock = socket.create_connection(("127.0.0.1", running.port("xmlrpc")))
-    sock.sendall(b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\n\r\n")  # and no body at all
+    sock.sendall(b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 200000000\r\n\r\n")
     reply = b""
     while b"</methodResponse>" not in reply:
         chunk = sock.recv(65536)
