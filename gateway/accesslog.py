@@ -1,7 +1,9 @@
 """One access-log line per call, as readable text or as one JSON object per line.
 
-Lines name the transport, the method, the client's address, the duration and
-the outcome; never arguments, bodies or credentials.
+Lines name the transport, the method, the client's address (and the name of
+its token), the duration and the outcome; never arguments, bodies or
+credentials. Calls refused for who the caller is (no token, over a limit)
+are warnings.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import logging
 import time
 
+from gateway.errors import RATE_LIMITED, UNAUTHENTICATED
 from gateway.observe import Caller
 
 __all__ = ["AccessLog", "JSONFormatter", "configure_logging"]
@@ -29,13 +32,17 @@ class AccessLog:
             "transport": caller.transport,
             "method": method,
             "client": caller.client,
+            "principal": caller.principal,
             "duration_ms": round(seconds * 1000, 3),
             "outcome": outcome,
         }
-        log.info(
+        # A call refused for its caller (no token, limits) is a warning: who, what and why in one line.
+        level = logging.WARNING if outcome in _REFUSALS else logging.INFO
+        log.log(
+            level,
             "%s %s %s %s %.1fms",
             caller.transport,
-            caller.client or "-",
+            _who(caller),
             method,
             outcome,
             seconds * 1000,
@@ -44,8 +51,20 @@ class AccessLog:
 
     def refused(self, caller: Caller, reason: str) -> None:
         """Log the refused request."""
-        fields = {"transport": caller.transport, "client": caller.client, "refused": reason}
-        log.warning("%s %s refused: %s", caller.transport, caller.client or "-", reason, extra={"netops": fields})
+        fields = {"transport": caller.transport, "client": caller.client, "principal": caller.principal}
+        fields["refused"] = reason
+        log.warning("%s %s refused: %s", caller.transport, _who(caller), reason, extra={"netops": fields})
+
+
+_REFUSALS = frozenset({UNAUTHENTICATED, RATE_LIMITED})
+
+
+def _who(caller: Caller) -> str:
+    """The client's address, and its token's name when it presented an accepted one (never the token)."""
+    who = caller.client or "-"
+    if caller.principal:
+        return f"{who} ({caller.principal})"
+    return f"{who} (bad token)" if caller.rejected else who
 
 
 class JSONFormatter(logging.Formatter):

@@ -224,6 +224,20 @@ class _JSONRPC(_Backend):
         self.conn.close()
 
 
+def _pyro_handshake(sock: Any, token: str | None) -> None:
+    """Pyro5's connect handshake, which a proxy on a socket of its caller's skips, with the token in it."""
+    from Pyro5 import protocol, serializers, socketutil
+
+    serializer = serializers.serializers["serpent"]
+    conn = socketutil.SocketConnection(sock, "netops", keep_open=True)
+    data = serializer.dumps({"handshake": token or "hello", "object": "netops"})
+    conn.send(protocol.SendingMessage(protocol.MSG_CONNECT, 0, 0, serializer.serializer_id, data).data)
+    reply = protocol.recv_stub(conn, [protocol.MSG_CONNECTOK, protocol.MSG_CONNECTFAIL])
+    if reply.type == protocol.MSG_CONNECTFAIL:
+        sock.close()
+        raise _coded(str(serializer.loads(reply.data)))
+
+
 class _Pyro(_Backend):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         import Pyro5.api
@@ -232,7 +246,9 @@ class _Pyro(_Backend):
         super().__init__(*args, **kwargs)
         try:
             if self.tls is not None:  # Pyro5's own TLS settings are process-wide; a socket of ours is not
-                self.proxy = Pyro5.api.Proxy("netops", connected_socket=self.open_socket())
+                sock = self.open_socket()
+                _pyro_handshake(sock, self.token)
+                self.proxy = Pyro5.api.Proxy("netops", connected_socket=sock)
             else:
                 self.proxy = Pyro5.api.Proxy(f"PYRO:netops@{self.where}")
                 self.proxy._pyroHandshake = self.token

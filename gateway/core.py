@@ -240,6 +240,7 @@ class Gateway:
 
     def call_many(self, calls: Sequence[Any], style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[Any]:
         """Run multicall elements concurrently; each result, or :class:`Failed` holding its error, in order."""
+        self._authorize("system.multicall", caller)  # Thrift calls this directly, not through system.multicall
         limit = self.services.settings.max_batch
         if len(calls) > limit:
             raise GatewayError(INVALID_ARGUMENT, f"a multicall holds at most {limit} calls ({len(calls)} given)")

@@ -25,6 +25,7 @@ from gateway.metrics import Metrics
 from gateway.ops import default_registry
 from gateway.transports import TRANSPORT_CLASSES, Transport
 from gateway.transports._http import HTTPTransport
+from gateway.transports._secure import server_context
 from gateway.transports.pyro import PyroTransport
 from gateway.web import Site
 
@@ -45,6 +46,7 @@ class Running:
         self.metrics = Metrics()
         observers = [self.metrics, AccessLog()] if settings.access_log else [self.metrics]
         self.gateway = Gateway(default_registry(), Services.from_settings(settings), observers)
+        server_context(settings)  # a certificate or key that cannot be loaded stops the start before any port opens
         self.transports: list[Transport] = []
 
     def start(self) -> None:
