@@ -16,11 +16,12 @@ import argparse
 import json
 import os
 import re
+import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from gateway.client import GatewayUnreachable, NetOpsClient, connect
+from gateway.client import GatewayUnreachable, NetOpsClient, connect, tls_context
 from gateway.errors import GatewayError
 
 __all__ = ["main"]
@@ -243,6 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("NETOPS_URL", DEFAULT_URL),
         help=f"gateway: xmlrpc|jsonrpc|pyro|thrift|rpyc://host:port (default $NETOPS_URL or {DEFAULT_URL})",
     )
+    common.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="file holding the token to present (default: $NETOPS_TOKEN; never pass a token as a flag)",
+    )
+    common.add_argument("--tls", action="store_true", help="speak TLS (implied by --ca-file and --cert)")
+    common.add_argument("--ca-file", metavar="PEM", help="CA to trust for the gateway's certificate (default: system)")
+    common.add_argument("--cert", metavar="PEM", help="client certificate, for a gateway requiring mutual TLS")
+    common.add_argument("--key", metavar="PEM", help="private key of --cert (default: in the --cert file)")
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     common.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer (default 30)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -269,6 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _credentials(args: argparse.Namespace) -> tuple[str | None, ssl.SSLContext | None]:
+    """The token (from --token-file or $NETOPS_TOKEN) and TLS context the flags ask for."""
+    token = os.environ.get("NETOPS_TOKEN") or None
+    if args.token_file:
+        with open(args.token_file, encoding="utf-8") as fh:
+            token = fh.readline().strip() or None
+    tls = None
+    if args.tls or args.ca_file or args.cert:
+        try:
+            tls = tls_context(args.ca_file, args.cert, args.key)
+        except ssl.SSLError as exc:
+            raise UsageError(f"cannot load the TLS files: {exc}") from None
+    return token, tls
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the ``netops`` command; returns the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -279,7 +304,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return run_and_report(args)
     style = Style(err)
     try:
-        with connect(args.url, timeout=args.timeout) as client:
+        token, tls = _credentials(args)
+        with connect(args.url, timeout=args.timeout, token=token, tls=tls) as client:
             return args.run(client, args, out, Style(out))
     except UsageError as exc:
         err.write(f"netops: {exc}\n")

@@ -19,6 +19,7 @@ from gateway.core import Gateway
 from gateway.errors import TOO_LARGE, UNAUTHENTICATED, GatewayError
 from gateway.observe import Caller
 from gateway.transports._secure import open_connection, server_context
+from gateway.transports._watchdog import WATCHDOG
 from gateway.transports.base import Transport
 
 if TYPE_CHECKING:
@@ -62,6 +63,14 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.idle_timeout  # an idle keep-alive connection is closed after this
         super().setup()
+
+    def handle_one_request(self) -> None:
+        # The next request must arrive in full within idle_timeout, however slowly its bytes trickle in.
+        WATCHDOG.arm(self.connection, self.server.idle_timeout)
+        try:
+            super().handle_one_request()
+        finally:
+            WATCHDOG.disarm(self.connection)
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -112,6 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
             app.gateway.refused(caller, "too_large")
             return self._reply(200, app.refuse(error), app.content_type)
         body = self.rfile.read(length)
+        WATCHDOG.disarm(self.connection)  # read in full: the call has its own time limit
         if len(body) < length:
             self.close_connection = True
             return
@@ -121,6 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, answer, app.content_type)
 
     def do_GET(self) -> None:
+        WATCHDOG.disarm(self.connection)
         site = self.server.site
         if site is None:
             return self._reply(405, b"use POST\n", "text/plain", (("Allow", "POST"),))

@@ -21,6 +21,7 @@ import ssl
 from typing import Any
 
 from gateway.config import Settings
+from gateway.transports._watchdog import WATCHDOG
 
 __all__ = ["TOKEN_PREFIX", "Rewindable", "open_connection", "server_context", "token_line"]
 
@@ -128,9 +129,12 @@ def open_connection(
     """
     sock.settimeout(timeout)
     conn: Any = sock
+    WATCHDOG.arm(conn, timeout)  # all of it within timeout, however slowly the bytes trickle in
     try:
         if context is not None:
             conn = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            WATCHDOG.disarm(sock)
+            WATCHDOG.arm(conn, timeout)
             conn.do_handshake()
         if not want_token:
             return conn, None
@@ -139,3 +143,6 @@ def open_connection(
     except BaseException:
         conn.close()  # wrap_socket moved the descriptor to the TLS socket
         raise
+    finally:
+        WATCHDOG.disarm(sock)
+        WATCHDOG.disarm(conn)

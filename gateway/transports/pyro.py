@@ -29,6 +29,7 @@ from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, UNAUTHENTICATED, GatewayError
 from gateway.observe import Caller
 from gateway.transports._secure import Rewindable, open_connection, server_context
+from gateway.transports._watchdog import WATCHDOG
 from gateway.transports.base import Transport, guarded
 from gateway.transports.exceptions import is_native, native_exception
 
@@ -61,6 +62,8 @@ def _service_class(gateway: Gateway) -> type:
     def method(name: str) -> Any:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
             context = Pyro5.api.current_context
+            if context.client is not None:
+                WATCHDOG.disarm(context.client.sock)  # the request has been read
             caller = getattr(context.client, "netops_caller", None)
             caller = caller or Caller("pyro", _address(context.client_sock_addr))
             try:
@@ -90,6 +93,7 @@ class _Daemon(Pyro5.server.Daemon):
     gateway: Gateway | None = None
     tls: ssl.SSLContext | None = None
     handshake_timeout = 10.0
+    idle_timeout = 60.0
 
     def _check_size(self, conn: Any) -> None:
         """Read the next message's header without consuming it; refuse one over the request cap."""
@@ -119,8 +123,13 @@ class _Daemon(Pyro5.server.Daemon):
                 return False  # Pyro5 closes the connection
             tls_sock.settimeout(Pyro5.api.config.COMMTIMEOUT or None)
             conn.sock = Rewindable(tls_sock)  # Pyro5 reads TLS without flags; _check_size needs to peek
-        self._check_size(conn)
-        return super()._handshake(conn, denied_reason)
+        if denied_reason is None:
+            WATCHDOG.arm(conn.sock, self.handshake_timeout)  # Pyro's connect message, however slow
+        try:
+            self._check_size(conn)
+            return super()._handshake(conn, denied_reason)
+        finally:
+            WATCHDOG.disarm(conn.sock)
 
     def validateHandshake(self, conn: Any, data: Any) -> Any:
         """Note who connected and the token presented in ``proxy._pyroHandshake``; refuse the connection
@@ -137,8 +146,14 @@ class _Daemon(Pyro5.server.Daemon):
         return "hello"
 
     def handleRequest(self, conn: Any) -> None:
-        self._check_size(conn)
-        super().handleRequest(conn)
+        # The next request must arrive in full within idle_timeout (COMMTIMEOUT bounds each read only);
+        # the exposed method disarms the watchdog as soon as it runs.
+        WATCHDOG.arm(conn.sock, self.idle_timeout)
+        try:
+            self._check_size(conn)
+            super().handleRequest(conn)
+        finally:
+            WATCHDOG.disarm(conn.sock)
 
     def _sendExceptionResponse(
         self,
@@ -200,6 +215,7 @@ class PyroTransport(Transport):
             self.daemon.gateway = self.gateway
             self.daemon.tls = server_context(settings)
             self.daemon.handshake_timeout = settings.handshake_timeout
+            self.daemon.idle_timeout = settings.idle_timeout
         except Pyro5.errors.CommunicationError as exc:
             raise OSError(str(exc)) from None
         self.daemon.register(_service_class(self.gateway)(), OBJECT_ID)

@@ -446,6 +446,7 @@ class RPyCTransport(Transport):
         server.frame_limit = settings.max_request_bytes
         if tls is not None or want_token:
             server.authenticator = server.secure
+        server._listen()  # listen now: rpyc would only on its serving thread, and a client could be refused
         self.server = server
 
     def _serve(self) -> None:

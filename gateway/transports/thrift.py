@@ -39,6 +39,7 @@ from gateway.idl import thrift_module
 from gateway.observe import Caller
 from gateway.registry import Operation, Schema
 from gateway.transports._secure import open_connection, server_context
+from gateway.transports._watchdog import WATCHDOG
 from gateway.transports.base import Transport, guarded
 
 __all__ = ["ThriftTransport"]
@@ -99,10 +100,11 @@ _connection.caller = Caller("thrift", typed=True)
 class _BoundedSocket(TSocket):
     """A socket that refuses oversized reads and counts a byte budget per message."""
 
-    def __init__(self, sock: socket.socket, limit: int) -> None:
+    def __init__(self, sock: socket.socket, limit: int, idle_timeout: float) -> None:
         super().__init__(sock=sock)
         self.limit = limit
         self.budget = limit
+        self.idle_timeout = idle_timeout
 
     def read(self, sz: int) -> bytes:
         if sz > self.limit:
@@ -204,11 +206,16 @@ class _Handler:
 
 
 class _Processor(TProcessor):
-    """Resets the per-message byte budget before reading each message."""
+    """Reads each message with a fresh byte budget, in full within ``idle_timeout`` (see the watchdog)."""
 
-    def process(self, iprot: Any, oprot: Any) -> None:
-        iprot.trans.budget_source.budget = iprot.trans.budget_source.limit
-        super().process(iprot, oprot)
+    def process_in(self, iprot: Any) -> Any:
+        source = iprot.trans.budget_source
+        source.budget = source.limit
+        WATCHDOG.arm(source.sock, source.idle_timeout)
+        try:
+            return super().process_in(iprot)
+        finally:
+            WATCHDOG.disarm(source.sock)
 
 
 class ThriftTransport(Transport):
@@ -288,7 +295,7 @@ class ThriftTransport(Transport):
             caller = self.gateway.identify(caller, token)
         _connection.caller = caller
         client.settimeout(self.idle_timeout)
-        raw = _BoundedSocket(client, self.limit)
+        raw = _BoundedSocket(client, self.limit, self.idle_timeout)
         trans = self.transport_factory.get_transport(raw)
         trans.budget_source = raw
         protocol = self.protocol_factory.get_protocol(trans)

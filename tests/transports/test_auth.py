@@ -288,3 +288,21 @@ def test_bad_tls_settings_stop_the_start(transport_settings, tmp_path):
     with pytest.raises(ValueError, match="cannot load the TLS"):
         Running(transport_settings.replace(tls_cert=str(tmp_path / "no.pem"), tls_key=str(tmp_path / "no.key")))
 
+
+
+@pytest.mark.parametrize("transport", ["jsonrpc", "rpyc"])
+def test_the_netops_command_with_a_token_file_and_tls(mtls_gateway, pki, client_pem, tmp_path, transport, monkeypatch):
+    from tests.transports.test_cli import run
+
+    monkeypatch.delenv("NETOPS_TOKEN", raising=False)
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    cert, key = client_pem
+    target = ["--url", url(mtls_gateway, transport), "--ca-file", str(pki.ca_file), "--cert", cert, "--key", key]
+    status, out, _ = run("call", "resolve", "www.example.test", "--json", "--token-file", str(token), *target)
+    assert status == 0 and "addresses" in out
+    status, _, err = run("call", "resolve", "www.example.test", *target)
+    assert status == 1 and "unauthenticated" in err
+    monkeypatch.setenv("NETOPS_TOKEN", TOKEN)
+    status, out, _ = run("methods", *target)
+    assert status == 0 and "resolve" in out
