@@ -3,12 +3,17 @@
     clients/thrift/generate.sh /tmp/gen
     python clients/thrift/python_client.py /tmp/gen [HOST] [PORT] [HOST_TO_RESOLVE]
 
-Prints one JSON document with what each call returned.
+Prints one JSON document with what each call returned.  With ``NETOPS_TOKEN``
+set, it first sends the token line a gateway started with ``--token-file``
+reads before the Thrift protocol begins: ``NETOPS-TOKEN <token>\n``.  Any
+generated client can do the same by writing those bytes to its transport
+before its first call.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
@@ -26,6 +31,10 @@ def main() -> None:
     transport = TTransport.TBufferedTransport(socket)
     client = NetOps.Client(TBinaryProtocol.TBinaryProtocol(transport))
     transport.open()
+    token = os.environ.get("NETOPS_TOKEN")
+    if token:
+        transport.write(b"NETOPS-TOKEN " + token.encode() + b"\n")
+        transport.flush()
     out = {"methods": client.system_listMethods()}
     result = client.resolve(name, "any")
     out["resolve"] = {"host": result.host, "addresses": [a.address for a in result.addresses]}

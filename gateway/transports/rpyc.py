@@ -51,6 +51,10 @@ from gateway.transports.exceptions import EXCEPTIONS
 __all__ = ["MappingView", "RPyCTransport", "SequenceView", "ValuesService"]
 
 log = logging.getLogger("gateway.rpyc")
+# rpyc logs every connection at INFO ("accepted", "authenticated successfully" even for a client that sent no
+# token, "welcome", "goodbye"); the access log already records callers, so only its warnings are kept.
+_server_log = logging.getLogger("gateway.rpyc.connections")
+_server_log.setLevel(logging.WARNING)
 
 MAX_ARGUMENT_ITEMS = 10_000  # values copied in from one call's arguments
 MAX_ARGUMENT_DEPTH = 16
@@ -438,7 +442,7 @@ class RPyCTransport(Transport):
             hostname=self.host,
             port=self.requested_port,
             protocol_config=config,
-            logger=log,
+            logger=_server_log,
             listener_timeout=0.5,
         )
         server.gateway, server.tls, server.want_token = self.gateway, tls, want_token

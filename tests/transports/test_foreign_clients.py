@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.server import Running
 from tests.conftest import require, require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +95,21 @@ def test_thrift_generated_python_client(running, generated):
     assert out["resolve"]["host"] == "www.example.test" and "2001:db8::10" in out["resolve"]["addresses"]
     assert out["error"] == {"code": "not_found", "message": "not_found: no such domain: no-such-name.example.test"}
     assert out["multicall"] == [{"host": "www.example.test"}, {"error": "not_found"}]
+
+
+def test_thrift_generated_python_client_with_a_token(transport_settings, generated, tmp_path):
+    """The token line written by generated code on the official runtime, before its first call."""
+    pytest.importorskip("thrift", reason="the official thrift package is in the test extras")
+    token = "generated-clients-can-send-this-line"
+    (tmp_path / "tokens").write_text(f"generated:{token}\n")
+    locked = Running(transport_settings.replace(transports=("thrift",), token_file=str(tmp_path / "tokens")))
+    locked.start()
+    try:
+        args = [sys.executable, CLIENTS / "thrift" / "python_client.py", generated, "127.0.0.1", locked.port("thrift")]
+        out = json.loads(run(*args, "www.example.test", env={"NETOPS_TOKEN": token}))
+        assert out["resolve"]["host"] == "www.example.test"
+    finally:
+        locked.stop()
 
 
 def test_thrift_generated_node_client(running, generated):
