@@ -408,7 +408,13 @@ class _Server(ThreadedServer):
             if not conn.closed:
                 log.debug("rpyc connection ended with an error", exc_info=True)
         finally:
-            conn.close()
+            # Close the socket first: rpyc's close() would otherwise ask an idle (perhaps hostile) client to
+            # confirm and wait up to sync_request_timeout for it.
+            channel.close()
+            try:
+                conn.close()
+            except AttributeError:
+                pass  # rpyc cleans up twice when both ends close at once (its _local_root is already gone)
 
 
 class RPyCTransport(Transport):
