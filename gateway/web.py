@@ -61,7 +61,8 @@ class Site:
                 return 200, self._page, "text/html; charset=utf-8", ()
             if self.jsonrpc_port is not None:
                 hostname = host.rsplit(":", 1)[0] if host and not host.endswith("]") else host or "127.0.0.1"
-                location = f"http://{hostname}:{self.jsonrpc_port}/"
+                scheme = "https" if self.gateway.services.settings.tls_cert else "http"
+                location = f"{scheme}://{hostname}:{self.jsonrpc_port}/"
                 return 302, b"", "text/plain", (("Location", location),)
             return 200, self._page_without_forms, "text/html; charset=utf-8", ()
         return 404, b"not found\n", "text/plain", ()

@@ -52,6 +52,9 @@ class App(ABC):
         """A transport-native error for a request refused before it was read."""
 
 
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # what load balancers probe: answered without a token
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     disable_nagle_algorithm = True
@@ -135,6 +138,13 @@ class _Handler(BaseHTTPRequestHandler):
         site = self.server.site
         if site is None:
             return self._reply(405, b"use POST\n", "text/plain", (("Allow", "POST"),))
+        if self.path.split("?", 1)[0] not in OPEN_PATHS:
+            # The docs page, OpenRPC and metrics describe the methods: closed like introspection.
+            caller = self.caller()
+            if not self.server.admits(caller):
+                self.server.app.gateway.refused(caller, "unauthenticated")
+                headers = (("WWW-Authenticate", 'Bearer realm="netops"'),)
+                return self._reply(401, b"this gateway requires a token\n", "text/plain", headers)
         self._reply(*site.get(self.path, self.server.app.transport, self.headers.get("Host", "")))
 
     def _reply(self, status: int, body: bytes, content_type: str, headers: tuple = ()) -> None:

@@ -306,3 +306,21 @@ def test_the_netops_command_with_a_token_file_and_tls(mtls_gateway, pki, client_
     monkeypatch.setenv("NETOPS_TOKEN", TOKEN)
     status, out, _ = run("methods", *target)
     assert status == 0 and "resolve" in out
+
+
+def test_http_pages_need_a_token_too_except_health(locked, half_open):
+    import http.client
+
+    def get(running: Running, path: str, token: str | None = None) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", running.port("jsonrpc"), timeout=10)
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+
+    for path in ("/", "/openrpc.json", "/metrics"):
+        assert get(locked, path) == 401
+        assert get(locked, path, TOKEN) == 200
+        assert get(half_open, path) == 200  # open introspection opens the descriptions too
+    for path in ("/healthz", "/readyz"):
+        assert get(locked, path) == 200
