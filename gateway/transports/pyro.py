@@ -136,7 +136,9 @@ class _Daemon(Pyro5.server.Daemon):
         when it could be served nothing (tokens required, introspection closed, no accepted token)."""
         assert self.gateway is not None
         caller = Caller("pyro", _address(conn.sock.getpeername()))
-        caller = self.gateway.identify(caller, data if isinstance(data, str) else None if data is None else "")
+        # A Pyro5 proxy sends "hello" unless told otherwise: that is no token, not a wrong one.
+        token = None if data in (None, "hello") else data if isinstance(data, str) else ""
+        caller = self.gateway.identify(caller, token)
         settings = self.gateway.services.settings
         if self.gateway.services.tokens.required and not caller.principal and not settings.open_introspection:
             self.gateway.refused(caller, "unauthenticated")

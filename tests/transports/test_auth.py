@@ -324,3 +324,16 @@ def test_http_pages_need_a_token_too_except_health(locked, half_open):
         assert get(half_open, path) == 200  # open introspection opens the descriptions too
     for path in ("/healthz", "/readyz"):
         assert get(locked, path) == 200
+
+
+def test_a_stock_pyro_proxy_without_a_token_is_told_one_is_required(locked):
+    import Pyro5.api
+    import Pyro5.errors
+
+    proxy = Pyro5.api.Proxy(f"PYRO:netops@127.0.0.1:{locked.port('pyro')}")
+    with pytest.raises(Pyro5.errors.CommunicationError, match="unauthenticated: this gateway requires a token"):
+        proxy._pyroBind()
+    proxy._pyroRelease()
+    proxy._pyroHandshake = TOKEN
+    assert proxy.resolve("www.example.test")["addresses"]
+    proxy._pyroRelease()
