@@ -207,9 +207,14 @@ class Gateway:
             return
         if self.services.settings.open_introspection and isinstance(name, str) and name in INTROSPECTION:
             return
-        if caller.rejected:
-            raise GatewayError(UNAUTHENTICATED, "the token was not accepted")
-        raise GatewayError(UNAUTHENTICATED, "this gateway requires a token")
+        raise _unauthenticated(caller)
+
+    def refusal(self, caller: Caller) -> GatewayError | None:
+        """The error for a caller who could be answered nothing at all (tokens required, introspection
+        closed, no accepted token), so transports can refuse it before reading a request; else None."""
+        if not self._tokens.required or caller.principal or self.services.settings.open_introspection:
+            return None
+        return _unauthenticated(caller)
 
     def identify(self, caller: Caller, token: str | None) -> Caller:
         """``caller`` with the name of the token it presented, or marked as having presented a bad one."""
@@ -280,6 +285,12 @@ class Gateway:
         """Stop the multicall pool (waits for running elements)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _unauthenticated(caller: Caller) -> GatewayError:
+    return GatewayError(
+        UNAUTHENTICATED, "the token was not accepted" if caller.rejected else "this gateway requires a token"
+    )
 
 
 class Failed:

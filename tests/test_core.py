@@ -157,3 +157,31 @@ def test_the_leak_check_lets_real_messages_through():
         "internal error (incident 3f2a1c9b)",
     ):
         assert_no_leak(message)
+
+
+# -- who may call ------------------------------------------------------------------------------
+def test_tokens_decide_in_the_core_before_any_lookup(settings, tmp_path):
+    from gateway.observe import Caller
+    from tests.conftest import make_gateway
+
+    (tmp_path / "tokens").write_text("ops:0123456789abcdef-core\n")
+    for open_introspection in (False, True):
+        gw = make_gateway(settings.replace(token_file=str(tmp_path / "tokens"), open_introspection=open_introspection))
+        anonymous = Caller("test", "192.0.2.1:1")
+        good = gw.identify(anonymous, "0123456789abcdef-core")
+        bad = gw.identify(anonymous, "wrong-token-0123456789")
+        assert good.principal == "ops" and good.identity == "token:ops" and not good.rejected
+        assert bad.principal == "" and bad.rejected and bad.identity == "192.0.2.1"
+        assert gw.identify(anonymous, None) == anonymous
+        assert gw.call("system.listMethods", caller=good)
+        for caller, message in ((anonymous, "requires a token"), (bad, "not accepted")):
+            with pytest.raises(GatewayError, match=message) as caught:
+                gw.call("no.such.method", caller=caller)  # unauthenticated, not method_not_found: nothing revealed
+            assert caught.value.code == "unauthenticated"
+            with pytest.raises(GatewayError, match="unauthenticated"):
+                gw.call_many([{"methodName": "system.listMethods"}], caller=caller)
+            assert (gw.refusal(caller) is None) == open_introspection
+            if open_introspection:
+                assert gw.call("system.listMethods", caller=caller)
+        assert gw.refusal(good) is None
+        gw.close()

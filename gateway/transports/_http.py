@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config import Settings
 from gateway.core import Gateway
-from gateway.errors import TOO_LARGE, UNAUTHENTICATED, GatewayError
+from gateway.errors import TOO_LARGE, GatewayError
 from gateway.observe import Caller
 from gateway.transports._secure import open_connection, server_context
 from gateway.transports._watchdog import WATCHDOG
@@ -53,6 +53,7 @@ class App(ABC):
 
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # what load balancers probe: answered without a token
+BEARER_CHALLENGE = ("WWW-Authenticate", 'Bearer realm="netops"')
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -98,14 +99,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             accepted = ", ".join(sorted(app.accepts))
             return self._reply(415, f"send Content-Type: {accepted}\n".encode(), "text/plain")
-        if not self.server.admits(caller):
+        error = app.gateway.refusal(caller)
+        if error is not None:
             # Refused before the body is read (RFC 6750): the reply names the scheme and carries the error.
             app.gateway.refused(caller, "unauthenticated")
             self.close_connection = True
-            reason = "the token was not accepted" if caller.rejected else "this gateway requires a token"
-            error = GatewayError(UNAUTHENTICATED, reason)
-            headers = (("WWW-Authenticate", 'Bearer realm="netops"'),)
-            return self._reply(401, app.refuse(error), app.content_type, headers)
+            return self._reply(401, app.refuse(error), app.content_type, (BEARER_CHALLENGE,))
         if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Encoding", "identity") != "identity":
             app.gateway.refused(caller, "bad_framing")
             self.close_connection = True
@@ -141,10 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] not in OPEN_PATHS:
             # The docs page, OpenRPC and metrics describe the methods: closed like introspection.
             caller = self.caller()
-            if not self.server.admits(caller):
+            error = self.server.app.gateway.refusal(caller)
+            if error is not None:
                 self.server.app.gateway.refused(caller, "unauthenticated")
-                headers = (("WWW-Authenticate", 'Bearer realm="netops"'),)
-                return self._reply(401, b"this gateway requires a token\n", "text/plain", headers)
+                return self._reply(401, f"{error}\n".encode(), "text/plain", (BEARER_CHALLENGE,))
         self._reply(*site.get(self.path, self.server.app.transport, self.headers.get("Host", "")))
 
     def _reply(self, status: int, body: bytes, content_type: str, headers: tuple = ()) -> None:
@@ -173,13 +172,7 @@ class RPCHTTPServer(ThreadingHTTPServer):
         self.idle_timeout = settings.idle_timeout
         self.handshake_timeout = settings.handshake_timeout
         self.tls = server_context(settings)
-        self.closed_to_anonymous = app.gateway.services.tokens.required and not settings.open_introspection
         super().__init__(address, _Handler, bind_and_activate=False)
-
-    def admits(self, caller: Caller) -> bool:
-        """Whether a request of ``caller`` may be read at all: with tokens required and introspection
-        closed, nothing can be answered without an accepted token."""
-        return bool(caller.principal) or not self.closed_to_anonymous
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Serve one connection on its own thread, after its TLS handshake (never on the accept loop)."""

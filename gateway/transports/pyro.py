@@ -26,7 +26,7 @@ import Pyro5.serializers
 import Pyro5.server
 
 from gateway.core import UNDERSCORE, Gateway
-from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, UNAUTHENTICATED, GatewayError
+from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
 from gateway.observe import Caller
 from gateway.transports._secure import Rewindable, open_connection, server_context
 from gateway.transports._watchdog import WATCHDOG
@@ -139,11 +139,10 @@ class _Daemon(Pyro5.server.Daemon):
         # A Pyro5 proxy sends "hello" unless told otherwise: that is no token, not a wrong one.
         token = None if data in (None, "hello") else data if isinstance(data, str) else ""
         caller = self.gateway.identify(caller, token)
-        settings = self.gateway.services.settings
-        if self.gateway.services.tokens.required and not caller.principal and not settings.open_introspection:
+        error = self.gateway.refusal(caller)
+        if error is not None:
             self.gateway.refused(caller, "unauthenticated")
-            reason = "the token was not accepted" if caller.rejected else "this gateway requires a token"
-            raise native_exception(GatewayError(UNAUTHENTICATED, reason))
+            raise native_exception(error)
         conn.netops_caller = caller
         return "hello"
 
