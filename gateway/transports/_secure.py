@@ -76,10 +76,6 @@ class Rewindable:
         self._buffer += chunk
         return self._buffer
 
-    def buffered(self) -> bytes:
-        """What has been read ahead."""
-        return self._buffer
-
     def recv(self, size: int, flags: int = 0) -> bytes:
         """Like socket.recv; MSG_PEEK and MSG_WAITALL work on TLS sockets too."""
         if flags & (socket.MSG_PEEK | socket.MSG_WAITALL):

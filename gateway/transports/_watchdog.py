@@ -30,7 +30,6 @@ class Watchdog:
         self._deadlines: dict[int, tuple[float, Any]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.dropped = 0  # connections shut down so far (read by tests and metrics)
 
     def arm(self, sock: Any, seconds: float) -> None:
         """Drop ``sock`` unless :meth:`disarm` is called within ``seconds``."""
@@ -54,7 +53,6 @@ class Watchdog:
                 for key, _ in expired:
                     del self._deadlines[key]
             for _, sock in expired:
-                self.dropped += 1
                 try:
                     sock.shutdown(socket.SHUT_RDWR)  # the reader sees end of file; its owner closes the socket
                 except (OSError, ValueError):
