@@ -93,16 +93,17 @@ def test_soak(gateway_flags):
                     begin = time.perf_counter()
                     try:
                         one(client, method, args)
-                        outcome = None
+                        outcome, detail = None, ""
                     except GatewayError as exc:
-                        outcome = exc.code
+                        outcome, detail = exc.code, exc.message
                     except Exception as exc:  # anything but a coded error is unexpected
-                        outcome = f"{type(exc).__name__}: {exc}"
+                        outcome, detail = f"{type(exc).__name__}", str(exc)
                     with lock:
                         answered[transport] += 1
                         latencies[transport].append(time.perf_counter() - begin)
                         if outcome != expected:
-                            unexpected.append(f"{transport} {method}{args}: expected {expected}, got {outcome}")
+                            got = f"{outcome} ({detail})" if detail else outcome
+                            unexpected.append(f"{transport} {method}{args}: expected {expected}, got {got}")
                     if rng.random() < 0.02:  # reconnect now and then: connection set-up and tear-down too
                         client.close()
                         client = connect(address, timeout=30)
@@ -127,6 +128,9 @@ def test_soak(gateway_flags):
         assert not any(t.is_alive() for t in threads), "a client never got its last answer"
         time.sleep(3)  # per-connection threads end once their clients have gone
         rest_rss, rest_threads = proc_status(pid)
+        server.proc.terminate()
+        server.proc.wait(15)
+        server_log = server.proc.stderr.read()[-4000:] if server.proc.stderr else ""
 
     # Thirds of the run: the first fills the pools (multicall, DNS, Pyro5 workers); memory must not grow after.
     middle = [s for s in samples if SECONDS / 3 <= s[0] < 2 * SECONDS / 3]
@@ -158,7 +162,7 @@ def test_soak(gateway_flags):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "soak.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
-    assert unexpected == [], unexpected[:10]
+    assert unexpected == [], (unexpected[:10], server_log)
     assert started == answered  # every call answered
     assert all(answered[t] > 0 for t in TRANSPORTS)
     # Memory flat: the last third of the run no higher than the middle third (10 % + 5 MB of slack).
