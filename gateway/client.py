@@ -288,7 +288,7 @@ class _Pyro(_Backend):
 
 
 def _token_line(token: str | None) -> bytes:
-    from gateway.transports._secure import token_line
+    from gateway.net.session import token_line
 
     return token_line(token) if token else b""
 

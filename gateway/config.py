@@ -16,9 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.transports.table import TRANSPORTS, row
+
 __all__ = ["TRANSPORTS", "ConfigError", "Settings", "load_settings", "parse_nameserver"]
 
-TRANSPORTS = ("xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc")
+
 MiB = 1024 * 1024
 
 
@@ -161,11 +163,11 @@ class Settings:
 
     # Where to listen. Loopback by default: exposing the gateway is a decision.
     host: str = _setting("127.0.0.1", str, "address every transport listens on")
-    xmlrpc_port: int = _setting(7001, _port, "XML-RPC port")
-    jsonrpc_port: int = _setting(7002, _port, "JSON-RPC port")
-    pyro_port: int = _setting(7003, _port, "Pyro5 port")
-    thrift_port: int = _setting(7004, _port, "Thrift port")
-    rpyc_port: int = _setting(18861, _port, "RPyC port (RPyC's customary port)")
+    xmlrpc_port: int = _setting(row("xmlrpc").default_port, _port, "XML-RPC port")
+    jsonrpc_port: int = _setting(row("jsonrpc").default_port, _port, "JSON-RPC port")
+    pyro_port: int = _setting(row("pyro").default_port, _port, "Pyro5 port")
+    thrift_port: int = _setting(row("thrift").default_port, _port, "Thrift port")
+    rpyc_port: int = _setting(row("rpyc").default_port, _port, "RPyC port (RPyC's customary port)")
     transports: tuple[str, ...] = _setting(TRANSPORTS, _transport, "transports to start", many=True)
     # Buffered binary is what a stock Apache Thrift client speaks.
     thrift_transport: str = _setting("buffered", _choice("buffered", "framed"), "Thrift transport")
@@ -189,6 +191,16 @@ class Settings:
     # Calls of one multicall run concurrently; lookups wait on the network, not the CPU. 64 runs a
     # multicall of 100 lookups in two waves (measured: 0.39-0.46 s at 50 ms a query; 32: 0.49 s; 128: no better).
     multicall_workers: int = _setting(64, _positive(int), "threads running multicall elements")
+    # Threads that run calls: fixed, started at start, shared by every connection of every transport.
+    # Calls mostly wait on the network; 64 keeps the CPU busy on two cores (a call's own fan-out runs on
+    # the multicall pool).
+    call_workers: int = _setting(64, _positive(int), "threads running calls, shared by every connection")
+    # An idle connection costs ~2 KB and a descriptor, no thread; these caps bound what a flood can hold.
+    max_connections: int = _setting(10_000, _positive(int), "client connections open at once, all transports")
+    # Behind a proxy every client shares one address: raise this there (0 = no per-client cap).
+    max_connections_per_client: int = _setting(
+        256, _non_negative(int), "connections one client address may hold open at once"
+    )
     # Keep-alive connections stay this long without a request, then are closed.
     idle_timeout: float = _setting(60.0, _positive(float), "seconds an idle client connection stays open")
     # Admission (0 = no limit). Off by default; SECURITY-minded deployments set them (see the README).
@@ -217,8 +229,8 @@ class Settings:
     tls_cert: str = _setting("", str, "server certificate chain (PEM) for every endpoint (empty: no TLS)")
     tls_key: str = _setting("", str, "private key (PEM) of tls_cert")
     tls_client_ca: str = _setting("", str, "CA (PEM) client certificates must chain to (empty: none required)")
-    # A TLS handshake and the token line run on the connection's own thread within this time, so a client
-    # that connects and says nothing holds one thread for this long and never blocks other clients.
+    # A TLS handshake must finish within this time; it runs on the event loop, so a client that connects
+    # and says nothing holds a descriptor for this long and never blocks other clients.
     handshake_timeout: float = _setting(10.0, _positive(float), "seconds a client has to finish TLS and send its token")
     log_format: str = _setting("text", _choice("text", "json"), "log lines as readable text or one JSON object each")
     access_log: bool = _setting(True, _boolean, "one log line per call (true/false)")

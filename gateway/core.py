@@ -166,16 +166,28 @@ class Gateway:
         style: Style = DOTTED,
         caller: Caller = NO_CALLER,
         element: bool = False,
+        raw: bool = False,
     ) -> Any:
-        """Validate the arguments, run the operation and return its plain-data result (``element``: of a multicall)."""
+        """Validate the arguments, run the operation and return its plain-data result (``element``: of a multicall).
+
+        The one door into the core: authorisation first (an unauthenticated call is reported as refused,
+        never labelled with the name it sent), then the observers, admission, binding and the operation.
+        Observers see the registry's public name of the method, or ``unknown``: whatever callers send,
+        the set of labels stays the registry's.
+        """
+        try:
+            self._authorize(name, caller)
+        except GatewayError:
+            self.refused(caller, UNAUTHENTICATED)
+            raise
         if not self.observers:
-            return self._call(name, args, kwargs or {}, style, caller, element)
-        method = str(name)[:100]
+            return self._call(name, args, kwargs or {}, style, caller, element, raw)
+        method = name if isinstance(name, str) and name in self._by_style[style] else "unknown"
         for observer in self.observers:
             observer.started(caller, method)
         start, outcome = time.perf_counter(), "ok"
         try:
-            return self._call(name, args, kwargs or {}, style, caller, element)
+            return self._call(name, args, kwargs or {}, style, caller, element, raw)
         except GatewayError as exc:
             outcome = exc.code
             raise
@@ -190,13 +202,21 @@ class Gateway:
             observer.refused(caller, reason)
 
     def _call(
-        self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], style: Style, caller: Caller, element: bool
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        style: Style,
+        caller: Caller,
+        element: bool,
+        raw: bool,
     ) -> Any:
-        self._authorize(name, caller)
         op = self.lookup(name, style, caller)
         system = op.name in SYSTEM_NAMES
         with self.admission.admit(caller.identity, outbound=not system, element=element):
             bound = op.bind(args, kwargs)
+            if raw and op.name == "system.multicall":
+                return self._call_many(bound["calls"], style, caller)
             if system:
                 return op.func(Session(self, style, caller), **bound)
             return self.run(op, bound)
@@ -239,13 +259,16 @@ class Gateway:
             result["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 3)
         return result
 
+    def call_many(self, calls: Sequence[Any], style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[Any]:
+        """``system.multicall`` through the same door as every call, with each element's result, or
+        :class:`Failed` holding its error, in order (for transports that type each outcome: Thrift)."""
+        return self.call(public_name("system.multicall", style), [list(calls)], style=style, caller=caller, raw=True)
+
     def multicall(self, calls: Sequence[Any], style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[Any]:
         """Run calls concurrently on a bounded pool; results in order, failures as faults."""
-        return [fault(r.error) if isinstance(r, Failed) else [r] for r in self.call_many(calls, style, caller)]
+        return [fault(r.error) if isinstance(r, Failed) else [r] for r in self._call_many(calls, style, caller)]
 
-    def call_many(self, calls: Sequence[Any], style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[Any]:
-        """Run multicall elements concurrently; each result, or :class:`Failed` holding its error, in order."""
-        self._authorize("system.multicall", caller)  # Thrift calls this directly, not through system.multicall
+    def _call_many(self, calls: Sequence[Any], style: Style, caller: Caller) -> list[Any]:
         limit = self.services.settings.max_batch
         if len(calls) > limit:
             raise GatewayError(INVALID_ARGUMENT, f"a multicall holds at most {limit} calls ({len(calls)} given)")

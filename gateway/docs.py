@@ -28,37 +28,6 @@ class Endpoint:
     snippet: str
 
 
-def snippets(host: str, ports: dict[str, int]) -> list[Endpoint]:
-    """Copy-paste client snippets for each running transport."""
-    templates = {
-        "xmlrpc": (
-            "http://{h}:{p}/RPC2",
-            'import xmlrpc.client\nxmlrpc.client.ServerProxy("http://{h}:{p}/RPC2").resolve("example.com")',
-        ),
-        "jsonrpc": (
-            "http://{h}:{p}/",
-            "curl -s http://{h}:{p}/ -H 'Content-Type: application/json' \\\n"
-            '  -d \'{{"jsonrpc": "2.0", "method": "resolve", "params": ["example.com"], "id": 1}}\'',
-        ),
-        "pyro": (
-            "PYRO:netops@{h}:{p}",
-            'import Pyro5.api\nPyro5.api.Proxy("PYRO:netops@{h}:{p}").resolve("example.com")',
-        ),
-        "thrift": (
-            "{h}:{p}, service NetOps (binary protocol, buffered transport)",
-            "import thriftpy2\nfrom thriftpy2.rpc import make_client\n"
-            'netops = thriftpy2.load("idl/netops.thrift", module_name="netops_thrift")\n'
-            'make_client(netops.NetOps, "{h}", {p}).resolve("example.com")',
-        ),
-        "rpyc": ("{h}:{p}", 'import rpyc\ndict(rpyc.connect("{h}", {p}).root.resolve("example.com"))'),
-    }
-    return [
-        Endpoint(name, templates[name][0].format(h=host, p=port), templates[name][1].format(h=host, p=port))
-        for name, port in ports.items()
-        if name in templates
-    ]
-
-
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 

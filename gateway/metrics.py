@@ -51,13 +51,13 @@ class Metrics:
     def started(self, caller: Caller, method: str) -> None:
         """Count a call in flight."""
         self.in_flight.labels(caller.transport).inc()
-        if method not in _SYSTEM:
+        if method not in _SYSTEM and method != "unknown":
             self.outbound.inc()
 
     def finished(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
         """Count the outcome and the latency."""
         self.in_flight.labels(caller.transport).dec()
-        if method not in _SYSTEM:
+        if method not in _SYSTEM and method != "unknown":
             self.outbound.dec()
         self.calls.labels(caller.transport, method, outcome).inc()
         self.duration.labels(caller.transport, method).observe(seconds)

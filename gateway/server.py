@@ -13,20 +13,20 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 from gateway import __version__
 from gateway.accesslog import AccessLog, configure_logging
 from gateway.config import ConfigError, Settings, add_arguments, settings_from_args, to_toml
 from gateway.context import Services
 from gateway.core import Gateway
-from gateway.docs import snippets
+from gateway.docs import Endpoint
 from gateway.metrics import Metrics
+from gateway.net import ConnectionLayer, Listener
+from gateway.net.tls import server_context
 from gateway.ops import default_registry
-from gateway.transports import TRANSPORT_CLASSES, Transport
-from gateway.transports._http import HTTPTransport
-from gateway.transports._secure import server_context
-from gateway.transports.pyro import PyroTransport
+from gateway.transports import codec_class
+from gateway.transports._http import HTTPCodec
+from gateway.transports.pyro import PyroCodec
 from gateway.web import Site
 
 __all__ = ["Running", "StartError", "main"]
@@ -39,108 +39,103 @@ class StartError(RuntimeError):
 
 
 class Running:
-    """A gateway and its transports, started together and stopped together."""
+    """A gateway, its transports' codecs and the connection layer, started together and stopped together."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
         observers = [self.metrics, AccessLog()] if settings.access_log else [self.metrics]
         self.gateway = Gateway(default_registry(), Services.from_settings(settings), observers)
-        server_context(settings)  # a certificate or key that cannot be loaded stops the start before any port opens
-        self.transports: list[Transport] = []
+        # A certificate or key that cannot be loaded stops the start before any port opens.
+        self.layer = ConnectionLayer(self.gateway, server_context(settings))
+        self.listeners: list[Listener] = []
+        self.tls = bool(settings.tls_cert)
 
     def start(self) -> None:
         """Bind every transport first, then serve: a busy port leaves nothing running."""
-        if self.settings.reuse_port:
-            _share_ports()
         for name in self.settings.transports:
             port = getattr(self.settings, f"{name}_port")
-            transport = TRANSPORT_CLASSES[name](self.gateway, self.settings.host, port)
+            listener = Listener(codec_class(name)(self.gateway), self.settings.host, port)
             try:
-                transport.bind()
+                listener.bind(self.settings.reuse_port)
             except OSError as exc:
                 self.stop()
                 reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
                 raise StartError(f"cannot start {name} on {self.settings.host} port {port}: {reason}") from None
-            self.transports.append(transport)
+            self.listeners.append(listener)
+            self.layer.add(listener)
         self._attach_site()
-        for transport in self.transports:
-            transport.start()
-        if self.settings.pyro_ns and any(t.name == "pyro" for t in self.transports):
+        try:
+            self.layer.start()
+        except RuntimeError as exc:  # the system refused a worker thread
+            self.stop()
+            raise StartError(f"cannot start the worker threads: {exc}") from None
+        pyro = next((listener.codec for listener in self.listeners if isinstance(listener.codec, PyroCodec)), None)
+        if self.settings.pyro_ns and pyro is not None:
             try:
-                next(t for t in self.transports if isinstance(t, PyroTransport)).register(self.settings.pyro_ns)
+                pyro.register(self.settings.pyro_ns, self.endpoint("pyro"))
             except OSError as exc:
                 self.stop()
                 raise StartError(str(exc)) from None
 
     def _attach_site(self) -> None:
-        ports = {t.name: t.port for t in self.transports}
+        ports = {listener.name: listener.port for listener in self.listeners}
         site = Site(
             self.gateway,
             self.metrics,
             self.not_ready,
-            snippets(self.settings.host, ports),
+            [
+                Endpoint(t.name, self.endpoint(t.name), t.codec.snippet(self.settings.host, t.port, self.tls))
+                for t in self.listeners
+            ],
             ports.get("jsonrpc"),
         )
-        for transport in self.transports:
-            if isinstance(transport, HTTPTransport):
-                transport.server.site = site
+        for listener in self.listeners:
+            if isinstance(listener.codec, HTTPCodec):
+                listener.codec.site = site
 
     def not_ready(self) -> str:
         """Why the gateway is not ready ("" when every transport serves and the resolver answers)."""
-        for transport in self.transports:
-            if not transport.serving():
-                return f"{transport.name} is not serving"
-        if not self.transports:
+        if not self.listeners:
             return "no transport is running"
+        for listener in self.listeners:
+            if not listener.serving():
+                return f"{listener.name} is not serving"
+        if not self.layer.serving():
+            return "the connection layer is not serving"
         if not self.gateway.services.names.probe(1.0):
             return "the resolver does not answer"
         return ""
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop every transport and the multicall pool."""
-        for transport in self.transports:
+        """Stop the connection layer, every codec and the multicall pool."""
+        self.layer.stop(timeout)
+        for listener in self.listeners:
             try:
-                transport.stop()
+                listener.codec.close()
             except Exception:
-                log.warning("stopping %s failed", transport.name, exc_info=True)
-        for transport in self.transports:
-            transport.join(timeout)
-        self.transports = []
+                log.warning("stopping %s failed", listener.name, exc_info=True)
+        self.listeners = []
         self.gateway.close()
 
     def port(self, name: str) -> int:
         """The port a started transport is bound to."""
-        return next(t.port for t in self.transports if t.name == name)
+        return next(listener.port for listener in self.listeners if listener.name == name)
+
+    def endpoint(self, name: str) -> str:
+        """How a client reaches transport ``name``."""
+        listener = next(t for t in self.listeners if t.name == name)
+        return listener.codec.endpoint(self.settings.host, listener.port, self.tls)
 
     def table(self) -> str:
         """The endpoint table printed at start."""
         methods = len(self.gateway.method_names())
         lines = [
-            f"NetOps Gateway {__version__}: {methods} methods on {len(self.transports)} transports",
+            f"NetOps Gateway {__version__}: {methods} methods on {len(self.listeners)} transports",
             f"{'transport':<10} {'port':<6} endpoint",
         ]
-        lines += [f"{t.name:<10} {t.port:<6} {t.endpoint}" for t in self.transports]
+        lines += [f"{t.name:<10} {t.port:<6} {self.endpoint(t.name)}" for t in self.listeners]
         return "\n".join(lines)
-
-
-def _share_ports() -> None:
-    """Set SO_REUSEPORT on every TCP socket this process binds, so several workers share the ports.
-
-    Pyro5 and rpyc create their listening sockets themselves; wrapping bind is
-    the one place all five transports pass through. Only worker processes do this.
-    """
-    original = socket.socket.bind
-    if getattr(original, "_netops_reuse_port", False):
-        return
-
-    def bind(self: socket.socket, address: Any) -> None:
-        if self.type == socket.SOCK_STREAM and self.family in (socket.AF_INET, socket.AF_INET6):
-            self.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        original(self, address)
-
-    bind._netops_reuse_port = True  # type: ignore[attr-defined]
-    socket.socket.bind = bind  # type: ignore[method-assign]
 
 
 def _free_port() -> int:

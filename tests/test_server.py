@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,13 +23,15 @@ ALL_FREE = ["--xmlrpc-port", "0", "--jsonrpc-port", "0", "--pyro-port", "0", "--
 class ServerProcess:
     """``python server.py`` in a subprocess; the endpoint table read from its output."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, preexec_fn: Any = None, python: str = sys.executable, env: Any = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "server.py", *args],
+            [python, "server.py", *args],
+            env=env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=preexec_fn,
         )
         self.ports: dict[str, int] = {}
         self.lines: list[str] = []

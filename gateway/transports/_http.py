@@ -1,33 +1,40 @@
-"""The HTTP/1.1 server under XML-RPC and JSON-RPC: threaded, keep-alive, Nagle off, bodies capped before reading.
+"""HTTP/1.1 under XML-RPC and JSON-RPC: a session per connection, parsed by httptools (llhttp), keep-alive.
 
-The stdlib's defaults run JSON-RPC at ~23 calls/s (Nagle plus delayed ACK
-hold every small response ~40 ms), so responses are buffered and flushed in
-one write with TCP_NODELAY; request bodies are refused by Content-Length
-before a byte of them is read.
+Everything is decided from the request head, before a byte of the body is
+buffered: the path, the media type, the token (``Authorization: Bearer``),
+the framing (a plain body with Content-Length) and its size.  A request that
+cannot be served is answered at once and the connection closed, so the body
+is never read.  Heads are capped at :data:`MAX_HEAD_BYTES`.  Answers are one
+write each; Nagle is off on every connection (see the connection layer).
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 from abc import ABC, abstractmethod
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from gateway.config import Settings
+import httptools
+
 from gateway.core import Gateway
 from gateway.errors import TOO_LARGE, GatewayError
+from gateway.net.session import Codec, Link, Refuse, Session
 from gateway.observe import Caller
-from gateway.transports._secure import open_connection, server_context
-from gateway.transports._watchdog import WATCHDOG
-from gateway.transports.base import Transport
+from gateway.transports.table import row
 
 if TYPE_CHECKING:
     from gateway.web import Site
 
-__all__ = ["App", "HTTPTransport", "RPCHTTPServer"]
+__all__ = ["App", "HTTPCodec"]
 
 log = logging.getLogger("gateway.http")
+
+MAX_HEAD_BYTES = 16 * 1024  # request line and headers: what h11 and most servers allow
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # what load balancers probe: answered without a token
+BEARER_CHALLENGE = ("WWW-Authenticate", 'Bearer realm="netops"')
+SERVER = b"netops-gateway"
 
 
 class App(ABC):
@@ -39,9 +46,10 @@ class App(ABC):
     # text/plain, form data or multipart to another origin without a CORS preflight, so this keeps
     # pages a visitor's browser loads from calling a gateway that browser can reach.
     accepts: frozenset[str] = frozenset()
-
-    gateway: Gateway
     transport = ""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
 
     @abstractmethod
     def handle(self, body: bytes, caller: Caller) -> bytes | None:
@@ -52,191 +60,196 @@ class App(ABC):
         """A transport-native error for a request refused before it was read."""
 
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # what load balancers probe: answered without a token
-BEARER_CHALLENGE = ("WWW-Authenticate", 'Bearer realm="netops"')
+def response(status: int, body: bytes, content_type: str, headers: tuple = (), close: bool = False) -> bytes:
+    """One complete HTTP/1.1 response."""
+    lines = [
+        b"HTTP/1.1 %d %s" % (status, HTTPStatus(status).phrase.encode()),
+        b"Server: " + SERVER,
+        b"Content-Type: " + content_type.encode(),
+        b"Content-Length: %d" % len(body),
+    ]
+    lines += [f"{name}: {value}".encode("latin-1") for name, value in headers]
+    if close:
+        lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive
-    disable_nagle_algorithm = True
-    wbufsize = -1  # buffer the response; handle_one_request flushes it in one write
-    server_version = "netops-gateway"
-    sys_version = ""
-    server: RPCHTTPServer
-
-    def setup(self) -> None:
-        self.timeout = self.server.idle_timeout  # an idle keep-alive connection is closed after this
-        super().setup()
-
-    def handle_one_request(self) -> None:
-        # The next request must arrive in full within idle_timeout, however slowly its bytes trickle in.
-        WATCHDOG.arm(self.connection, self.server.idle_timeout)
-        try:
-            super().handle_one_request()
-        finally:
-            WATCHDOG.disarm(self.connection)
-
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def caller(self) -> Caller:
-        """Who sent this request, and the token it presented (``Authorization: Bearer``)."""
-        host, port = self.client_address[:2]
-        caller = Caller(self.server.app.transport, f"{host}:{port}")
-        authorization = self.headers.get("Authorization")
-        if authorization is None:
-            return caller
-        scheme, _, token = authorization.partition(" ")
-        return self.server.app.gateway.identify(caller, token.strip() if scheme.lower() == "bearer" else "")
-
-    def do_POST(self) -> None:
-        app = self.server.app
-        if self.path.split("?", 1)[0] not in app.paths:
-            return self._reply(404, b"not found\n", "text/plain")
-        caller = self.caller()
-        if self.headers.get_content_type() not in app.accepts:
-            app.gateway.refused(caller, "content_type")
-            self.close_connection = True
-            accepted = ", ".join(sorted(app.accepts))
-            return self._reply(415, f"send Content-Type: {accepted}\n".encode(), "text/plain")
-        error = app.gateway.refusal(caller)
-        if error is not None:
-            # Refused before the body is read (RFC 6750): the reply names the scheme and carries the error.
-            app.gateway.refused(caller, "unauthenticated")
-            self.close_connection = True
-            return self._reply(401, app.refuse(error), app.content_type, (BEARER_CHALLENGE,))
-        if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Encoding", "identity") != "identity":
-            app.gateway.refused(caller, "bad_framing")
-            self.close_connection = True
-            return self._reply(411, b"send a plain body with Content-Length\n", "text/plain")
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            app.gateway.refused(caller, "bad_framing")
-            self.close_connection = True
-            return self._reply(411, b"Content-Length required\n", "text/plain")
-        if length > self.server.max_bytes:
-            self.close_connection = True  # the body stays unread: this connection cannot carry another request
-            error = GatewayError(TOO_LARGE, f"request of {length} bytes is over the {self.server.max_bytes}-byte limit")
-            app.gateway.refused(caller, "too_large")
-            return self._reply(200, app.refuse(error), app.content_type)
-        body = self.rfile.read(length)
-        WATCHDOG.disarm(self.connection)  # read in full: the call has its own time limit
-        if len(body) < length:
-            self.close_connection = True
-            return
-        answer = app.handle(body, caller)
-        if answer is None:
-            return self._reply(204, b"", app.content_type)
-        self._reply(200, answer, app.content_type)
-
-    def do_GET(self) -> None:
-        WATCHDOG.disarm(self.connection)
-        site = self.server.site
-        if site is None:
-            return self._reply(405, b"use POST\n", "text/plain", (("Allow", "POST"),))
-        if self.path.split("?", 1)[0] not in OPEN_PATHS:
-            # The docs page, OpenRPC and metrics describe the methods: closed like introspection.
-            caller = self.caller()
-            error = self.server.app.gateway.refusal(caller)
-            if error is not None:
-                self.server.app.gateway.refused(caller, "unauthenticated")
-                return self._reply(401, f"{error}\n".encode(), "text/plain", (BEARER_CHALLENGE,))
-        self._reply(*site.get(self.path, self.server.app.transport, self.headers.get("Host", "")))
-
-    def _reply(self, status: int, body: bytes, content_type: str, headers: tuple = ()) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers:
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+def _text(status: int, message: str, headers: tuple = (), close: bool = True) -> bytes:
+    return response(status, message.encode() + b"\n", "text/plain", headers, close)
 
 
-class RPCHTTPServer(ThreadingHTTPServer):
-    """A thread per connection; daemon threads so a keep-alive client never blocks shutdown."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # the default 5 resets connections under load
-
-    def __init__(self, address: tuple[str, int], app: App, settings: Settings) -> None:
-        self.app = app
-        self.site: Site | None = None  # the GET routes, set once every transport is bound
-        self.max_bytes = settings.max_request_bytes
-        self.idle_timeout = settings.idle_timeout
-        self.handshake_timeout = settings.handshake_timeout
-        self.tls = server_context(settings)
-        super().__init__(address, _Handler, bind_and_activate=False)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """Serve one connection on its own thread, after its TLS handshake (never on the accept loop)."""
-        if self.tls is None:
-            return super().finish_request(request, client_address)
-        try:
-            conn, _ = open_connection(request, self.tls, False, self.handshake_timeout)
-        except (OSError, EOFError, ValueError):
-            host, port = client_address[:2]
-            self.app.gateway.refused(Caller(self.app.transport, f"{host}:{port}"), "tls_handshake")
-            return
-        try:
-            super().finish_request(conn, client_address)
-        finally:
-            conn.close()
-
-    def open(self) -> None:
-        """Bind and listen (separate from construction so a busy port is reported before anything runs)."""
-        try:
-            self.server_bind()
-            self.server_activate()
-        except OSError:
-            self.server_close()
-            raise
-
-    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: object) -> None:
-        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+@dataclass
+class _Request:
+    method: str = ""
+    path: str = ""
+    caller: Caller | None = None
+    host: str = ""
+    keep_alive: bool = True
+    body: list[bytes] = field(default_factory=list)
 
 
-class HTTPTransport(Transport):
-    """A transport served over :class:`RPCHTTPServer`; subclasses provide the :class:`App`."""
+class HTTPCodec(Codec):
+    """An HTTP transport: its :class:`App` and the GET routes (:class:`~gateway.web.Site`) it shares."""
 
+    app_class: type[App]
     path = "/"
 
-    def __init__(self, gateway: Gateway, host: str, port: int) -> None:
-        super().__init__(gateway, host, port)
-        settings = gateway.services.settings
-        self.server = RPCHTTPServer((host, port), self.app(), settings)
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway)
+        self.app = self.app_class(gateway)
+        self.site: Site | None = None  # set once every transport is bound
+        self.max_bytes = gateway.services.settings.max_request_bytes
 
-    @abstractmethod
-    def app(self) -> App:
-        """The request handler of this protocol."""
+    def session(self, link: Link) -> Session:
+        """A parser for one connection."""
+        return HTTPSession(link, self)
 
-    @property
-    def port(self) -> int:
-        """The bound port."""
-        return self.server.server_address[1]
-
-    @property
-    def endpoint(self) -> str:
+    def endpoint(self, host: str, port: int, tls: bool) -> str:
         """The URL clients post to."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        scheme = "https" if self.server.tls else "http"
-        return f"{scheme}://{host}:{self.port}{self.path}"
+        return row(self.name).url(host, port, tls)
 
-    def bind(self) -> None:
-        """Bind and listen."""
-        self.server.open()
+    def overloaded(self) -> bytes:
+        """503 to a connection over the caps."""
+        return _text(503, "too many connections; try again later", (("Retry-After", "1"),))
 
-    def _serve(self) -> None:
-        self.server.serve_forever(poll_interval=0.2)
 
-    def stop(self) -> None:
-        """Stop the accept loop and close the listener."""
-        if self._thread is not None:  # shutdown() waits for a serve loop; one that never ran would never answer
-            self.server.shutdown()
-        self.server.server_close()
+class HTTPSession(Session):
+    """httptools' callbacks build requests; the head decides, the body is read only if it will be served."""
+
+    def __init__(self, link: Link, codec: HTTPCodec) -> None:
+        super().__init__(link)
+        self.codec = codec
+        self.app = codec.app
+        self.parser = httptools.HttpRequestParser(self)
+        self.request = _Request()
+        self.head = 0
+        self.size = 0
+        self.complete: list[_Request] = []
+        self.refusal: Refuse | None = None
+
+    def receive(self, data: bytes) -> list[Any]:
+        """Parse what arrived; complete requests come out in order."""
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError:
+            if self.refusal is None:
+                raise
+        except httptools.HttpParserUpgrade:
+            self.refusal = Refuse("bad_framing", _text(400, "protocol upgrades are not supported"))
+        except httptools.HttpParserError:
+            self.refusal = Refuse("parse_error", _text(400, "malformed HTTP request"))
+        if self.refusal is not None:
+            raise self.refusal
+        complete, self.complete = self.complete, []
+        return complete
+
+    # -- httptools callbacks (loop thread) ------------------------------------------
+    def on_message_begin(self) -> None:
+        self.request = _Request(caller=self.link.caller)
+        self.head = self.size = 0
+        self.authorization = ""
+        self.content_type = ""
+        self.framing = ""
+        self.length: int | None = None
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        self.request.path += url.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value))
+        key = name.lower()
+        if key == b"authorization":
+            self.authorization = value.decode("latin-1")
+        elif key == b"content-type":
+            self.content_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+        elif key == b"content-length":
+            self.length = int(value) if value.isdigit() else None
+        elif key == b"host":
+            self.request.host = value.decode("latin-1")
+        elif key == b"transfer-encoding" or (key == b"content-encoding" and value.lower() != b"identity"):
+            self.framing = "encoded"
+
+    def _count_head(self, size: int) -> None:
+        self.head += size
+        if self.head > MAX_HEAD_BYTES:
+            self._refuse("too_large", _text(431, "request head too large"))
+
+    def _refuse(self, reason: str, reply: bytes) -> NoReturn:
+        self.refusal = Refuse(reason, reply)
+        raise self.refusal
+
+    def on_headers_complete(self) -> None:
+        request = self.request
+        request.method = self.parser.get_method().decode("latin-1")
+        request.keep_alive = self.parser.should_keep_alive()
+        path = request.path.split("?", 1)[0]
+        if request.method in ("GET", "HEAD"):
+            if path not in OPEN_PATHS:
+                request.caller = self._caller()
+            return
+        if request.method != "POST":
+            self._refuse("bad_method", _text(405, "use POST (or GET for the pages)", (("Allow", "GET, POST"),)))
+        if path not in self.app.paths:
+            self._refuse("not_found", _text(404, "not found"))
+        caller = request.caller = self._caller()
+        gateway = self.link.gateway
+        if self.content_type not in self.app.accepts:
+            accepted = ", ".join(sorted(self.app.accepts))
+            self._refuse("content_type", _text(415, f"send Content-Type: {accepted}"))
+        error = gateway.refusal(caller)
+        if error is not None:
+            # Refused before the body is read (RFC 6750): the reply names the scheme and carries the error.
+            reply = response(401, self.app.refuse(error), self.app.content_type, (BEARER_CHALLENGE,), close=True)
+            self.link.caller = caller
+            self._refuse("unauthenticated", reply)
+        length = self.length
+        if self.framing or length is None:
+            self._refuse("bad_framing", _text(411, "send a plain body with Content-Length"))
+        if length > self.codec.max_bytes:
+            # The body stays unread: this connection cannot carry another request.
+            error = GatewayError(TOO_LARGE, f"request of {length} bytes is over the {self.codec.max_bytes}-byte limit")
+            self._refuse("too_large", response(200, self.app.refuse(error), self.app.content_type, close=True))
+
+    def _caller(self) -> Caller:
+        """Who sent this request, and the token it presented (``Authorization: Bearer``)."""
+        if not self.authorization:
+            return self.link.caller
+        scheme, _, token = self.authorization.partition(" ")
+        return self.link.gateway.identify(self.link.caller, token.strip() if scheme.lower() == "bearer" else "")
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > self.codec.max_bytes:  # Content-Length was checked; this guards anything else
+            self._refuse("too_large", _text(413, "request body too large"))
+        self.request.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete.append(self.request)
+
+    # -- worker thread ----------------------------------------------------------------
+    def handle(self, request: _Request) -> bytes:
+        """Answer one complete request."""
+        close = not request.keep_alive
+        self.close_after = close
+        if request.method in ("GET", "HEAD"):
+            return self._get(request, close)
+        answer = self.app.handle(b"".join(request.body), request.caller or self.link.caller)
+        if answer is None:
+            return response(204, b"", self.app.content_type, close=close)
+        return response(200, answer, self.app.content_type, close=close)
+
+    def _get(self, request: _Request, close: bool) -> bytes:
+        site = self.codec.site
+        if site is None:
+            return _text(405, "use POST", (("Allow", "POST"),), close)
+        if request.path.split("?", 1)[0] not in OPEN_PATHS:
+            # The docs page, OpenRPC and metrics describe the methods: closed like introspection.
+            caller = request.caller or self.link.caller
+            error = self.link.gateway.refusal(caller)
+            if error is not None:
+                self.link.gateway.refused(caller, "unauthenticated")
+                return _text(401, f"{error}", (BEARER_CHALLENGE,), close)
+        status, body, content_type, headers = site.get(request.path, self.app.transport, request.host)
+        full = response(status, body, content_type, headers, close)
+        return full[: len(full) - len(body)] if request.method == "HEAD" else full

@@ -28,10 +28,10 @@ from jsonrpcserver.sentinels import NOCONTEXT
 from gateway.core import DOTTED, Gateway
 from gateway.errors import INVALID_ARGUMENT, INVALID_REQUEST, PARSE_ERROR, GatewayError
 from gateway.observe import Caller
-from gateway.transports._http import App, HTTPTransport
+from gateway.transports._http import App, HTTPCodec
 from gateway.transports.base import guarded
 
-__all__ = ["JSONRPCTransport"]
+__all__ = ["JSONRPCCodec"]
 
 _MEMBERS = frozenset({"jsonrpc", "method", "params", "id"})
 
@@ -91,9 +91,6 @@ class _JSONRPCApp(App):
     accepts = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
     transport = "jsonrpc"
 
-    def __init__(self, transport: JSONRPCTransport) -> None:
-        self.gateway = transport.gateway
-
     def handle(self, body: bytes, caller: Caller) -> bytes | None:
         try:
             request = json.loads(body, parse_constant=_reject_constant)
@@ -130,12 +127,16 @@ def _dump(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
-class JSONRPCTransport(HTTPTransport):
+class JSONRPCCodec(HTTPCodec):
     """JSON-RPC 2.0 on ``/`` (and ``/jsonrpc``)."""
 
     name = "jsonrpc"
     path = "/"
+    app_class = _JSONRPCApp
 
-    def app(self) -> App:
-        """The JSON-RPC request handler."""
-        return _JSONRPCApp(self)
+    def snippet(self, host: str, port: int, tls: bool) -> str:
+        """curl calling resolve."""
+        return (
+            f"curl -s {self.endpoint(host, port, tls)} -H 'Content-Type: application/json' \\\n"
+            '  -d \'{"jsonrpc": "2.0", "method": "resolve", "params": ["example.com"], "id": 1}\''
+        )

@@ -1,5 +1,15 @@
 """Pyro5: the registry's operations as methods of one exposed object, ``PYRO:netops@host:port``.
 
+Pyro5 is a codec here: the connection layer frames each message by its
+40-byte header (the size is known before the body is buffered) and Pyro5's
+daemon answers one complete message at a time on an in-memory connection.
+Before the connect handshake has accepted the caller, only a connect message
+of at most :data:`CONNECT_LIMIT` bytes, uncompressed, is read; afterwards a
+compressed message inflates to ``max_request_bytes`` and no further, and its
+serpent text must fit the work budget of :mod:`gateway.net.budget`.  Oneway
+calls run on the connection's worker like any other (Pyro5 would start a
+thread for each).
+
 Types: serpent carries dicts, lists, strings, numbers and booleans as they
 are (only serpent: a client choosing marshal, json or msgpack is refused at
 the handshake).  Errors: a builtin exception class (see
@@ -14,9 +24,8 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import struct
-import threading
+import zlib
 from typing import Any
 
 import Pyro5.api
@@ -27,29 +36,28 @@ import Pyro5.server
 
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
+from gateway.net.budget import within_budget
+from gateway.net.session import Codec, Link, Refuse, Session
 from gateway.observe import Caller
-from gateway.transports._secure import Rewindable, open_connection, server_context
-from gateway.transports._watchdog import WATCHDOG
-from gateway.transports.base import Transport, guarded
+from gateway.transports.base import guarded
 from gateway.transports.exceptions import is_native, native_exception
 
-__all__ = ["PyroTransport"]
+__all__ = ["PyroCodec"]
 
 log = logging.getLogger("gateway.pyro")
 OBJECT_ID = "netops"
-_HEADER_SIZE = struct.calcsize(Pyro5.protocol._header_format)
+_HEADER = struct.Struct(Pyro5.protocol._header_format)
+# A connect message carries the object name, the token and a correlation id: a few hundred bytes.
+CONNECT_LIMIT = 16 * 1024
 
 
-def configure_pyro(max_response_bytes: int, idle_timeout: float) -> None:
+def configure_pyro(max_response_bytes: int) -> None:
     """Pyro5's process-wide settings for a server of this gateway."""
     Pyro5.api.config.SERIALIZER = "serpent"
-    Pyro5.api.config.SERVERTYPE = "thread"
     # Pyro5 has one size limit for both directions; it is set for the largest response
     # (a fetch_url body in base64) and requests are held to the smaller cap in _Daemon.
     Pyro5.api.config.MAX_MESSAGE_SIZE = max_response_bytes
-    Pyro5.api.config.COMMTIMEOUT = idle_timeout  # frees a worker held by an idle or silent client
     Pyro5.api.config.DETAILED_TRACEBACK = False
-    Pyro5.api.config.THREADPOOL_SIZE = 200
     # Only serpent may be spoken to us: the others would be accepted by default.
     for serializer_id, serializer in list(Pyro5.serializers.serializers_by_id.items()):
         if serializer.serializer_id != Pyro5.serializers.serializers["serpent"].serializer_id:
@@ -61,11 +69,7 @@ def _service_class(gateway: Gateway) -> type:
 
     def method(name: str) -> Any:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            context = Pyro5.api.current_context
-            if context.client is not None:
-                WATCHDOG.disarm(context.client.sock)  # the request has been read
-            caller = getattr(context.client, "netops_caller", None)
-            caller = caller or Caller("pyro", _address(context.client_sock_addr))
+            caller = getattr(Pyro5.api.current_context.client, "netops_caller", None) or Caller("pyro")
             try:
                 return guarded(
                     lambda: gateway.call(name, args, kwargs, style=UNDERSCORE, caller=caller), f"pyro {name}"
@@ -81,80 +85,26 @@ def _service_class(gateway: Gateway) -> type:
     return Pyro5.api.behavior(instance_mode="single")(type("NetOps", (), namespace))
 
 
-def _address(sock_addr: Any) -> str:
-    return f"{sock_addr[0]}:{sock_addr[1]}" if sock_addr else ""
-
-
 class _Daemon(Pyro5.server.Daemon):
-    """A daemon that caps request sizes, speaks TLS and checks tokens on the connection's own thread,
-    and whose error replies carry only the stable-coded message."""
+    """Pyro5's dispatch, on no socket of its own: the layer hands it complete messages.
 
-    max_request_bytes = 1024 * 1024
-    gateway: Gateway | None = None
-    tls: ssl.SSLContext | None = None
-    handshake_timeout = 10.0
-    idle_timeout = 60.0
+    Its error replies carry only the stable-coded message, never a traceback.
+    """
 
-    def _check_size(self, conn: Any) -> None:
-        """Read the next message's header without consuming it; refuse one over the request cap."""
-        try:
-            header = conn.sock.recv(_HEADER_SIZE, socket.MSG_PEEK | socket.MSG_WAITALL)
-        except OSError:
-            return  # Pyro5's own read reports the failure
-        if len(header) == _HEADER_SIZE:
-            fields = struct.unpack(Pyro5.protocol._header_format, header)
-            data_size, annotations_size = fields[6], fields[7]
-            if data_size + annotations_size > self.max_request_bytes:
-                log.info("closing a Pyro connection that sent a %d-byte request", data_size + annotations_size)
-                if self.gateway is not None:
-                    self.gateway.refused(Caller("pyro", _address(conn.sock.getpeername())), "too_large")
-                raise Pyro5.errors.ConnectionClosedError("request too large")
-
-    def _handshake(self, conn: Any, denied_reason: str | None = None) -> bool:
-        if self.tls is not None:
-            if denied_reason:  # called on the accept loop when every worker is busy: no TLS handshake there
-                raise Pyro5.errors.ConnectionClosedError(denied_reason)
-            address = _address(conn.sock.getpeername())
-            try:
-                tls_sock, _ = open_connection(conn.sock, self.tls, False, self.handshake_timeout)
-            except (OSError, EOFError):
-                if self.gateway is not None:
-                    self.gateway.refused(Caller("pyro", address), "tls_handshake")
-                return False  # Pyro5 closes the connection
-            tls_sock.settimeout(Pyro5.api.config.COMMTIMEOUT or None)
-            conn.sock = Rewindable(tls_sock)  # Pyro5 reads TLS without flags; _check_size needs to peek
-        if denied_reason is None:
-            WATCHDOG.arm(conn.sock, self.handshake_timeout)  # Pyro's connect message, however slow
-        try:
-            self._check_size(conn)
-            return super()._handshake(conn, denied_reason)
-        finally:
-            WATCHDOG.disarm(conn.sock)
+    gateway: Gateway
 
     def validateHandshake(self, conn: Any, data: Any) -> Any:
-        """Note who connected and the token presented in ``proxy._pyroHandshake``; refuse the connection
+        """Identify the caller by the token in ``proxy._pyroHandshake``; refuse the connection
         when it could be served nothing (tokens required, introspection closed, no accepted token)."""
-        assert self.gateway is not None
-        caller = Caller("pyro", _address(conn.sock.getpeername()))
         # A Pyro5 proxy sends "hello" unless told otherwise: that is no token, not a wrong one.
         token = None if data in (None, "hello") else data if isinstance(data, str) else ""
-        caller = self.gateway.identify(caller, token)
+        caller = self.gateway.identify(conn.netops_caller, token)
         error = self.gateway.refusal(caller)
         if error is not None:
             self.gateway.refused(caller, "unauthenticated")
             raise native_exception(error)
         conn.netops_caller = caller
         return "hello"
-
-    def handleRequest(self, conn: Any) -> None:
-        # The next request must arrive in full within idle_timeout (COMMTIMEOUT bounds each read only);
-        # the exposed method disarms the watchdog as soon as it runs.
-        WATCHDOG.arm(conn.sock, self.idle_timeout)
-        try:
-            self._check_size(conn)
-            super().handleRequest(conn)
-        finally:
-            WATCHDOG.disarm(conn.sock)
 
     def _sendExceptionResponse(
         self,
@@ -167,6 +117,35 @@ class _Daemon(Pyro5.server.Daemon):
         annotations: Any = None,
     ) -> None:
         super()._sendExceptionResponse(connection, seq, serializer_id, _safe(exc_value), [], flags, annotations)
+
+
+class _Message:
+    """One complete Pyro5 message as the daemon reads it, and what the daemon writes back."""
+
+    def __init__(self, data: bytes, caller: Caller) -> None:
+        self.data = memoryview(data)
+        self.offset = 0
+        self.output: list[bytes] = []
+        self.netops_caller = caller
+        self.sock = self  # the daemon asks its connection's socket for the peer's address
+        self.pyroInstances: dict[Any, Any] = {}
+
+    def recv(self, size: int) -> bytes:
+        chunk = bytes(self.data[self.offset : self.offset + size])
+        self.offset += len(chunk)
+        if len(chunk) < size:
+            raise Pyro5.errors.ConnectionClosedError("message ended early")
+        return chunk
+
+    def send(self, data: bytes) -> None:
+        self.output.append(data)
+
+    def getpeername(self) -> tuple[str, int]:
+        host, _, port = self.netops_caller.client.rpartition(":")
+        return host, int(port or 0)
+
+    def close(self) -> None:
+        """Nothing to close: the layer owns the connection."""
 
 
 def _safe(exc: BaseException) -> BaseException:
@@ -183,67 +162,137 @@ def _safe(exc: BaseException) -> BaseException:
     return native_exception(error)
 
 
-class PyroTransport(Transport):
-    """Pyro5 daemon serving the ``netops`` object."""
+class PyroSession(Session):
+    """Frames Pyro5 messages by their header and answers them with the shared daemon."""
+
+    def __init__(self, link: Link, codec: PyroCodec) -> None:
+        super().__init__(link)
+        self.daemon = codec.daemon
+        self.limit = link.settings.max_request_bytes
+        self.buffer = bytearray()
+        self.connect_seen = False  # the connect message has been framed (it is answered before anything else)
+        self.connected = False  # the daemon accepted the handshake
+
+    def receive(self, data: bytes) -> list[Any]:
+        """Complete messages; the size and the flags are checked from the header before the body is kept."""
+        self.buffer += data
+        messages = []
+        while len(self.buffer) >= _HEADER.size:
+            tag, version, kind, _, flags, _, data_size, annotations_size, _, _, magic = _HEADER.unpack_from(
+                self.buffer
+            )
+            if tag != b"PYRO" or version != Pyro5.protocol.PROTOCOL_VERSION or magic != 0x4DC5:
+                raise Refuse("parse_error")
+            size = data_size + annotations_size
+            if not self.connect_seen:
+                # Before the handshake: one small, uncompressed connect message and nothing else.
+                if kind != Pyro5.protocol.MSG_CONNECT or flags & Pyro5.protocol.FLAGS_COMPRESSED:
+                    raise Refuse("handshake")
+                if size > CONNECT_LIMIT:
+                    raise Refuse("too_large")
+            elif size > self.limit:
+                raise Refuse("too_large")
+            if len(self.buffer) < _HEADER.size + size:
+                break
+            messages.append(bytes(self.buffer[: _HEADER.size + size]))
+            del self.buffer[: _HEADER.size + size]
+            self.connect_seen = True
+        return messages
+
+    def handle(self, data: bytes) -> bytes | None:
+        """Answer one message on a worker."""
+        if not self.connected:
+            message = _Message(data, self.link.caller)
+            self.connected = self.daemon._handshake(message)
+            self.close_after = not self.connected
+            if self.connected:
+                self.link.caller = message.netops_caller
+            return b"".join(message.output)
+        fields = list(_HEADER.unpack_from(data))
+        flags = fields[4]
+        if flags & Pyro5.protocol.FLAGS_COMPRESSED:
+            body = self._inflate(data, fields)
+            if body is None:
+                self.close_after = True
+                self.link.gateway.refused(self.link.caller, "too_large")
+                return None
+            data = body
+        if not within_budget(data[_HEADER.size :]):
+            self.close_after = True
+            self.link.gateway.refused(self.link.caller, "decode_limit")
+            return None
+        oneway = bool(flags & Pyro5.protocol.FLAGS_ONEWAY)
+        if oneway:  # answered inline like any call; the answer is not sent (Pyro5 would start a thread)
+            fields[4] &= ~Pyro5.protocol.FLAGS_ONEWAY
+            data = _HEADER.pack(*fields) + data[_HEADER.size :]
+        message = _Message(data, self.link.caller)
+        self.daemon.handleRequest(message)
+        return None if oneway else b"".join(message.output)
+
+    def _inflate(self, data: bytes, fields: list[Any]) -> bytes | None:
+        """The message with its body inflated (at most the request cap), or None over the cap."""
+        annotations = fields[7]
+        body = data[_HEADER.size + annotations :]
+        inflater = zlib.decompressobj()
+        try:
+            plain = inflater.decompress(body, self.limit + 1)
+        except zlib.error:
+            return None
+        if len(plain) > self.limit or inflater.unconsumed_tail:
+            return None
+        fields[4] &= ~Pyro5.protocol.FLAGS_COMPRESSED
+        fields[6] = len(plain)
+        return _HEADER.pack(*fields) + data[_HEADER.size : _HEADER.size + annotations] + plain
+
+
+class PyroCodec(Codec):
+    """Pyro5's daemon serving the ``netops`` object, as a codec of the connection layer."""
 
     name = "pyro"
 
-    def __init__(self, gateway: Gateway, host: str, port: int) -> None:
-        super().__init__(gateway, host, port)
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway)
         settings = gateway.services.settings
-        configure_pyro(settings.max_body_bytes * 4 // 3 + settings.max_request_bytes, settings.idle_timeout)
-        self.daemon: _Daemon | None = None
-        self._stopped = threading.Event()
+        configure_pyro(settings.max_body_bytes * 4 // 3 + settings.max_request_bytes)
+        # The daemon needs a connected socket to exist; it never reads or writes it.
+        self._pair = socket.socketpair()
+        self.daemon = _Daemon(connected_socket=self._pair[0])
+        self.daemon.gateway = gateway
+        self.daemon.register(_service_class(gateway)(), OBJECT_ID)
+        self._name_server = ""
 
-    @property
-    def port(self) -> int:
-        """The bound port."""
-        assert self.daemon is not None
-        return self.daemon.sock.getsockname()[1]
+    def session(self, link: Link) -> Session:
+        """A session for one connection."""
+        return PyroSession(link, self)
 
-    @property
-    def endpoint(self) -> str:
+    def endpoint(self, host: str, port: int, tls: bool) -> str:
         """The Pyro URI of the service object."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"PYRO:{OBJECT_ID}@{host}:{self.port}"
+        host = f"[{host}]" if ":" in host else host
+        return f"PYRO:{OBJECT_ID}@{host}:{port}"
 
-    def bind(self) -> None:
-        """Create the daemon (which binds) and register the service object."""
-        try:
-            self.daemon = _Daemon(host=self.host, port=self.requested_port)
-            settings = self.gateway.services.settings
-            self.daemon.max_request_bytes = settings.max_request_bytes
-            self.daemon.gateway = self.gateway
-            self.daemon.tls = server_context(settings)
-            self.daemon.handshake_timeout = settings.handshake_timeout
-            self.daemon.idle_timeout = settings.idle_timeout
-        except Pyro5.errors.CommunicationError as exc:
-            raise OSError(str(exc)) from None
-        self.daemon.register(_service_class(self.gateway)(), OBJECT_ID)
+    def snippet(self, host: str, port: int, tls: bool) -> str:
+        """A stock Pyro5 proxy calling resolve."""
+        return f'import Pyro5.api\nPyro5.api.Proxy("{self.endpoint(host, port, tls)}").resolve("example.com")'
 
-    def _serve(self) -> None:
-        assert self.daemon is not None
-        self.daemon.requestLoop(lambda: not self._stopped.is_set())
-
-    def register(self, name_server: str) -> None:
+    def register(self, name_server: str, uri: str) -> None:
         """Register the object as ``netops`` in the Pyro5 name server at ``HOST:PORT``."""
         host, _, port = name_server.rpartition(":")
         try:
             with Pyro5.api.locate_ns(host, int(port)) as ns:
-                ns.register(OBJECT_ID, self.endpoint)
+                ns.register(OBJECT_ID, uri)
         except Pyro5.errors.PyroError as exc:
             raise OSError(f"cannot register with the Pyro5 name server at {name_server}: {exc}") from None
         self._name_server = name_server
 
-    def stop(self) -> None:
-        """Shut the daemon down (leaving the name server, if registered)."""
-        if getattr(self, "_name_server", ""):
+    def close(self) -> None:
+        """Leave the name server, if registered; close the daemon's placeholder socket."""
+        if self._name_server:
             host, _, port = self._name_server.rpartition(":")
             try:
                 with Pyro5.api.locate_ns(host, int(port)) as ns:
                     ns.remove(OBJECT_ID)
             except Pyro5.errors.PyroError:
                 log.warning("could not remove the registration from the Pyro5 name server")
-        self._stopped.set()
-        if self.daemon is not None:
-            self.daemon.shutdown()
+            self._name_server = ""
+        for sock in self._pair:
+            sock.close()

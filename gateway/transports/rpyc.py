@@ -19,40 +19,44 @@ would travel as references into the other process.  So:
 
 Errors: a builtin exception class whose message starts with the stable code
 (:mod:`gateway.transports.exceptions`); no remote traceback is attached.
+
+RPyC is a codec here: the connection layer cuts frames (``!LB`` length and
+compressed flag, then a newline) with their size checked from the header,
+inflates a compressed one to ``max_request_bytes`` and no further, and hands
+complete frames to rpyc's ``Connection`` through :class:`_FrameChannel`.  A
+caller the gateway could serve nothing (tokens required, no accepted token
+line, introspection closed) may send only small, uncompressed frames, and the
+root answers every name with ``unauthenticated``: no argument of theirs is
+ever copied in.
 """
 
 from __future__ import annotations
 
 import ast
+import collections
 import collections.abc
 import json
 import logging
-import socket
-import ssl
-import time
+import struct
+import threading
 import zlib
 from typing import Any
 
 import rpyc
 from rpyc.core import netref
-from rpyc.core.channel import Channel
-from rpyc.core.stream import SocketStream
-from rpyc.utils.authenticators import AuthenticationError
-from rpyc.utils.helpers import classpartial
-from rpyc.utils.server import ThreadedServer
 
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
+from gateway.net.budget import within_budget
+from gateway.net.session import Codec, Link, Refuse, Session
 from gateway.observe import Caller
-from gateway.transports._secure import Rewindable, open_connection, server_context
-from gateway.transports.base import Transport, guarded
+from gateway.transports.base import guarded
 from gateway.transports.exceptions import EXCEPTIONS
 
-__all__ = ["MappingView", "RPyCTransport", "SequenceView", "ValuesService"]
+__all__ = ["MappingView", "RPyCCodec", "SequenceView", "ValuesService"]
 
 log = logging.getLogger("gateway.rpyc")
-# rpyc logs every connection at INFO ("accepted", "authenticated successfully" even for a client that sent no
-# token, "welcome", "goodbye"); the access log already records callers, so only its warnings are kept.
+# rpyc's connection chatter; the access log already records callers, so only its warnings are kept.
 _server_log = logging.getLogger("gateway.rpyc.connections")
 _server_log.setLevel(logging.WARNING)
 
@@ -184,7 +188,7 @@ def copy_in(value: Any, limit: int = 1024 * 1024) -> Any:
     """
     if isinstance(value, netref.BaseNetref):
         text = repr(value)
-        if len(text) > limit:
+        if len(text) > limit or not within_budget(text.encode("utf-8", "replace"), MAX_ARGUMENT_ITEMS):
             raise GatewayError(INVALID_ARGUMENT, "arguments are too large")
         try:
             value = ast.literal_eval(text)
@@ -218,25 +222,17 @@ class NetOpsService(rpyc.Service):
 
     ALIASES = ["NETOPS"]
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, caller: Caller) -> None:
         self._gateway = gateway
         self._limit = gateway.services.settings.max_request_bytes
         self._names = frozenset(gateway.method_names(UNDERSCORE))
         self._conn: Any = None
-        self._caller = Caller("rpyc")
+        self._caller = caller
+        self._refusal = gateway.refusal(caller)  # set: this caller can be served nothing
         self._values: bool | None = None
 
     def on_connect(self, conn: Any) -> None:
         self._conn = conn
-        credentials = conn._config.get("credentials")
-        if isinstance(credentials, Caller):  # set by the authenticator: the address and the token's name
-            self._caller = credentials
-            return
-        try:
-            host, port = conn._channel.stream.sock.getpeername()[:2]
-            self._caller = Caller("rpyc", f"{host}:{port}")
-        except (OSError, AttributeError):
-            self._caller = Caller("rpyc")
 
     def _wants_values(self) -> bool:
         if self._values is None:  # asked once per connection, on its first call
@@ -247,10 +243,13 @@ class NetOpsService(rpyc.Service):
         return self._values
 
     def _rpyc_getattr(self, name: str) -> Any:
-        if name in self._names:
-            return lambda *args, **kwargs: self._call(name, args, kwargs)
         if name in ("get_service_name", "get_service_aliases"):
             return getattr(self, name)
+        if self._refusal is not None:
+            self._gateway.refused(self._caller, "unauthenticated")
+            raise native_exception(self._refusal)
+        if name in self._names:
+            return lambda *args, **kwargs: self._call(name, args, kwargs)
         raise native_exception(GatewayError(METHOD_NOT_FOUND, f"no method named {name[:100]!r}"))
 
     def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -272,198 +271,174 @@ class NetOpsService(rpyc.Service):
         return view(result)
 
 
-class _QuickAckSocket(socket.socket):
-    """Acknowledges every read at once.
 
-    A stock RPyC client has Nagle on: after its asynchronous "release this
-    reference" messages, its next request waits for our ACK, which Linux delays
-    ~40 ms when we have nothing to send back. TCP_QUICKACK is not sticky, so
-    it is re-armed after each read.
+_FRAME = struct.Struct("!LB")  # rpyc's frame header: payload length, compressed flag; a newline ends the frame
+_FLUSHER = b"\n"
+_COMPRESS_OVER = 3000  # rpyc compresses payloads larger than this (rpyc.core.channel.Channel)
+UNAUTHENTICATED_FRAME = 4096  # what a caller without an accepted token may send in one frame: an attribute name
+
+
+class _FrameChannel:
+    """rpyc's channel interface over frames the connection layer has already cut, checked and inflated.
+
+    ``recv`` blocks on a worker (rpyc waits here for a client's reply to a
+    callback); the loop thread only appends.
     """
 
-    def recv(self, size: int, flags: int = 0) -> bytes:
-        data = super().recv(size, flags)
-        self.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-        return data
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.frames: collections.deque[bytes] = collections.deque()
+        self.ready = threading.Condition()
+        self.closed = False
 
-
-_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
-
-
-class _Stream(SocketStream):
-    """rpyc's socket stream with a deadline: a frame that has begun must arrive within ``frame_timeout``.
-
-    rpyc's own ``read`` swallows socket timeouts, so a client sending a byte
-    every few seconds would hold its thread forever.
-    """
-
-    __slots__ = ("frame_timeout",)
-
-    def __init__(self, sock: Any, frame_timeout: float) -> None:
-        super().__init__(sock)
-        self.frame_timeout = frame_timeout
+    def push(self, frames: list[bytes]) -> None:
+        """Append complete frames (loop thread)."""
+        with self.ready:
+            self.frames.extend(frames)
+            self.ready.notify_all()
 
     def poll(self, timeout: Any) -> bool:
-        # Bytes already read past a token line, or decrypted by TLS, leave the descriptor unreadable.
-        if isinstance(self.sock, Rewindable) and self.sock.has_buffered():
-            return True
-        if hasattr(self.sock, "pending") and self.sock.pending():
-            return True
-        return super().poll(timeout)
-
-    def read(self, count: int) -> bytes:
-        deadline = time.monotonic() + self.frame_timeout
-        chunks = []
-        while count > 0:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.close()
-                raise EOFError("frame not received in time")
-            try:
-                self.sock.settimeout(left)
-                chunk = self.sock.recv(min(self.MAX_IO_CHUNK, count))
-            except TimeoutError:
-                continue
-            except OSError as exc:
-                self.close()
-                raise EOFError(exc) from None
-            if not chunk:
-                self.close()
-                raise EOFError("connection closed by peer")
-            chunks.append(chunk)
-            count -= len(chunk)
-        return b"".join(chunks)
-
-
-class _Channel(Channel):
-    """rpyc's channel with a size cap on each frame, compressed or not.
-
-    A frame may claim up to 4 GiB, and a 1 MB frame flagged compressed once
-    inflated server memory to 1.7 GB (TRANSPORTS.md): both are refused here.
-    """
-
-    __slots__ = ("limit",)
-
-    def __init__(self, stream: Any, limit: int) -> None:
-        super().__init__(stream)
-        self.limit = limit
+        """True when a frame is waiting, within ``timeout`` seconds (an rpyc Timeout or a number)."""
+        seconds = timeout.timeleft() if hasattr(timeout, "timeleft") else timeout
+        with self.ready:
+            if not self.frames and not self.closed:
+                self.ready.wait(seconds)
+            return bool(self.frames) or self.closed
 
     def recv(self) -> bytes:
-        length, compressed = self.FRAME_HEADER.unpack(self.stream.read(self.FRAME_HEADER.size))
-        if length > self.limit:
-            raise EOFError(f"a frame of {length} bytes is over the request limit")
-        data = self.stream.read(length + len(self.FLUSHER))[: -len(self.FLUSHER)]
-        if compressed:
-            inflater = zlib.decompressobj()
-            try:
-                data = inflater.decompress(data, self.limit + 1)
-            except zlib.error:
-                raise EOFError("a compressed frame does not inflate") from None
-            if len(data) > self.limit or inflater.unconsumed_tail:
-                raise EOFError("a compressed frame inflates over the request limit")
+        """The next frame (EOFError once the connection has closed)."""
+        with self.ready:
+            if not self.frames:
+                raise EOFError("connection closed")
+            return self.frames.popleft()
+
+    def send(self, data: bytes) -> None:
+        """Frame ``data`` as rpyc does (compressed when large) and write it."""
+        compressed = 0
+        if len(data) > _COMPRESS_OVER:
+            data, compressed = zlib.compress(data, 1), 1
+        self.link.send(_FRAME.pack(len(data), compressed) + data + _FLUSHER)
+
+    def close(self) -> None:
+        """Close the connection; a worker waiting in ``poll`` wakes up."""
+        with self.ready:
+            if self.closed:
+                return
+            self.closed = True
+            self.ready.notify_all()
+        self.link.close()
+
+    def fileno(self) -> int:
+        """No descriptor of its own: the layer owns the socket."""
+        return -1
+
+
+class RPyCSession(Session):
+    """Cuts frames on the loop; one worker at a time drives rpyc's ``Connection`` over them."""
+
+    def __init__(self, link: Link, codec: RPyCCodec) -> None:
+        super().__init__(link)
+        settings = link.settings
+        self.limit = settings.max_request_bytes
+        self.refused = link.gateway.refusal(link.caller) is not None
+        self.buffer = bytearray()
+        self.channel = _FrameChannel(link)
+        self.draining = False
+        service = NetOpsService(link.gateway, link.caller)
+        self.conn = service._connect(self.channel, codec.config)
+
+    def receive(self, data: bytes) -> list[Any]:
+        """Hand complete frames to rpyc; ask for a worker when none is driving the connection."""
+        self.buffer += data
+        frames = []
+        while len(self.buffer) >= _FRAME.size:
+            length, compressed = _FRAME.unpack_from(self.buffer)
+            if self.refused and (compressed or length > UNAUTHENTICATED_FRAME):
+                raise Refuse("unauthenticated")
+            if length > self.limit:
+                raise Refuse("too_large")
+            end = _FRAME.size + length + len(_FLUSHER)
+            if len(self.buffer) < end:
+                break
+            frame = bytes(self.buffer[_FRAME.size : end - len(_FLUSHER)])
+            del self.buffer[:end]
+            frames.append(self._inflate(frame) if compressed else frame)
+        if not frames:
+            return []
+        self.channel.push(frames)
+        with self.channel.ready:
+            if self.draining:
+                return []  # the worker driving this connection will read them
+            self.draining = True
+        return [None]
+
+    def _inflate(self, frame: bytes) -> bytes:
+        inflater = zlib.decompressobj()
+        try:
+            data = inflater.decompress(frame, self.limit + 1)
+        except zlib.error:
+            raise Refuse("parse_error") from None
+        if len(data) > self.limit or inflater.unconsumed_tail:
+            raise Refuse("too_large")
         return data
 
-
-class _Server(ThreadedServer):
-    """A thread per connection; TLS and the token line on that thread; frames capped; idle clients evicted."""
-
-    gateway: Gateway
-    tls: ssl.SSLContext | None = None
-    want_token = False
-    handshake_timeout = 10.0
-    idle_timeout = 60.0
-    frame_limit = 1024 * 1024
-
-    def _accept_method(self, sock: socket.socket) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if hasattr(socket, "TCP_QUICKACK") and self.tls is None:
-            sock = _QuickAckSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        super()._accept_method(sock)
-
-    def secure(self, sock: socket.socket) -> tuple[Any, Caller]:
-        """The authenticator: TLS and the token line, on the connection's thread. The credentials
-        handed on are the caller (address and token name), never the token."""
+    def handle(self, request: None) -> None:
+        """Serve frames until none is waiting (a callback's reply is read here too)."""
         try:
-            host, port = sock.getpeername()[:2]
-        except OSError:
-            raise AuthenticationError("connection gone") from None
-        caller = Caller("rpyc", f"{host}:{port}")
-        try:
-            conn, token = open_connection(sock, self.tls, self.want_token, self.handshake_timeout)
-        except (OSError, EOFError):
-            self.gateway.refused(caller, "handshake")
-            raise AuthenticationError("handshake failed") from None
-        return conn, self.gateway.identify(caller, token)
-
-    def _serve_client(self, sock: Any, credentials: Any) -> None:
-        config = dict(self.protocol_config, credentials=credentials, logger=self.logger)
-        channel = _Channel(_Stream(sock, self.idle_timeout), self.frame_limit)
-        conn = self.service._connect(channel, config)
-        try:
-            while not conn.closed and conn.serve(self.idle_timeout):
-                pass  # serve() is False when nothing arrived for idle_timeout: the client is dropped
-        except EOFError:
-            pass
-        except OSError:
-            if not conn.closed:
+            while True:
+                with self.channel.ready:
+                    if not self.channel.frames or self.channel.closed:
+                        self.draining = False
+                        closed = self.channel.closed
+                        break
+                self.conn.serve(0)
+        except Exception as exc:
+            if not isinstance(exc, EOFError):
                 log.debug("rpyc connection ended with an error", exc_info=True)
-        finally:
-            # Close the socket first: rpyc's close() would otherwise ask an idle (perhaps hostile) client to
-            # confirm and wait up to sync_request_timeout for it.
-            channel.close()
-            try:
-                conn.close()
-            except AttributeError:
-                pass  # rpyc cleans up twice when both ends close at once (its _local_root is already gone)
+            with self.channel.ready:
+                self.draining = False
+            closed = self.close_after = True
+        if closed:
+            self._release()
+        return None
+
+    def connection_lost(self) -> None:
+        """Wake a worker waiting for this client; release the connection unless a worker still drives it."""
+        with self.channel.ready:
+            self.channel.closed = True
+            self.channel.ready.notify_all()
+            driven = self.draining
+        if not driven:
+            self._release()
+
+    def _release(self) -> None:
+        """Let rpyc drop what the connection held; marks it closed, so it never waits on a close handshake."""
+        try:
+            self.conn._cleanup()
+        except Exception:  # rpyc cleans up twice when both ends close at once
+            pass
 
 
-class RPyCTransport(Transport):
-    """RPyC ThreadedServer (a thread per connection; never ThreadPoolServer, which polls)."""
+class RPyCCodec(Codec):
+    """RPyC's protocol engine as a codec of the connection layer (no rpyc server class)."""
 
     name = "rpyc"
+    token_line = True
+    quick_ack = True
 
-    def __init__(self, gateway: Gateway, host: str, port: int) -> None:
-        super().__init__(gateway, host, port)
-        self.server: _Server | None = None
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway)
+        settings = gateway.services.settings
+        self.config = {**PROTOCOL_CONFIG, "sync_request_timeout": settings.timeout + 5, "logger": _server_log}
 
-    @property
-    def port(self) -> int:
-        """The bound port."""
-        assert self.server is not None
-        return self.server.port
+    def session(self, link: Link) -> Session:
+        """A session for one connection."""
+        return RPyCSession(link, self)
 
-    @property
-    def endpoint(self) -> str:
+    def endpoint(self, host: str, port: int, tls: bool) -> str:
         """How to connect."""
-        return f'rpyc.connect("{self.host}", {self.port}).root'
+        return f'rpyc.connect("{host}", {port}).root'
 
-    def bind(self) -> None:
-        """Create the server, which binds and listens."""
-        settings = self.gateway.services.settings
-        config = {**PROTOCOL_CONFIG, "sync_request_timeout": settings.timeout + 5}
-        tls = server_context(settings)
-        want_token = self.gateway.services.tokens.required
-        server = _Server(
-            classpartial(NetOpsService, self.gateway),
-            hostname=self.host,
-            port=self.requested_port,
-            protocol_config=config,
-            logger=_server_log,
-            listener_timeout=0.5,
-        )
-        server.gateway, server.tls, server.want_token = self.gateway, tls, want_token
-        server.handshake_timeout, server.idle_timeout = settings.handshake_timeout, settings.idle_timeout
-        server.frame_limit = settings.max_request_bytes
-        if tls is not None or want_token:
-            server.authenticator = server.secure
-        server._listen()  # listen now: rpyc would only on its serving thread, and a client could be refused
-        self.server = server
-
-    def _serve(self) -> None:
-        assert self.server is not None
-        self.server.start()
-
-    def stop(self) -> None:
-        """Close the listener and every connection."""
-        if self.server is not None:
-            self.server.close()
+    def snippet(self, host: str, port: int, tls: bool) -> str:
+        """A stock rpyc client calling resolve."""
+        return f'import rpyc\ndict(rpyc.connect("{host}", {port}).root.resolve("example.com"))'

@@ -9,111 +9,45 @@ string>``.  Errors: every failure reaches the client as the declared
 thriftpy2 would otherwise drop the connection.
 
 thriftpy2 has no decode limits (a 20-byte message can claim a 2 GiB string or
-a 2**31-element list), so the pure-Python protocol and transports are used
-with three bounds: no single read larger than the request cap, a byte budget
-per message, and a cap on list, set and map sizes.
+a 2**31-element list of VOID that takes minutes to skip), so each message is
+first walked by :mod:`gateway.transports._thrift_scan` on the raw bytes, with
+a work budget; only a complete message that passed is decoded (by thriftpy2's
+Cython protocol, from memory).  A caller the gateway could serve nothing
+(tokens required, introspection closed, no token) gets ``unauthenticated``
+after its message header is read, and nothing else of its message is decoded.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import socket
+import struct
 import threading
 from collections.abc import Callable
 from typing import Any
 
-import thriftpy2.protocol.binary as tbinary
-from thriftpy2.protocol.binary import TBinaryProtocolFactory
-from thriftpy2.protocol.compact import TCompactProtocol
-from thriftpy2.protocol.exc import TProtocolException
-from thriftpy2.thrift import TProcessor
-from thriftpy2.transport import TTransportException
-from thriftpy2.transport.buffered import TBufferedTransportFactory
-from thriftpy2.transport.framed import TFramedTransportFactory
-from thriftpy2.transport.socket import TSocket
+from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
+from thriftpy2.thrift import TMessageType, TProcessor
+from thriftpy2.transport import TMemoryBuffer
 
 from gateway.core import SYSTEM_NAMES, UNDERSCORE, Failed, Gateway
 from gateway.errors import INVALID_ARGUMENT, GatewayError
 from gateway.idl import thrift_module
+from gateway.net.session import Codec, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.registry import Operation, Schema
-from gateway.transports._secure import open_connection, server_context
-from gateway.transports._watchdog import WATCHDOG
-from gateway.transports.base import Transport, guarded
+from gateway.transports._thrift_scan import BinaryScanner, CompactScanner, ScanError
+from gateway.transports.base import guarded
 
-__all__ = ["ThriftTransport"]
+__all__ = ["ThriftCodec"]
 
 log = logging.getLogger("gateway.thrift")
 
-MAX_CONTAINER_ITEMS = 10_000  # list, set or map entries in one field; a multicall holds at most max_batch
+_FRAME = struct.Struct("!i")
 
-
-def _capped(size: int) -> int:
-    if not 0 <= size <= MAX_CONTAINER_ITEMS:
-        raise TProtocolException(TProtocolException.SIZE_LIMIT, "container too large")
-    return size
-
-
-def _limit_binary_containers() -> None:
-    """Cap container sizes in thriftpy2's pure-Python binary decoder (module functions it calls by name)."""
-    if getattr(tbinary, "_netops_capped", False):
-        return
-    list_begin, map_begin = tbinary.read_list_begin, tbinary.read_map_begin
-
-    def read_list_begin(inbuf: Any) -> tuple[int, int]:
-        etype, size = list_begin(inbuf)
-        return etype, _capped(size)
-
-    def read_map_begin(inbuf: Any) -> tuple[int, int, int]:
-        ktype, vtype, size = map_begin(inbuf)
-        return ktype, vtype, _capped(size)
-
-    tbinary.read_list_begin, tbinary.read_map_begin = read_list_begin, read_map_begin
-    tbinary._netops_capped = True  # type: ignore[attr-defined]
-
-
-class _CappedCompactProtocol(TCompactProtocol):
-    def _read_collection_begin(self) -> tuple[int, int]:
-        etype, size = super()._read_collection_begin()
-        return etype, _capped(size)
-
-    def _read_map_begin(self) -> tuple[int, int, int]:
-        ktype, vtype, size = super()._read_map_begin()
-        return ktype, vtype, _capped(size)
-
-
-class _CappedCompactProtocolFactory:
-    def get_protocol(self, trans: Any) -> TCompactProtocol:
-        return _CappedCompactProtocol(trans)
-
-
-class _LimitExceeded(TTransportException):
-    """A read the request limits refuse."""
-
-
-# The caller of the connection a handler thread serves (the handler object is shared by all connections).
+# The caller of the connection a worker is serving now (the handler object is shared by all connections).
 _connection = threading.local()
 _connection.caller = Caller("thrift", typed=True)
-
-
-class _BoundedSocket(TSocket):
-    """A socket that refuses oversized reads and counts a byte budget per message."""
-
-    def __init__(self, sock: socket.socket, limit: int, idle_timeout: float) -> None:
-        super().__init__(sock=sock)
-        self.limit = limit
-        self.budget = limit
-        self.idle_timeout = idle_timeout
-
-    def read(self, sz: int) -> bytes:
-        if sz > self.limit:
-            raise _LimitExceeded(TTransportException.UNKNOWN, "read larger than the request limit")
-        data = super().read(sz)
-        self.budget -= len(data)
-        if self.budget < 0:
-            raise _LimitExceeded(TTransportException.UNKNOWN, "request larger than the limit")
-        return data
 
 
 def _to_thrift(schema: Schema, module: Any) -> Callable[[Any], Any]:
@@ -205,121 +139,119 @@ class _Handler:
         return outcomes
 
 
-class _Processor(TProcessor):
-    """Reads each message with a fresh byte budget, in full within ``idle_timeout`` (see the watchdog)."""
-
-    def process_in(self, iprot: Any) -> Any:
-        source = iprot.trans.budget_source
-        source.budget = source.limit
-        WATCHDOG.arm(source.sock, source.idle_timeout)
-        try:
-            return super().process_in(iprot)
-        finally:
-            WATCHDOG.disarm(source.sock)
-
-
-class ThriftTransport(Transport):
-    """Thrift server: a thread per connection, idle connections closed after ``idle_timeout``."""
+class ThriftCodec(Codec):
+    """The Thrift service as a codec of the connection layer."""
 
     name = "thrift"
+    token_line = True
+    typed = True
 
-    def __init__(self, gateway: Gateway, host: str, port: int) -> None:
-        super().__init__(gateway, host, port)
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway)
         settings = gateway.services.settings
-        _limit_binary_containers()
         self.module = thrift_module(gateway.registry)
-        self.processor = _Processor(self.module.NetOps, _Handler(gateway, self.module))
-        self.limit = settings.max_request_bytes
-        self.idle_timeout = settings.idle_timeout
-        self.handshake_timeout = settings.handshake_timeout
-        self.tls = server_context(settings)
-        self.want_token = gateway.services.tokens.required  # a client may send a token line first
-        self.transport_factory = (
-            TFramedTransportFactory() if settings.thrift_transport == "framed" else TBufferedTransportFactory()
-        )
-        self.protocol_factory = (
-            _CappedCompactProtocolFactory() if settings.thrift_protocol == "compact" else TBinaryProtocolFactory()
-        )
-        self.listener: socket.socket | None = None
-        self._stopped = threading.Event()
+        self.handler = _Handler(gateway, self.module)
+        self.processor = TProcessor(self.module.NetOps, self.handler)
+        self.framed = settings.thrift_transport == "framed"
+        self.compact = settings.thrift_protocol == "compact"
 
-    @property
-    def port(self) -> int:
-        """The bound port."""
-        assert self.listener is not None
-        return self.listener.getsockname()[1]
+    def session(self, link: Link) -> Session:
+        """A session for one connection."""
+        return ThriftSession(link, self)
 
-    @property
-    def endpoint(self) -> str:
+    def protocol(self, trans: Any) -> Any:
+        """The configured protocol over ``trans``."""
+        return TCompactProtocol(trans) if self.compact else TBinaryProtocol(trans)
+
+    def endpoint(self, host: str, port: int, tls: bool) -> str:
         """Where a Thrift client connects."""
-        return f"{self.host}:{self.port} (service NetOps, idl/netops.thrift)"
+        return f"{host}:{port} (service NetOps, idl/netops.thrift)"
 
-    def bind(self) -> None:
-        """Bind and listen."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            listener.bind((self.host, self.requested_port))
-            listener.listen(128)
-        except OSError:
-            listener.close()
-            raise
-        self.listener = listener
+    def snippet(self, host: str, port: int, tls: bool) -> str:
+        """thriftpy2 calling resolve, with the IDL the gateway serves."""
+        return (
+            "import thriftpy2\nfrom thriftpy2.rpc import make_client\n"
+            'netops = thriftpy2.load("netops.thrift", module_name="netops_thrift")  # netops methods --format thrift\n'
+            f'make_client(netops.NetOps, "{host}", {port}).resolve("example.com")'
+        )
 
-    def _serve(self) -> None:
-        assert self.listener is not None
-        while not self._stopped.is_set():
+
+class ThriftSession(Session):
+    """Frames messages by walking them (or by their frame size), then decodes and answers each."""
+
+    def __init__(self, link: Link, codec: ThriftCodec) -> None:
+        super().__init__(link)
+        self.codec = codec
+        self.limit = link.settings.max_request_bytes
+        self.scanner = (CompactScanner if codec.compact else BinaryScanner)(self.limit)
+        self.buffer = bytearray()
+        self.refused = link.gateway.refusal(link.caller) is not None
+
+    def receive(self, data: bytes) -> list[Any]:
+        """Complete, scanned messages (with their frame header stripped)."""
+        self.buffer += data
+        messages: list[Any] = []
+        while self.buffer:
+            offset = 0
+            if self.codec.framed:
+                if len(self.buffer) < 4:
+                    break
+                (size,) = _FRAME.unpack_from(self.buffer)
+                if not 0 < size <= self.limit:
+                    raise Refuse("too_large" if size > 0 else "parse_error")
+                offset = 4
             try:
-                client, _ = self.listener.accept()
-            except OSError:
-                if self._stopped.is_set():
-                    return
-                continue
-            threading.Thread(target=self._handle, args=(client,), name="thrift-conn", daemon=True).start()
+                end = self._scan(memoryview(self.buffer)[offset:])
+            except ScanError:
+                self.scanner.reset()
+                raise Refuse("decode_limit") from None
+            if end is None:
+                break
+            if self.codec.framed and end != size:
+                raise Refuse("parse_error")
+            messages.append((bytes(self.buffer[offset : offset + end]), self.scanner.name, self.scanner.seqid))
+            del self.buffer[: offset + end]
+            self.scanner.reset()
+            if self.refused:
+                break  # answered with unauthenticated, then closed
+        return messages
 
-    def _handle(self, client: socket.socket) -> None:
-        try:
-            host, port = client.getpeername()[:2]
-            caller = Caller("thrift", f"{host}:{port}", typed=True)
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            client.close()
+    def _scan(self, view: memoryview) -> int | None:
+        if self.refused:
+            # Nothing of a refused caller's message is decoded past its header: answer and close.
+            return self.scanner.pos if self.scanner.header or self.scanner._header(view) else None
+        return self.scanner.scan(view)
+
+    def handle(self, message: tuple[bytes, bytes, int]) -> bytes:
+        """Decode one message, call, encode the answer."""
+        data, name, seqid = message
+        out = TMemoryBuffer()
+        oprot = self.codec.protocol(out)
+        _connection.caller = self.link.caller
+        if self.refused:
+            self.close_after = True
+            self._unauthenticated(oprot, name.decode("utf-8", "replace"), seqid)
+        else:
+            try:
+                self.codec.processor.process(self.codec.protocol(TMemoryBuffer(data)), oprot)
+            except Exception:
+                # The message passed the scan but not thriftpy2 (a field of the wrong type, say): drop the
+                # connection, as a Thrift server does with a message it cannot read.
+                self.link.gateway.refused(self.link.caller, "parse_error")
+                self.close_after = True
+                return b""
+        reply = out.getvalue()
+        return _FRAME.pack(len(reply)) + reply if self.codec.framed else reply
+
+    def _unauthenticated(self, oprot: Any, name: str, seqid: int) -> None:
+        error = self.link.gateway.refusal(self.link.caller)
+        assert error is not None
+        self.link.gateway.refused(self.link.caller, "unauthenticated")
+        service = self.codec.module.NetOps
+        if name not in service.thrift_services:
             return
-        if self.tls is not None or self.want_token:
-            try:
-                client, token = open_connection(client, self.tls, self.want_token, self.handshake_timeout)
-            except (OSError, EOFError):
-                self.gateway.refused(caller, "handshake")
-                return
-            caller = self.gateway.identify(caller, token)
-        _connection.caller = caller
-        client.settimeout(self.idle_timeout)
-        raw = _BoundedSocket(client, self.limit, self.idle_timeout)
-        trans = self.transport_factory.get_transport(raw)
-        trans.budget_source = raw
-        protocol = self.protocol_factory.get_protocol(trans)
-        try:
-            while not self._stopped.is_set():
-                self.processor.process(protocol, protocol)
-        except _LimitExceeded:
-            self.gateway.refused(_connection.caller, "decode_limit")
-        except TProtocolException as exc:
-            if exc.type == TProtocolException.SIZE_LIMIT:
-                self.gateway.refused(_connection.caller, "decode_limit")
-        except (TTransportException, OSError, EOFError):
-            pass  # the client went away, idled out, or sent something undecodable: close quietly
-        except Exception:
-            log.warning("thrift connection closed after an unexpected error", exc_info=True)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """Stop accepting and close the listener (thriftpy2's close() alone leaves accept() blocked)."""
-        self._stopped.set()
-        if self.listener is not None:
-            try:
-                self.listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self.listener.close()
+        result = getattr(service, f"{name}_result")()
+        result.error = self.codec.handler._error(error)
+        oprot.write_message_begin(name, TMessageType.REPLY, seqid)
+        result.write(oprot)
+        oprot.write_message_end()

@@ -21,10 +21,10 @@ from defusedxml.xmlrpc import DefusedExpatParser
 from gateway.core import DOTTED
 from gateway.errors import INVALID_ARGUMENT, PARSE_ERROR, GatewayError
 from gateway.observe import Caller
-from gateway.transports._http import App, HTTPTransport
+from gateway.transports._http import App, HTTPCodec
 from gateway.transports.base import guarded, internal_error
 
-__all__ = ["XMLRPCTransport"]
+__all__ = ["XMLRPCCodec"]
 
 
 def loads(body: bytes) -> tuple[tuple[Any, ...], str]:
@@ -50,9 +50,6 @@ class _XMLRPCApp(App):
     accepts = frozenset({"text/xml", "application/xml"})
     transport = "xmlrpc"
 
-    def __init__(self, transport: XMLRPCTransport) -> None:
-        self.gateway = transport.gateway
-
     def handle(self, body: bytes, caller: Caller) -> bytes:
         try:
             params, name = loads(body)
@@ -73,12 +70,14 @@ class _XMLRPCApp(App):
         return fault(error)
 
 
-class XMLRPCTransport(HTTPTransport):
+class XMLRPCCodec(HTTPCodec):
     """XML-RPC on ``/RPC2`` (and ``/``)."""
 
     name = "xmlrpc"
     path = "/RPC2"
+    app_class = _XMLRPCApp
 
-    def app(self) -> App:
-        """The XML-RPC request handler."""
-        return _XMLRPCApp(self)
+    def snippet(self, host: str, port: int, tls: bool) -> str:
+        """A stdlib client calling resolve."""
+        url = self.endpoint(host, port, tls)
+        return f'import xmlrpc.client\nxmlrpc.client.ServerProxy("{url}").resolve("example.com")'

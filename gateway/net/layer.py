@@ -1,0 +1,429 @@
+"""One event loop owns every listening socket and connection of the gateway.
+
+Per connection the loop holds an asyncio ``Protocol`` (~2 KB, no thread): it
+counts the connection against ``max_connections`` and
+``max_connections_per_client``, runs the TLS handshake and the optional token
+line within ``handshake_timeout``, and then feeds bytes to the transport's
+session.  A connection must deliver each complete request within
+``idle_timeout`` of the gateway starting to wait for it, however slowly its
+bytes trickle in; otherwise it is closed.  Complete requests run one at a
+time per connection on the shared :class:`~gateway.net.workers.Workers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import resource
+import socket
+import ssl
+import threading
+from typing import Any
+
+from gateway.core import Gateway
+from gateway.net.session import MAX_TOKEN_LINE, TOKEN_PREFIX, Codec, Link, Refuse, Session
+from gateway.net.workers import Workers
+from gateway.observe import Caller
+
+__all__ = ["ConnectionLayer", "Listener"]
+
+log = logging.getLogger("gateway.net")
+
+BACKLOG = 1024  # connections the kernel queues while the loop is busy; a burst of clients is not reset
+_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
+MAX_QUEUED = 16  # complete requests queued on one connection (pipelining) before it stops being read
+
+
+class Listener:
+    """One transport's listening socket and the codec that speaks its protocol."""
+
+    def __init__(self, codec: Codec, host: str, port: int) -> None:
+        self.codec = codec
+        self.name = codec.name
+        self.host = host
+        self.requested_port = port
+        self.sock: socket.socket | None = None
+        self.server: asyncio.AbstractServer | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        assert self.sock is not None
+        return self.sock.getsockname()[1]
+
+    def bind(self, reuse_port: bool) -> None:
+        """Bind and listen now, so a busy port is reported before anything runs (OSError)."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((self.host, self.requested_port))
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def serving(self) -> bool:
+        """True while the loop accepts on this listener."""
+        return self.server is not None and self.server.is_serving()
+
+
+class ConnectionLayer:
+    """The event loop thread, the listeners, the connection caps and the worker pool."""
+
+    def __init__(self, gateway: Gateway, tls: ssl.SSLContext | None = None) -> None:
+        settings = gateway.services.settings
+        self.gateway = gateway
+        self.tls = tls
+        self.max_connections = settings.max_connections
+        self.max_per_client = settings.max_connections_per_client
+        self.idle_timeout = settings.idle_timeout
+        self.handshake_timeout = settings.handshake_timeout
+        self.workers = Workers(settings.call_workers)
+        self.listeners: list[Listener] = []
+        self.connections = 0
+        self.per_client: collections.Counter[str] = collections.Counter()
+        self.loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._open: set[_Connection] = set()
+
+    def add(self, listener: Listener) -> None:
+        """Serve ``listener`` (already bound) once the layer starts."""
+        self.listeners.append(listener)
+
+    def start(self) -> None:
+        """Start the workers and the loop thread; every listener accepts when this returns."""
+        _raise_fd_limit()
+        self.workers.start()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="netops-io", daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        for listener in self.listeners:
+            listener.server = self.loop.run_until_complete(
+                self.loop.create_server(
+                    lambda listener=listener: _Connection(self, listener), sock=listener.sock, backlog=BACKLOG
+                )
+            )
+        ready.set()
+        try:
+            self.loop.run_forever()
+        finally:
+            for connection in list(self._open):
+                connection.abort()
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+    def serving(self) -> bool:
+        """True while the loop runs, every listener accepts and every worker lives."""
+        return (
+            self._thread is not None
+            and self._thread.is_alive()
+            and all(listener.serving() for listener in self.listeners)
+            and self.workers.alive()
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, drop every connection, end the loop and the workers."""
+        if self._thread is not None and self._thread.is_alive():
+
+            def close() -> None:
+                for listener in self.listeners:
+                    if listener.server is not None:
+                        listener.server.close()
+                self.loop.stop()
+
+            self.loop.call_soon_threadsafe(close)
+            self._thread.join(timeout)
+        else:
+            for listener in self.listeners:
+                if listener.sock is not None:
+                    listener.sock.close()
+        self.workers.stop(timeout)
+
+    # -- caps, on the loop thread -------------------------------------------
+    def admit(self, connection: _Connection) -> bool:
+        """Count a new connection, or refuse it over the global or per-client cap."""
+        if self.connections >= self.max_connections or (
+            self.max_per_client and self.per_client[connection.ip] >= self.max_per_client
+        ):
+            return False
+        self.connections += 1
+        self.per_client[connection.ip] += 1
+        self._open.add(connection)
+        return True
+
+    def release(self, connection: _Connection) -> None:
+        """Uncount a closed connection."""
+        self._open.discard(connection)
+        self.connections -= 1
+        self.per_client[connection.ip] -= 1
+        if not self.per_client[connection.ip]:
+            del self.per_client[connection.ip]
+
+
+def _raise_fd_limit() -> None:
+    """Use the hard limit of open files: each idle connection costs one descriptor and no thread."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection, driven by the loop; its requests run on the workers, one at a time."""
+
+    def __init__(self, layer: ConnectionLayer, listener: Listener) -> None:
+        self.layer = layer
+        self.listener = listener
+        self.loop = layer.loop
+        self.transport: Any = None
+        self.ip = ""
+        self.caller = Caller(listener.name)
+        self.session: Session | None = None
+        self.preamble = b""  # bytes before the protocol starts (the token line)
+        self.securing = False  # the TLS handshake is under way
+        self.early = b""
+        self.queue: collections.deque[Any] = collections.deque()
+        self.busy = False
+        self.closed = False
+        self.counted = False
+        self.paused = False
+        self.deadline: asyncio.TimerHandle | None = None
+        self.quick_ack = listener.codec.quick_ack and layer.tls is None
+
+    # -- life cycle ------------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.ip = str(peer[0])
+        self.caller = Caller(self.listener.name, f"{peer[0]}:{peer[1]}", typed=self.listener.codec.typed)
+        if not self.layer.admit(self):
+            self.layer.gateway.refused(self.caller, "too_many_connections")
+            transport.write(self.listener.codec.overloaded())
+            transport.close()
+            self.closed = True
+            return
+        self.counted = True
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self._arm(self.layer.handshake_timeout)
+        if self.layer.tls is not None:
+            self.loop.create_task(self._start_tls())
+        else:
+            self._secured()
+
+    async def _start_tls(self) -> None:
+        self.securing = True
+        try:
+            self.transport = await self.loop.start_tls(
+                self.transport,
+                self,
+                self.layer.tls,  # type: ignore[arg-type]
+                server_side=True,
+                ssl_handshake_timeout=self.layer.handshake_timeout,
+            )
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError, RuntimeError):
+            self.layer.gateway.refused(self.caller, "tls_handshake")
+            self.abort()
+            return
+        finally:
+            self.securing = False
+        if self.transport is None or self.closed:
+            self.abort()
+            return
+        self._secured()
+        if self.early:
+            early, self.early = self.early, b""
+            self.data_received(early)
+
+    def _secured(self) -> None:
+        """TLS (if any) is done: wait for a token line, or start the protocol."""
+        if self.closed:
+            return
+        self._arm(self.layer.idle_timeout)
+        if not self.listener.codec.token_line:
+            self._start()
+
+    def _start(self, token: str | None = None) -> None:
+        gateway = self.layer.gateway
+        self.caller = gateway.identify(self.caller, token)
+        link = Link(gateway, self.caller, self.send, self.close_soon, self.layer.tls is not None)
+        self.session = self.listener.codec.session(link)
+        self._arm(self.layer.idle_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._disarm()
+        if self.counted:
+            self.counted = False
+            self.layer.release(self)
+        if self.session is not None:
+            self.session.connection_lost()
+
+    def abort(self) -> None:
+        """Close at once, dropping anything unwritten."""
+        self.closed = True
+        self._disarm()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- reading ------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.quick_ack:
+            self._quick_ack()
+        if self.securing:
+            self.early += data  # decrypted bytes that arrived before start_tls returned: kept for _secured
+            return
+        if self.session is None:
+            data = self._preamble(data)
+            if self.session is None:
+                return
+        try:
+            requests = self.session.receive(data)
+        except Refuse as refusal:
+            self._refuse(refusal)
+            return
+        if requests:
+            self.queue.extend(requests)
+            if len(self.queue) >= MAX_QUEUED and not self.paused:
+                self.paused = True
+                self.transport.pause_reading()
+            self._pump()
+
+    def _quick_ack(self) -> None:
+        """Acknowledge this read at once (TCP_QUICKACK is not sticky: it is set again after every read).
+
+        A stock RPyC client has Nagle on: after its asynchronous "release this
+        reference" messages its next request waits for our ACK, which Linux
+        delays ~40 ms when we have nothing to send back.
+        """
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                self.quick_ack = False
+
+    def _preamble(self, data: bytes) -> bytes:
+        """Read an optional token line; start the session; return the protocol's bytes that followed it."""
+        self.preamble += data
+        head = self.preamble
+        if len(head) < len(TOKEN_PREFIX) and TOKEN_PREFIX.startswith(head):
+            return b""  # could still be a token line
+        if not head.startswith(TOKEN_PREFIX):
+            self.preamble = b""
+            self._start()
+            return head
+        end = head.find(b"\n", 0, MAX_TOKEN_LINE)
+        if end < 0:
+            if len(head) >= MAX_TOKEN_LINE:
+                self._refuse(Refuse("handshake"))
+            return b""
+        self.preamble = b""
+        self._start(head[len(TOKEN_PREFIX) : end].strip().decode("utf-8", "replace"))
+        return head[end + 1 :]
+
+    def _refuse(self, refusal: Refuse) -> None:
+        if refusal.reason:
+            self.layer.gateway.refused(self.session.link.caller if self.session else self.caller, refusal.reason)
+        if refusal.reply:
+            self.transport.write(refusal.reply)
+        self.closed = True
+        self._disarm()
+        self.transport.close()
+
+    # -- running requests -------------------------------------------------------------
+    def _pump(self) -> None:
+        if self.busy or not self.queue or self.closed:
+            return
+        self.busy = True
+        self._disarm()  # the request is complete: the call has its own time limit
+        request = self.queue.popleft()
+        if self.paused and len(self.queue) < MAX_QUEUED // 2:
+            self.paused = False
+            self.transport.resume_reading()
+        self.layer.workers.submit(lambda: self._work(request))
+
+    def _work(self, request: Any) -> None:
+        """On a worker: answer the request, then hand the answer to the loop."""
+        assert self.session is not None
+        try:
+            reply = self.session.handle(request)
+        except Exception:
+            log.exception("%s session failed; closing the connection", self.listener.name)
+            reply, self.session.close_after = None, True
+        try:
+            self.loop.call_soon_threadsafe(self._done, reply)
+        except RuntimeError:
+            pass  # the loop has stopped: the gateway is shutting down
+
+    def _done(self, reply: bytes | None) -> None:
+        self.busy = False
+        if self.closed:
+            return
+        if reply:
+            self.transport.write(reply)
+        if self.session is not None and self.session.close_after:
+            self.closed = True
+            self.transport.close()
+            return
+        if self.queue:
+            self._pump()
+        else:
+            self._arm(self.layer.idle_timeout)
+
+    # -- thread-safe, for sessions -----------------------------------------------------
+    def send(self, data: bytes) -> None:
+        """Write ``data`` from any thread."""
+        self.loop.call_soon_threadsafe(self._write, data)
+
+    def _write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    def close_soon(self) -> None:
+        """Close from any thread, after what is queued for writing."""
+
+        def close() -> None:
+            if not self.closed:
+                self.closed = True
+                self._disarm()
+                self.transport.close()
+
+        try:
+            self.loop.call_soon_threadsafe(close)
+        except RuntimeError:
+            pass
+
+    # -- deadlines ------------------------------------------------------------------------
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self.deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def _expired(self) -> None:
+        self.deadline = None
+        if not self.busy:
+            self.abort()
+

@@ -1,0 +1,122 @@
+"""The seam between the connection layer and a transport: a :class:`Session` per connection, with no I/O.
+
+The layer calls :meth:`Session.receive` on the loop thread with each chunk of
+bytes; it returns the complete requests framed so far (never more than the
+transport's bounds allow) or raises :class:`Refuse`.  Each request is then
+handed to :meth:`Session.handle` on a worker thread, one at a time per
+connection, in order; what it returns is written back.  A session reaches its
+connection only through its :class:`Link`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gateway.observe import Caller
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+    from gateway.core import Gateway
+
+__all__ = ["TOKEN_PREFIX", "Codec", "Link", "Refuse", "Session", "token_line"]
+
+# RPyC and Thrift have no header for a credential: a client may send this line before its first message.
+# Neither protocol can begin with these bytes (an RPyC frame would claim 1.3 GB, a Thrift message starts
+# with 0x80 or 0x82, a framed one with a length under the request cap), so a client sending none is served
+# as before: unauthenticated.
+TOKEN_PREFIX = b"NETOPS-TOKEN "
+MAX_TOKEN_LINE = 512  # the prefix, a token of up to 256 characters and slack; a longer line is not a token line
+
+
+def token_line(token: str) -> bytes:
+    """The line a client sends first to present ``token`` (RPyC, Thrift)."""
+    return TOKEN_PREFIX + token.encode() + b"\n"
+
+
+class Refuse(Exception):
+    """Close the connection after writing ``reply``; ``reason`` goes to the observers (``""``: not reported)."""
+
+    def __init__(self, reason: str, reply: bytes = b"") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reply = reply
+
+
+class Link:
+    """What a session knows of its connection: who is calling, the gateway, and a way to write and close."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        caller: Caller,
+        send: Callable[[bytes], None],
+        close: Callable[[], None],
+        tls: bool,
+    ) -> None:
+        self.gateway = gateway
+        self.caller = caller
+        self.settings: Settings = gateway.services.settings
+        self.send = send  # thread-safe: queue bytes for the client
+        self.close = close  # thread-safe: close once what is queued is written
+        self.tls = tls
+
+
+class Session(ABC):
+    """One connection's protocol state: bytes in, complete requests out, answers from a worker."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.close_after = False  # set by handle(): close once the answer is written
+
+    @abstractmethod
+    def receive(self, data: bytes) -> list[Any]:
+        """Take bytes from the client; return the requests now complete (raise :class:`Refuse` to close)."""
+
+    @abstractmethod
+    def handle(self, request: Any) -> bytes | None:
+        """Answer one request on a worker thread: the bytes to send (None: nothing)."""
+
+    def connection_lost(self) -> None:
+        """The connection has closed (called on the loop thread)."""
+        return None
+
+
+
+class Codec(ABC):
+    """A transport as the connection layer sees it: shared state, and a :class:`Session` per connection.
+
+    ``token_line`` (RPyC, Thrift) makes the layer read an optional
+    ``NETOPS-TOKEN`` line and identify the caller by it before the session
+    sees a byte; ``typed`` marks callers that need a fixed result type (Thrift);
+    ``quick_ack`` acknowledges every read at once (for clients with Nagle on).
+    """
+
+    name: ClassVar[str] = ""
+    token_line: ClassVar[bool] = False
+    typed: ClassVar[bool] = False
+    quick_ack: ClassVar[bool] = False
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    @abstractmethod
+    def session(self, link: Link) -> Session:
+        """A new session for one connection."""
+
+    @abstractmethod
+    def endpoint(self, host: str, port: int, tls: bool) -> str:
+        """How a client reaches this transport, as the endpoint table and the docs page show it."""
+
+    @abstractmethod
+    def snippet(self, host: str, port: int, tls: bool) -> str:
+        """A few lines a user can paste to call ``resolve`` through this transport's stock client."""
+
+    def overloaded(self) -> bytes:
+        """What a connection over the connection caps is told before it is closed (default: nothing)."""
+        return b""
+
+    def close(self) -> None:
+        """Release what the codec holds (called when the gateway stops)."""
+        return None
