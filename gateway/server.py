@@ -215,7 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(running.table(), flush=True)
     while not stop.wait(0.5):
-        pass
+        if not running.layer.serving():
+            # A listener, the event loop or a worker is gone: exit non-zero so the service manager restarts us.
+            log.error("the gateway stopped serving (%s); exiting", running.not_ready() or "a worker thread died")
+            running.stop()
+            return 1
     print("stopping", flush=True)
     running.stop()
     return 0

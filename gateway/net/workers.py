@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 __all__ = ["Workers"]
@@ -46,8 +47,9 @@ class Workers:
         """Let the workers finish what they hold, then end them."""
         for _ in self._threads:
             self._tasks.put(_STOP)
+        deadline = time.monotonic() + timeout  # one wait for all of them, not one per thread
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
 
     def _run(self) -> None:
