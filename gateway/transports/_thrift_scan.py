@@ -14,6 +14,7 @@ step.  thriftpy2 then decodes only messages that passed.
 from __future__ import annotations
 
 import struct
+from abc import ABC, abstractmethod
 
 __all__ = ["MAX_DEPTH", "MAX_VALUES", "BinaryScanner", "CompactScanner", "ScanError"]
 
@@ -32,7 +33,7 @@ class ScanError(Exception):
     """The bytes are not an acceptable Thrift message (malformed, or over a bound); the reason says which."""
 
 
-class _Scanner:
+class _Scanner(ABC):
     """Shared state: where the current message started, the place reached, the open containers, the budget."""
 
     def __init__(self, limit: int) -> None:
@@ -76,11 +77,13 @@ class _Scanner:
             raise ScanError("message larger than the request cap")
         return self.pos
 
+    @abstractmethod
     def _header(self, buf: bytes | bytearray) -> bool:
-        raise NotImplementedError  # each encoding has its own
+        """Read the message header (name, sequence id); False if more bytes are needed."""
 
+    @abstractmethod
     def _step(self, buf: bytes | bytearray) -> bool:
-        raise NotImplementedError
+        """Advance by one value or header; False if more bytes are needed."""
 
 
 class BinaryScanner(_Scanner):
