@@ -23,7 +23,6 @@ MAX_VALUES = 100_000  # values (fields, elements, keys) in one message; a full m
 MAX_NAME = 256  # bytes of a method name
 
 _I32 = struct.Struct("!i")
-_I16 = struct.Struct("!h")
 # Binary protocol: bytes of each fixed-size type (BOOL, BYTE, DOUBLE, I16, I32, I64).
 _FIXED = {2: 1, 3: 1, 4: 8, 6: 2, 8: 4, 10: 8}
 _STRING, _STRUCT, _MAP, _SET, _LIST = 11, 12, 13, 14, 15
@@ -33,8 +32,13 @@ class ScanError(Exception):
     """The bytes are not an acceptable Thrift message (malformed, or over a bound); the reason says which."""
 
 
+# What the walk has open, innermost last: [STRUCT], [VALUE, type], [HEADER, type] (a container whose header is
+# next), [ELEMENTS, left, type] or [ELEMENTS, left, key type, value type].
+STRUCT, VALUE, HEADER, ELEMENTS = 0, 1, 2, 3
+
+
 class _Scanner(ABC):
-    """Shared state: where the current message started, the place reached, the open containers, the budget."""
+    """The walk both encodings share; each says how its headers and values are laid out."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -43,11 +47,51 @@ class _Scanner(ABC):
     def reset(self) -> None:
         """Start a new message at the beginning of the buffer."""
         self.pos = 0
-        self.stack: list[list[int]] = []  # frames: [kind, ...]; kind 0 = struct, 1 = value of a type, 2 = elements
+        self.stack: list[list[int]] = []
         self.values = MAX_VALUES
         self.header = False
         self.name = b""
         self.seqid = 0
+
+    def scan(self, buf: bytes | bytearray | memoryview) -> int | None:
+        """The length of the complete message at the start of ``buf``, or None if more bytes are needed."""
+        if not self.header:
+            if not self._header(buf):
+                return None
+            self.header = True
+            self.stack = [[STRUCT]]
+        while self.stack:
+            if self.pos > self.limit:
+                raise ScanError("message larger than the request cap")
+            if not self._step(buf):
+                return None
+        if self.pos > self.limit:
+            raise ScanError("message larger than the request cap")
+        return self.pos
+
+    def _step(self, buf: bytes | bytearray | memoryview) -> bool:
+        """Advance past one header or value; False (nothing consumed) if more bytes are needed."""
+        frame = self.stack[-1]
+        if frame[0] == ELEMENTS:
+            if frame[1] == 0:
+                self.stack.pop()
+                return True
+            frame[1] -= 1
+            # A map's elements alternate key, value: with an even count left, the next one is a key.
+            self._value(frame[2 + (frame[1] % 2 ^ 1)] if len(frame) == 4 else frame[2], True)
+            return True
+        if len(buf) <= self.pos:
+            return False
+        if frame[0] == STRUCT:
+            if buf[self.pos] == 0:  # STOP
+                self.pos += 1
+                self.stack.pop()
+                return True
+            return self._field(buf)
+        done = self._scalar(buf, frame[1]) if frame[0] == VALUE else self._container(buf, frame[1])
+        if done and frame[0] == VALUE:
+            self.stack.pop()
+        return done
 
     def _charge(self, count: int) -> None:
         if count < 0:
@@ -61,35 +105,49 @@ class _Scanner(ABC):
             raise ScanError("nested too deeply")
         self.stack.append(frame)
 
-    def scan(self, buf: bytes | bytearray) -> int | None:
-        """The length of the complete message at the start of ``buf``, or None if more bytes are needed."""
-        if not self.header:
-            if not self._header(buf):
-                return None
-            self.header = True
-            self.stack = [[0]]
-        while self.stack:
-            if self.pos > self.limit:
-                raise ScanError("message larger than the request cap")
-            if not self._step(buf):
-                return None
-        if self.pos > self.limit:
-            raise ScanError("message larger than the request cap")
-        return self.pos
+    def _open(self, count: int, types: list[int]) -> None:
+        """A container's header has been read: charge what it claims, then walk its elements."""
+        self._charge(count * len(types))
+        self.stack[-1] = [ELEMENTS, count * len(types), *types] if count else [ELEMENTS, 0]
+
+    def _string(self, size: int, start: int, buf: bytes | bytearray | memoryview) -> bool:
+        if not 0 <= size <= self.limit:
+            raise ScanError("string larger than the request cap")
+        if len(buf) < start + size:
+            return False
+        self.pos = start + size
+        return True
 
     @abstractmethod
-    def _header(self, buf: bytes | bytearray) -> bool:
+    def _header(self, buf: bytes | bytearray | memoryview) -> bool:
         """Read the message header (name, sequence id); False if more bytes are needed."""
 
     @abstractmethod
-    def _step(self, buf: bytes | bytearray) -> bool:
-        """Advance by one value or header; False if more bytes are needed."""
+    def _field(self, buf: bytes | bytearray | memoryview) -> bool:
+        """Read a field header (not STOP) and open its value; False if more bytes are needed."""
+
+    @abstractmethod
+    def _value(self, kind: int, in_container: bool) -> None:
+        """Open a value of ``kind`` (ScanError for a type the encoding does not have)."""
+
+    @abstractmethod
+    def _scalar(self, buf: bytes | bytearray | memoryview, kind: int) -> bool:
+        """Read a number or a string of ``kind``; False if more bytes are needed."""
+
+    @abstractmethod
+    def _container(self, buf: bytes | bytearray | memoryview, kind: int) -> bool:
+        """Read a list, set or map header and open its elements; False if more bytes are needed."""
+
+
+# Binary protocol types: bytes of each fixed-size one (BOOL, BYTE, DOUBLE, I16, I32, I64), and the others.
+_FIXED = {2: 1, 3: 1, 4: 8, 6: 2, 8: 4, 10: 8}
+_STRING, _STRUCT, _MAP, _SET, _LIST = 11, 12, 13, 14, 15
 
 
 class BinaryScanner(_Scanner):
     """The binary protocol (strict or old-style message headers)."""
 
-    def _header(self, buf: bytes | bytearray) -> bool:
+    def _header(self, buf: bytes | bytearray | memoryview) -> bool:
         if len(buf) < 4:
             return False
         (first,) = _I32.unpack_from(buf, 0)
@@ -112,79 +170,57 @@ class BinaryScanner(_Scanner):
         self.pos = end
         return True
 
-    def _value(self, kind: int) -> None:
-        if kind in _FIXED or kind == _STRING:
-            self._push([1, kind])
-        elif kind == _STRUCT:
-            self._push([0])
-        elif kind in (_MAP, _SET, _LIST):
-            self._push([3, kind])  # a container whose header is still to be read
-        else:
-            raise ScanError("unknown type")
+    def _field(self, buf: bytes | bytearray | memoryview) -> bool:
+        if len(buf) < self.pos + 3:  # type, then a 16-bit field id
+            return False
+        self._charge(1)
+        kind = buf[self.pos]
+        self.pos += 3
+        self._value(kind, False)
+        return True
 
-    def _step(self, buf: bytes | bytearray) -> bool:
-        frame, pos, have = self.stack[-1], self.pos, len(buf)
-        if frame[0] == 0:  # struct: a field header or STOP
-            if have < pos + 1:
+    def _value(self, kind: int, in_container: bool) -> None:
+        if kind in _FIXED or kind == _STRING:
+            self._push([VALUE, kind])
+        elif kind == _STRUCT:
+            self._push([STRUCT])
+        elif kind in (_MAP, _SET, _LIST):
+            self._push([HEADER, kind])
+        else:
+            raise ScanError("unknown type")  # VOID among them: no message of ours holds one
+
+    def _scalar(self, buf: bytes | bytearray | memoryview, kind: int) -> bool:
+        if kind == _STRING:
+            if len(buf) < self.pos + 4:
                 return False
-            kind = buf[pos]
-            if kind == 0:
-                self.pos += 1
-                self.stack.pop()
-                return True
-            if have < pos + 3:
-                return False
-            self._charge(1)
-            self.pos += 3
-            self._value(kind)
-            return True
-        if frame[0] == 1:  # one value of a fixed size or a string
-            kind = frame[1]
-            if kind == _STRING:
-                if have < pos + 4:
-                    return False
-                (size,) = _I32.unpack_from(buf, pos)
-                if not 0 <= size <= self.limit:
-                    raise ScanError("string larger than the request cap")
-                if have < pos + 4 + size:
-                    return False
-                self.pos += 4 + size
-            else:
-                if have < pos + _FIXED[kind]:
-                    return False
-                self.pos += _FIXED[kind]
-            self.stack.pop()
-            return True
-        if frame[0] == 3:  # a container's header
-            kind = frame[1]
-            size = 6 if kind == _MAP else 5
-            if have < pos + size:
-                return False
-            (count,) = _I32.unpack_from(buf, pos + size - 4)
-            types = [buf[pos], buf[pos + 1]] if kind == _MAP else [buf[pos]]
-            self._charge(count * len(types))
-            self.pos += size
-            self.stack[-1] = [2, count * len(types), *types]
-            return True
-        # elements left to read
-        if frame[1] == 0:
-            self.stack.pop()
-            return True
-        frame[1] -= 1
-        types = frame[2:]
-        self._value(types[frame[1] % 2 ^ 1] if len(types) == 2 else types[0])
+            return self._string(_I32.unpack_from(buf, self.pos)[0], self.pos + 4, buf)
+        if len(buf) < self.pos + _FIXED[kind]:
+            return False
+        self.pos += _FIXED[kind]
+        return True
+
+    def _container(self, buf: bytes | bytearray | memoryview, kind: int) -> bool:
+        size = 6 if kind == _MAP else 5  # element type(s), then a 32-bit count
+        if len(buf) < self.pos + size:
+            return False
+        (count,) = _I32.unpack_from(buf, self.pos + size - 4)
+        types = [buf[self.pos], buf[self.pos + 1]] if kind == _MAP else [buf[self.pos]]
+        self.pos += size
+        self._open(count, types)
         return True
 
 
 # Compact protocol types (as in its field and element headers).
 _C_TRUE, _C_FALSE, _C_BYTE, _C_I16, _C_I32, _C_I64, _C_DOUBLE, _C_BINARY = 1, 2, 3, 4, 5, 6, 7, 8
 _C_LIST, _C_SET, _C_MAP, _C_STRUCT = 9, 10, 11, 12
+_C_SCALARS = frozenset({_C_TRUE, _C_FALSE, _C_BYTE, _C_I16, _C_I32, _C_I64, _C_DOUBLE, _C_BINARY})
 
 
 class CompactScanner(_Scanner):
     """The compact protocol."""
 
-    def _varint(self, buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
+    def _varint(self, buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int] | None:
+        """(value, position after it), or None if more bytes are needed."""
         result = shift = 0
         for i in range(pos, min(len(buf), pos + 10)):
             byte = buf[i]
@@ -196,7 +232,7 @@ class CompactScanner(_Scanner):
             raise ScanError("bad varint")
         return None
 
-    def _header(self, buf: bytes | bytearray) -> bool:
+    def _header(self, buf: bytes | bytearray | memoryview) -> bool:
         if len(buf) < 2:
             return False
         if buf[0] != 0x82 or buf[1] & 0x1F != 1:
@@ -215,93 +251,66 @@ class CompactScanner(_Scanner):
         self.pos = size[1] + size[0]
         return True
 
+    def _field(self, buf: bytes | bytearray | memoryview) -> bool:
+        byte, end = buf[self.pos], self.pos + 1
+        if byte >> 4 == 0:  # no delta: a full field id follows
+            field_id = self._varint(buf, end)
+            if field_id is None:
+                return False
+            end = field_id[1]
+        self._charge(1)
+        self.pos = end
+        self._value(byte & 0x0F, False)
+        return True
+
     def _value(self, kind: int, in_container: bool) -> None:
         if kind in (_C_TRUE, _C_FALSE) and not in_container:
             return  # a field's boolean lives in its header
-        if kind in (_C_TRUE, _C_FALSE, _C_BYTE, _C_I16, _C_I32, _C_I64, _C_DOUBLE, _C_BINARY):
-            self._push([1, kind])
+        if kind in _C_SCALARS:
+            self._push([VALUE, kind])
         elif kind == _C_STRUCT:
-            self._push([0])
+            self._push([STRUCT])
         elif kind in (_C_LIST, _C_SET, _C_MAP):
-            self._push([3, kind])
+            self._push([HEADER, kind])
         else:
             raise ScanError("unknown type")
 
-    def _step(self, buf: bytes | bytearray) -> bool:
-        frame, pos, have = self.stack[-1], self.pos, len(buf)
-        if frame[0] == 0:
-            if have < pos + 1:
+    def _scalar(self, buf: bytes | bytearray | memoryview, kind: int) -> bool:
+        if kind in (_C_TRUE, _C_FALSE, _C_BYTE, _C_DOUBLE):
+            size = 8 if kind == _C_DOUBLE else 1
+            if len(buf) < self.pos + size:
                 return False
-            byte = buf[pos]
-            if byte == 0:
-                self.pos += 1
-                self.stack.pop()
-                return True
-            end = pos + 1
-            if byte >> 4 == 0:  # a full field id follows
-                field_id = self._varint(buf, end)
-                if field_id is None:
+            self.pos += size
+            return True
+        number = self._varint(buf, self.pos)
+        if number is None:
+            return False
+        if kind == _C_BINARY:
+            return self._string(number[0], number[1], buf)
+        self.pos = number[1]
+        return True
+
+    def _container(self, buf: bytes | bytearray | memoryview, kind: int) -> bool:
+        if kind == _C_MAP:  # a varint count, then (if any) one byte of key and value types
+            count = self._varint(buf, self.pos)
+            if count is None:
+                return False
+            end, types = count[1], [0, 0]
+            if count[0]:
+                if len(buf) < end + 1:
                     return False
-                end = field_id[1]
-            self._charge(1)
+                types = [buf[end] >> 4, buf[end] & 0x0F]
+                end += 1
             self.pos = end
-            self._value(byte & 0x0F, False)
+            self._open(count[0], types)
             return True
-        if frame[0] == 1:
-            kind = frame[1]
-            if kind in (_C_TRUE, _C_FALSE, _C_BYTE):
-                if have < pos + 1:
-                    return False
-                self.pos += 1
-            elif kind == _C_DOUBLE:
-                if have < pos + 8:
-                    return False
-                self.pos += 8
-            else:
-                number = self._varint(buf, pos)
-                if number is None:
-                    return False
-                end = number[1]
-                if kind == _C_BINARY:
-                    if number[0] > self.limit:
-                        raise ScanError("string larger than the request cap")
-                    end += number[0]
-                    if have < end:
-                        return False
-                self.pos = end
-            self.stack.pop()
-            return True
-        if frame[0] == 3:
-            if frame[1] == _C_MAP:
-                count = self._varint(buf, pos)
-                if count is None:
-                    return False
-                end, types = count[1], []
-                if count[0]:
-                    if have < end + 1:
-                        return False
-                    types = [buf[end] >> 4, buf[end] & 0x0F]
-                    end += 1
-                n = count[0] * 2
-            else:
-                if have < pos + 1:
-                    return False
-                byte, end = buf[pos], pos + 1
-                n = byte >> 4
-                if n == 15:
-                    count = self._varint(buf, end)
-                    if count is None:
-                        return False
-                    n, end = count
-                types = [byte & 0x0F]
-            self._charge(n)
-            self.pos = end
-            self.stack[-1] = [2, n, *types] if n else [2, 0]
-            return True
-        if frame[1] == 0:
-            self.stack.pop()
-            return True
-        frame[1] -= 1
-        types = frame[2:]
-        self._value(types[frame[1] % 2 ^ 1] if len(types) == 2 else types[0], True)
+        byte, end = buf[self.pos], self.pos + 1  # the size in the high nibble (15: a varint follows)
+        size = byte >> 4
+        if size == 15:
+            count = self._varint(buf, end)
+            if count is None:
+                return False
+            size, end = count
+        self.pos = end
+        self._open(size, [byte & 0x0F])
         return True

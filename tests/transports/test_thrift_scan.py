@@ -1,0 +1,84 @@
+"""The Thrift message walker: exact ends on real messages of both encodings, resumable, and its bounds."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+import thriftpy2
+from thriftpy2.protocol.binary import TBinaryProtocol
+from thriftpy2.protocol.compact import TCompactProtocol
+from thriftpy2.thrift import TMessageType
+from thriftpy2.transport import TMemoryBuffer
+
+from gateway.transports._thrift_scan import MAX_DEPTH, BinaryScanner, CompactScanner, ScanError
+
+IDL = Path(__file__).resolve().parents[2] / "idl" / "netops.thrift"
+MODULE = thriftpy2.load(str(IDL), module_name="scan_test_thrift")
+ENCODINGS = {"binary": (TBinaryProtocol, BinaryScanner), "compact": (TCompactProtocol, CompactScanner)}
+LIMIT = 1024 * 1024
+
+
+def reply(protocol: type) -> bytes:
+    """A system_multicall reply holding maps, lists, bools, doubles, nested structs and an error."""
+    fetch = MODULE.FetchResult(
+        url="http://a/", final_url="http://b/", status=200, reason="OK", http_version="HTTP/1.1",
+        headers={"content-type": "text/plain", "x": "y" * 300},
+        redirects=[MODULE.Redirect(url="http://a/", status=301, address="192.0.2.1")] * 3,
+        content_type="text/plain", body="z" * 5000,
+    )  # fmt: skip
+    tls = MODULE.TlsReport(verified=True, hostname_match=False, elapsed_ms=1.5)
+    outcomes = [
+        MODULE.Outcome(fetch_url=fetch),
+        MODULE.Outcome(tls_check=tls),
+        MODULE.Outcome(error=MODULE.NetOpsError(code="not_found", message="nope")),
+    ]
+    result = MODULE.NetOps.system_multicall_result(success=outcomes)
+    out = TMemoryBuffer()
+    proto = protocol(out)
+    proto.write_message_begin("system_multicall", TMessageType.REPLY, 7)
+    result.write(proto)
+    proto.write_message_end()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_finds_the_exact_end_of_a_real_message_and_resumes(encoding):
+    protocol, scanner_class = ENCODINGS[encoding]
+    message = reply(protocol)
+    scanner = scanner_class(LIMIT)
+    assert scanner.scan(message + b"next message") == len(message)
+    assert (scanner.name, scanner.seqid) == (b"system_multicall", 7)
+    scanner = scanner_class(LIMIT)
+    for end in range(1, len(message)):  # a byte at a time: never complete early, walked once
+        assert scanner.scan(message[:end]) is None
+    assert scanner.scan(message) == len(message)
+
+
+def binary_call(body: bytes) -> bytes:
+    name = b"resolve"
+    return b"\x80\x01\x00\x01" + struct.pack("!i", len(name)) + name + struct.pack("!i", 1) + body
+
+
+def test_void_lists_deep_nesting_big_strings_and_many_values_are_refused():
+    cases = {
+        "void": b"\x0f\x00\x01\x01" + struct.pack("!i", 2**31 - 1),
+        "depth": b"\x0c\x00\x01" * (MAX_DEPTH + 1),
+        "string": b"\x0b\x00\x01" + struct.pack("!i", LIMIT + 1),
+        "values": b"\x0f\x00\x01\x0f" + struct.pack("!i", 2**20),
+        "negative": b"\x0f\x00\x01\x08" + struct.pack("!i", -1),
+        "type": b"\x10\x00\x01",
+    }
+    for name, body in cases.items():
+        with pytest.raises(ScanError):
+            BinaryScanner(LIMIT).scan(binary_call(body))
+            pytest.fail(f"{name} was accepted")
+
+
+def test_compact_bounds():
+    header = b"\x82\x21\x01\x07resolve"
+    with pytest.raises(ScanError):  # a list claiming 2**28 elements
+        CompactScanner(LIMIT).scan(header + b"\x19\xf5\x80\x80\x80\x80\x01")
+    with pytest.raises(ScanError):  # a binary claiming more than the cap
+        CompactScanner(LIMIT).scan(header + b"\x18\x80\x80\xc1\x00")
