@@ -76,6 +76,11 @@ def test_calls_survive_the_loss_of_one_gateway():
         **{f"FRONT_{name.upper()}": str(port) for name, port in front.items()},
     }
     gateways = [start_gateway("127.0.0.1", backend), start_gateway("127.0.0.2", backend)]
+    # HAProxy's first health check must find both gateways listening: a refused check marks a server down,
+    # and it takes `rise` good checks (2 s) to come back, which the rounds before the crash do not wait for.
+    for host in ("127.0.0.1", "127.0.0.2"):
+        for port in backend.values():
+            wait_for(lambda host=host, port=port: socket.create_connection((host, port), timeout=1).close() is None)
     proxy = subprocess.Popen(
         [haproxy, "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
         env=env,
