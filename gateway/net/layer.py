@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import resource
 import socket
@@ -108,9 +109,10 @@ class ConnectionLayer:
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
         for listener in self.listeners:
+            assert listener.sock is not None, "bind() every listener before start()"
             listener.server = self.loop.run_until_complete(
                 self.loop.create_server(
-                    lambda listener=listener: _Connection(self, listener), sock=listener.sock, backlog=BACKLOG
+                    functools.partial(_Connection, self, listener), sock=listener.sock, backlog=BACKLOG
                 )
             )
         ready.set()

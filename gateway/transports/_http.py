@@ -121,11 +121,9 @@ class HTTPSession(Session):
         self.codec = codec
         self.app = codec.app
         self.parser = httptools.HttpRequestParser(self)
-        self.request = _Request()
-        self.head = 0
-        self.size = 0
         self.complete: list[_Request] = []
         self.refusal: Refuse | None = None
+        self.on_message_begin()  # the state of the request being read
 
     def receive(self, data: bytes) -> list[Any]:
         """Parse what arrived; complete requests come out in order."""
@@ -145,11 +143,12 @@ class HTTPSession(Session):
 
     # -- httptools callbacks (loop thread) ------------------------------------------
     def on_message_begin(self) -> None:
+        """A new request begins: forget the last one's head."""
         self.request = _Request(caller=self.link.caller)
-        self.head = self.size = 0
+        self.head = self.size = 0  # bytes of head and body read
         self.authorization = ""
         self.content_type = ""
-        self.framing = ""
+        self.framing = ""  # "encoded": a transfer or content encoding we do not accept
         self.length: int | None = None
 
     def on_url(self, url: bytes) -> None:

@@ -114,7 +114,8 @@ class _Handler:
         return self._guard(lambda: self._multicall(calls or []), "multicall")
 
     def _multicall(self, calls: list[Any]) -> list[Any]:
-        requests, chosen = [], []
+        requests: list[dict[str, Any]] = []
+        chosen: list[Operation | None] = []
         for call in calls:
             set_fields = [op for op in self.ops if getattr(call, op.name, None) is not None]
             if len(set_fields) != 1:
@@ -126,8 +127,8 @@ class _Handler:
             chosen.append(op)
         results = iter(self.gateway.call_many(requests, UNDERSCORE, _connection.caller))
         outcomes = []
-        for op in chosen:
-            if op is None:
+        for picked in chosen:
+            if picked is None:
                 error = GatewayError(INVALID_ARGUMENT, "a Call must set exactly one field")
                 outcomes.append(self.module.Outcome(error=self._error(error)))
                 continue
@@ -135,7 +136,7 @@ class _Handler:
             if isinstance(result, Failed):
                 outcomes.append(self.module.Outcome(error=self._error(result.error)))
             else:
-                outcomes.append(self.module.Outcome(**{op.name: self.encode[op.name](result)}))
+                outcomes.append(self.module.Outcome(**{picked.name: self.encode[picked.name](result)}))
         return outcomes
 
 
