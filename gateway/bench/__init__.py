@@ -9,6 +9,8 @@ Workloads (``--workloads``, all by default):
 - ``network``: 100 ``mx_lookup`` calls against a DNS server that answers after 50 ms,
   sequentially, from C clients, and as one multicall;
 - ``load``: 200 connections spread over the five transports at once;
+- ``idle``: 10,000 idle connections (2,000 a transport) held by another process: the gateway's threads
+  and RSS, and the p50 of a call on each transport against its p50 with no idle connection;
 - ``workers``: throughput with ``--workers 2`` against one process.
 
 Latency and throughput run against the bare library servers too (:mod:`gateway.bench.bare`)
@@ -21,6 +23,7 @@ import argparse
 import datetime
 import os
 import platform
+import subprocess
 import sys
 import threading
 import time
@@ -29,7 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway.bench.engine import Server, Stats, call_factory, latency, start_bare, start_gateway, throughput
+from gateway.bench.engine import (
+    IDLE_CONNECTIONS,
+    Server,
+    Stats,
+    call_factory,
+    latency,
+    start_bare,
+    start_gateway,
+    throughput,
+)
 from gateway.bench.fixtures import SlowDNS, WebPage
 from gateway.bench.report import write_reports
 from gateway.client import connect
@@ -38,7 +50,7 @@ from gateway.errors import GatewayError
 
 __all__ = ["main", "run"]
 
-WORKLOADS = ("latency", "throughput", "batch", "payload", "network", "load", "workers")
+WORKLOADS = ("latency", "throughput", "batch", "payload", "network", "load", "idle", "workers")
 QUICK_WORKLOADS = ("latency", "throughput", "network")  # network: only its multicall part in a quick run
 MiB = 1024 * 1024
 
@@ -114,6 +126,7 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
             + sum(w in workloads for w in ("batch", "payload", "network", "workers"))
         )
         + 3
+        + ("idle" in workloads)
     )
     progress = progress or Progress(steps, enabled=sys.stderr.isatty())
     dns, web = SlowDNS(0.05), WebPage()
@@ -189,6 +202,9 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
         if "load" in workloads:
             progress.step("200 connections at once")
             result["load"] = _load(gateway, transports, 200)
+        if "idle" in workloads:
+            progress.step(f"{IDLE_CONNECTIONS:,} idle connections")
+            result["idle"] = _idle(gateway, transports, IDLE_CONNECTIONS, options.calls)
     finally:
         gateway.stop()
     if "workers" in workloads:
@@ -310,6 +326,49 @@ def _load(gateway: Server, transports: Sequence[str], connections: int, calls_ea
         "peak_threads": peak["threads"],
         "peak_rss_mb": peak["rss_mb"],
         "after": {"threads": gateway.threads(), "rss_mb": round(gateway.rss_bytes() / MiB, 1)},
+    }
+
+
+_HOLDER = """
+import resource, socket, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+each = int(sys.argv[1])
+held = [socket.create_connection(("127.0.0.1", int(port))) for port in sys.argv[2:] for _ in range(each)]
+print(len(held), flush=True)
+sys.stdin.read()
+"""
+
+
+def _idle(gateway: Server, transports: Sequence[str], connections: int, calls: int) -> dict[str, Any]:
+    """``connections`` idle connections held by another process; a call on each transport beside them."""
+    count = max(50, calls // 10)
+    quiet = {t: _latency(gateway, t, gateway.ports[t], count).p50_us for t in transports}
+    before = {"threads": gateway.threads(), "rss_mb": round(gateway.rss_bytes() / MiB, 1)}
+    each = connections // len(transports)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(each), *(str(gateway.ports[t]) for t in transports)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        held = int(holder.stdout.readline() or 0)
+        time.sleep(1.0)  # let the gateway accept the backlog
+        during = {"threads": gateway.threads(), "rss_mb": round(gateway.rss_bytes() / MiB, 1)}
+        loaded = {t: _latency(gateway, t, gateway.ports[t], count).p50_us for t in transports}
+    finally:
+        if holder.stdin is not None:
+            holder.stdin.close()
+        holder.wait(60)
+    time.sleep(1.0)
+    return {
+        "connections": held,
+        "before": before,
+        "held": during,
+        "after": {"threads": gateway.threads(), "rss_mb": round(gateway.rss_bytes() / MiB, 1)},
+        "p50_us": {t: {"quiet": round(quiet[t], 1), "idle": round(loaded[t], 1)} for t in transports},
     }
 
 

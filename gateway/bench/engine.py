@@ -129,6 +129,9 @@ def _wait_listening(ports: list[int], proc: subprocess.Popen, timeout: float = 3
                 time.sleep(0.05)
 
 
+IDLE_CONNECTIONS = 10_000  # what the idle workload holds open, spread over the transports
+
+
 def start_gateway(nameserver: str, workers: int = 1, transports: tuple[str, ...] = TRANSPORTS) -> Server:
     """``python -m gateway`` on free ports, the access log off (the bare libraries keep none either)."""
     ports = dict(zip(transports, free_ports(len(transports)), strict=True))
@@ -136,6 +139,8 @@ def start_gateway(nameserver: str, workers: int = 1, transports: tuple[str, ...]
     command = [
         sys.executable, "-m", "gateway", *flags, f"--transports={','.join(transports)}",
         f"--nameserver={nameserver}", "--allow-target=127.0.0.0/8", "--access-log=false", f"--workers={workers}",
+        # the idle workload holds 10,000 connections from one address, and the other workloads call beside them
+        f"--max-connections={IDLE_CONNECTIONS + 1000}", "--max-connections-per-client=0",
     ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_listening(list(ports.values()), proc)

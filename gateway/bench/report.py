@@ -88,6 +88,32 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
                 f"{errors} errors; peak {load['peak_threads']} threads, {load['peak_rss_mb']} MB",
             )
         )
+    if "idle" in result:
+        idle = result["idle"]
+        grown = idle["held"]["threads"] - idle["before"]["threads"]
+        out.append(
+            (
+                f"{idle['connections']:,} idle connections: threads flat",
+                grown <= 2,
+                f"{idle['before']['threads']} -> {idle['held']['threads']} threads",
+            )
+        )
+        out.append(
+            (
+                f"{idle['connections']:,} idle connections: RSS < 400 MB",
+                idle["held"]["rss_mb"] < 400,
+                f"{idle['held']['rss_mb']} MB (at rest {idle['before']['rss_mb']} MB)",
+            )
+        )
+        for transport, p50 in idle["p50_us"].items():
+            ratio = p50["idle"] / p50["quiet"] if p50["quiet"] else 0.0
+            out.append(
+                (
+                    f"{transport}: p50 beside {idle['connections']:,} idle connections < 3x quiet",
+                    ratio < 3,
+                    f"{ratio:.2f}x ({p50['idle']:.0f} vs {p50['quiet']:.0f} us)",
+                )
+            )
     if "at_rest" in result:
         rss = result["at_rest"]["rss_mb"]
         out.append(("resident memory at rest < 80 MB", rss < 80, f"{rss} MB, {result['at_rest']['threads']} threads"))
@@ -169,6 +195,21 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
             f"Peak {load['peak_threads']} threads and {load['peak_rss_mb']} MB; "
             f"afterwards {load['after']['threads']} threads, {load['after']['rss_mb']} MB.",
         ]
+    if "idle" in result:
+        idle = result["idle"]
+        lines += [
+            "",
+            f"## {idle['connections']:,} idle connections",
+            "",
+            f"Held by another process, spread over the transports. Gateway: {idle['before']['threads']} threads and "
+            f"{idle['before']['rss_mb']} MB before, {idle['held']['threads']} threads and {idle['held']['rss_mb']} MB "
+            f"while they are held, {idle['after']['threads']} threads and {idle['after']['rss_mb']} MB after.",
+        ]
+        lines += _section(
+            "p50 of a call (us), quiet and beside the idle connections",
+            ("quiet", "idle held"),
+            {t: (p["quiet"], p["idle"]) for t, p in idle["p50_us"].items()},
+        )
     return "\n".join(lines) + "\n"
 
 
