@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from gateway.client import GatewayUnreachable, NetOpsClient, connect, tls_context
+from gateway.client import SCHEMES, GatewayUnreachable, NetOpsClient, connect, tls_context
 from gateway.errors import GatewayError
 
 __all__ = ["main"]
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--url",
         default=os.environ.get("NETOPS_URL", DEFAULT_URL),
-        help=f"gateway: xmlrpc|jsonrpc|pyro|thrift|rpyc://host:port (default $NETOPS_URL or {DEFAULT_URL})",
+        help=f"gateway: {'|'.join(SCHEMES)}://host:port (default $NETOPS_URL or {DEFAULT_URL})",
     )
     common.add_argument(
         "--token-file",

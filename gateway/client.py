@@ -37,12 +37,13 @@ from gateway.errors import (
     GatewayError,
     code_for_number,
 )
+from gateway.transports.table import TABLE, TRANSPORTS, client_class
 
 __all__ = ["SCHEMES", "GatewayUnreachable", "NetOpsClient", "connect", "tls_context"]
 
 Call = tuple[str, Sequence[Any] | Mapping[str, Any]]
-DEFAULT_PORTS = {"xmlrpc": 7001, "jsonrpc": 7002, "pyro": 7003, "thrift": 7004, "rpyc": 18861}
-SCHEMES = tuple(DEFAULT_PORTS)
+DEFAULT_PORTS = {r.name: r.default_port for r in TABLE}
+SCHEMES = TRANSPORTS  # a client URL names its transport: thrift://host:port
 
 
 def _coded(message: str) -> GatewayError:
@@ -407,15 +408,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_BACKENDS: dict[str, type[_Backend]] = {
-    "xmlrpc": _XMLRPC,
-    "jsonrpc": _JSONRPC,
-    "pyro": _Pyro,
-    "thrift": _Thrift,
-    "rpyc": _RPyC,
-}
-
-
 class NetOpsClient:
     """The gateway's operations as methods, on any transport."""
 
@@ -480,8 +472,8 @@ def connect(
     """Open a client: ``xmlrpc://``, ``jsonrpc://``, ``pyro://``, ``thrift://`` or ``rpyc://`` + ``host[:port]``."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in _BACKENDS:
+    if scheme not in SCHEMES:
         raise GatewayError("invalid_argument", f"unknown transport {scheme!r}: use one of {', '.join(SCHEMES)}")
     host = parts.hostname or "127.0.0.1"
     port = parts.port or DEFAULT_PORTS[scheme]
-    return NetOpsClient(_BACKENDS[scheme](host, port, timeout, token, tls), scheme)
+    return NetOpsClient(client_class(scheme)(host, port, timeout, token, tls), scheme)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from gateway.transports.table import TABLE, TRANSPORTS, codec_class, row
+from gateway.transports.table import TABLE, TRANSPORTS, client_class, codec_class, row
 
-__all__ = ["TABLE", "TRANSPORTS", "codec_class", "row"]
+__all__ = ["TABLE", "TRANSPORTS", "client_class", "codec_class", "row"]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from gateway.net.session import Codec
 
-__all__ = ["TABLE", "TRANSPORTS", "TransportRow", "codec_class", "row"]
+__all__ = ["TABLE", "TRANSPORTS", "TransportRow", "client_class", "codec_class", "row"]
 
 
 @dataclass(frozen=True)
@@ -28,22 +28,24 @@ class TransportRow:
     default_port: int
     style: Literal["dotted", "underscore"]  # method names with dots (system.listMethods) or underscores
     codec: str  # "module:Class" of its Codec
-    scheme: str  # the URL scheme gateway.client and netops take (tls: an "s" is added to http)
+    client: str  # "module:Class" of its gateway.client backend (on the transport's stock client library)
+    scheme: str  # the endpoint's URL scheme, for HTTP transports (tls: an "s" is added)
     path: str = ""  # the URL path, for HTTP transports
 
     def url(self, host: str, port: int, tls: bool = False) -> str:
-        """The URL ``gateway.client.connect`` and ``netops --url`` take for this transport."""
+        """The endpoint's URL, as stock HTTP clients take it."""
         host = f"[{host}]" if ":" in host else host
         scheme = self.scheme + ("s" if tls and self.scheme == "http" else "")
         return f"{scheme}://{host}:{port}{self.path}"
 
 
+_T, _C = "gateway.transports.", "gateway.client:"
 TABLE: tuple[TransportRow, ...] = (
-    TransportRow("xmlrpc", "XML-RPC", 7001, "dotted", "gateway.transports.xmlrpc:XMLRPCCodec", "http", "/RPC2"),
-    TransportRow("jsonrpc", "JSON-RPC 2.0", 7002, "dotted", "gateway.transports.jsonrpc:JSONRPCCodec", "http", "/"),
-    TransportRow("pyro", "Pyro5", 7003, "underscore", "gateway.transports.pyro:PyroCodec", "pyro"),
-    TransportRow("thrift", "Thrift", 7004, "underscore", "gateway.transports.thrift:ThriftCodec", "thrift"),
-    TransportRow("rpyc", "RPyC", 18861, "underscore", "gateway.transports.rpyc:RPyCCodec", "rpyc"),
+    TransportRow("xmlrpc", "XML-RPC", 7001, "dotted", _T + "xmlrpc:XMLRPCCodec", _C + "_XMLRPC", "http", "/RPC2"),
+    TransportRow("jsonrpc", "JSON-RPC 2.0", 7002, "dotted", _T + "jsonrpc:JSONRPCCodec", _C + "_JSONRPC", "http", "/"),
+    TransportRow("pyro", "Pyro5", 7003, "underscore", _T + "pyro:PyroCodec", _C + "_Pyro", "pyro"),
+    TransportRow("thrift", "Thrift", 7004, "underscore", _T + "thrift:ThriftCodec", _C + "_Thrift", "thrift"),
+    TransportRow("rpyc", "RPyC", 18861, "underscore", _T + "rpyc:RPyCCodec", _C + "_RPyC", "rpyc"),
 )
 TRANSPORTS = tuple(r.name for r in TABLE)
 _BY_NAME = {r.name: r for r in TABLE}
@@ -54,7 +56,16 @@ def row(name: str) -> TransportRow:
     return _BY_NAME[name]
 
 
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def codec_class(name: str) -> type[Codec]:
     """Import and return the codec class of transport ``name``."""
-    module, _, cls = row(name).codec.partition(":")
-    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    return _load(row(name).codec)  # type: ignore[no-any-return]
+
+
+def client_class(name: str) -> type:
+    """Import and return the :mod:`gateway.client` backend class of transport ``name``."""
+    return _load(row(name).client)  # type: ignore[no-any-return]

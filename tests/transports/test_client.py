@@ -6,6 +6,7 @@ import pytest
 
 from gateway import GatewayError
 from gateway.client import GatewayUnreachable, connect
+from gateway.transports import TRANSPORTS
 from tests.transports.test_conformance import calls_for, stable
 
 
@@ -23,7 +24,7 @@ def test_every_operation_gives_the_service_layer_result(url, gateway, http_serve
 
 def test_identical_results_across_transports(running, http_server):
     results = {}
-    for transport in ("xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc"):
+    for transport in TRANSPORTS:
         with connect(f"{transport}://127.0.0.1:{running.port(transport)}") as client:
             results[transport] = stable(client.fetch_url(f"http://web.local.test:{http_server.port}/json"))
     assert len({repr(r) for r in results.values()}) == 1

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from gateway.registry import conforms
+from gateway.transports import TRANSPORTS
 from tests.transports.clients import RemoteError, connect
 
 OPERATIONS = ["dns_query", "fetch_url", "mx_lookup", "resolve", "reverse_lookup", "tcp_connect", "tls_check"]
@@ -203,7 +204,7 @@ def test_nested_multicall_is_a_fault_for_that_element(client):
 def test_a_slow_call_does_not_hold_up_others(running, client, transport, dns_server):
     """While a call waits on a silent nameserver, other calls on this and every transport are answered."""
     slow_client = connect(running, transport)
-    others = [connect(running, name) for name in ("xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc")]
+    others = [connect(running, name) for name in TRANSPORTS]
     seen = dns_server.authority.blackhole_queries
     outcome: list[BaseException] = []
     slow = threading.Thread(target=record_error, args=(outcome, slow_client.call, "resolve", "blackhole.example.test"))

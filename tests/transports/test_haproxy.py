@@ -20,7 +20,6 @@ from gateway.errors import GatewayError
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-URL_SCHEMES = {"xmlrpc": "xmlrpc", "jsonrpc": "jsonrpc", "pyro": "pyro", "thrift": "thrift", "rpyc": "rpyc"}
 
 
 def free_ports(count: int, hosts: tuple[str, ...]) -> list[int]:
@@ -87,7 +86,7 @@ def test_calls_survive_the_loss_of_one_gateway():
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    urls = {name: f"{URL_SCHEMES[name]}://127.0.0.1:{port}" for name, port in front.items()}
+    urls = {name: f"{name}://127.0.0.1:{port}" for name, port in front.items()}
 
     def call(name: str) -> bool:
         """One call on a new connection (so the balancer chooses a gateway for it)."""

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.config import ConfigError, load_settings
 from gateway.server import Running
+from gateway.transports import TRANSPORTS
 from tests.conftest import checked_call, error_of, make_gateway
 from tests.transports.clients import RemoteError, connect
 
@@ -24,7 +25,7 @@ def without_fetch(transport_settings):
     gateway.stop()
 
 
-@pytest.mark.parametrize("transport", ["xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_disabled_operation_is_gone_on_every_transport(without_fetch, transport, http_server):
     client = connect(without_fetch, transport)
     try:

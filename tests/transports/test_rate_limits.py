@@ -11,11 +11,12 @@ from contextlib import contextmanager
 import pytest
 
 from gateway.server import Running
+from gateway.transports import TRANSPORTS
 from tests.transports.clients import RemoteError, connect
 from tests.transports.test_conformance import record_error, wait_until
 
 
-@pytest.mark.parametrize("transport", ["xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_over_the_rate_is_rate_limited_on_every_transport(transport_settings, transport):
     limited = Running(transport_settings.replace(rate_limit=1.0, rate_burst=3, transports=(transport,)))
     limited.start()  # a gateway of its own: the client's bucket starts full

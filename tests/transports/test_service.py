@@ -21,6 +21,7 @@ from gateway.accesslog import JSONFormatter
 from gateway.cli import main as netops
 from gateway.config import Settings, load_settings
 from gateway.server import Running
+from gateway.transports import TRANSPORTS
 from tests.transports.clients import RemoteError, connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,7 +118,7 @@ def value(samples, name, **labels) -> float:
 
 def test_metrics_count_calls_by_transport_method_and_outcome(running):
     before = scrape(running.port("jsonrpc"))
-    for transport in ("xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc"):
+    for transport in TRANSPORTS:
         client = connect(running, transport)
         client.call("resolve", "127.0.0.1")
         with pytest.raises(RemoteError):
@@ -127,7 +128,7 @@ def test_metrics_count_calls_by_transport_method_and_outcome(running):
     conn.request("POST", "/", b"{not json", {"Content-Type": "application/json"})
     conn.getresponse().read()
     after = scrape(running.port("xmlrpc"))
-    for transport in ("xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc"):
+    for transport in TRANSPORTS:
         for outcome in ("ok", "not_found"):
             labels = {"transport": transport, "method": "resolve", "outcome": outcome}
             assert value(after, "netops_calls_total", **labels) - value(before, "netops_calls_total", **labels) == 1
