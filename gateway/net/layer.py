@@ -241,12 +241,12 @@ class _Connection(asyncio.Protocol):
             )
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError, RuntimeError):
             self.layer.gateway.refused(self.caller, "tls_handshake")
-            self.abort()
+            self._lost()
             return
         finally:
             self.securing = False
         if self.transport is None or self.closed:
-            self.abort()
+            self._lost()
             return
         self._secured()
         if self.early:
@@ -267,6 +267,11 @@ class _Connection(asyncio.Protocol):
         link = Link(gateway, self.caller, self.send, self.close_soon, self.layer.tls is not None)
         self.session = self.listener.codec.session(link)
         self._arm(self.layer.idle_timeout)
+
+    def _lost(self) -> None:
+        """A TLS handshake failed or timed out: asyncio tells the protocol nothing then, so close and uncount here."""
+        self.abort()
+        self.connection_lost(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

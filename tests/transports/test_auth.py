@@ -222,8 +222,8 @@ def test_a_client_that_does_not_trust_the_certificate_refuses_it(tls_gateway, tr
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_silent_connections_do_not_block_other_handshakes(tls_gateway, pki, transport):
-    """Twenty connections that never start TLS: a new client's handshake still completes at once (the
-    handshake runs on each connection's own thread; on the accept loop it would wait 60 s for each)."""
+    """Twenty connections that never start TLS: a new client's handshake still completes at once (handshakes
+    run side by side on the event loop; done one at a time on an accept loop, it would wait 60 s for each)."""
     port = tls_gateway.port(transport)
     silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
     try:
@@ -232,6 +232,31 @@ def test_silent_connections_do_not_block_other_handshakes(tls_gateway, pki, tran
     finally:
         for sock in silent:
             sock.close()
+
+
+def test_failed_handshakes_give_their_connection_slot_back(transport_settings, server_pem, pki):
+    """Plaintext clients and clients silent past the handshake timeout free their place under
+    max_connections_per_client: after many of them, a TLS client is still admitted on every transport."""
+    cert, key = server_pem
+    settings = transport_settings.replace(
+        tls_cert=cert, tls_key=key, handshake_timeout=0.5, max_connections_per_client=4
+    )
+    for running in serve(settings):
+        for transport in TRANSPORTS:
+            port = running.port(transport)
+            for _ in range(6):
+                with socket.create_connection(("127.0.0.1", port)) as plain:
+                    plain.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    plain.settimeout(5)
+                    while plain.recv(4096):
+                        pass
+            silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+            for sock in silent:
+                sock.settimeout(5)
+                assert sock.recv(4096) == b""  # closed by the gateway at the handshake timeout
+                sock.close()
+            with connect(url(running, transport), timeout=10, tls=tls_context(str(pki.ca_file))) as client:
+                assert client.methods()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
