@@ -299,25 +299,23 @@ class _RPyC(_Backend):
         import rpyc
         from rpyc.core.stream import SocketStream
 
-        from gateway.transports.rpyc import ValuesService
+        from gateway.transports.rpyc import JSON_ENTRY
 
         super().__init__(*args, **kwargs)
         sock = self.open_socket(_token_line(self.token))
         try:
-            self.conn = rpyc.connect_stream(
-                SocketStream(sock), service=ValuesService, config={"sync_request_timeout": self.timeout}
-            )
+            self.conn = rpyc.connect_stream(SocketStream(sock), config={"sync_request_timeout": self.timeout})
         except (OSError, EOFError) as exc:
             sock.close()
             raise _unreachable(self.where, exc) from None
-        self.methods: dict[str, Callable[..., Any]] = {}  # looked up once: one round trip a call after that
+        self.entry_name = JSON_ENTRY
+        self.entry: Callable[[str, str], str] | None = None  # looked up once: one round trip a call after that
 
     def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         try:
-            method = self.methods.get(name)
-            if method is None:
-                method = self.methods[name] = getattr(self.conn.root, name)
-            return json.loads(method(*args, **kwargs))
+            if self.entry is None:
+                self.entry = getattr(self.conn.root, self.entry_name)
+            return json.loads(self.entry(name, json.dumps({"args": list(args), "kwargs": dict(kwargs)})))
         except Exception as exc:
             raise _classify(exc, self.where) from None
 

@@ -81,13 +81,21 @@ def jsonrpc(port: int) -> None:
 
 
 def rpyc_server(port: int) -> None:
-    """An rpyc ThreadedServer; the result goes by value as JSON, as to a gateway ValuesService client."""
+    """An rpyc ThreadedServer; arguments and result go by value as JSON text, as between gateway.client and
+    the gateway."""
     import rpyc
     from rpyc.utils.server import ThreadedServer
 
     class Service(rpyc.Service):
         def exposed_system_listMethods(self) -> str:
             return json.dumps(list_methods())  # by value, as the gateway gives a ValuesService client
+
+        def json_entry(self, name: str, params: str) -> str:
+            """What gateway.client calls (``root["netops.json"]``): JSON text in, JSON text out."""
+            json.loads(params)
+            return json.dumps(list_methods())
+
+    setattr(Service, "exposed_netops.json", Service.json_entry)  # the name has a dot, as in the gateway
 
     server = ThreadedServer(
         Service, hostname="127.0.0.1", port=port, backlog=128, protocol_config={"allow_pickle": False}

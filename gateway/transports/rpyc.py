@@ -13,9 +13,11 @@ would travel as references into the other process.  So:
   (:class:`MappingView`, :class:`SequenceView`): ``r["host"]``, ``len(r)``,
   iteration and ``dict(r)`` work as on a dict, every leaf comes by value, and
   no live server object is reachable through them.  Each access is a round
-  trip.  A client that connects with :class:`ValuesService` (the gateway's own
-  Python client does) gets each result as one JSON string by value instead:
-  one round trip a call.
+  trip.  A client that connects with :class:`ValuesService` gets each result
+  as one JSON string by value instead: one round trip a call.
+* The gateway's own client calls ``root["netops.json"](name, params)`` (no
+  operation can be named with a dot): arguments and result as JSON text, by
+  value both ways, one round trip and no callback into the client.
 
 Errors: a builtin exception class whose message starts with the stable code
 (:mod:`gateway.transports.exceptions`); no remote traceback is attached.
@@ -63,6 +65,7 @@ _server_log.setLevel(logging.WARNING)
 MAX_ARGUMENT_ITEMS = 10_000  # values copied in from one call's arguments
 MAX_ARGUMENT_DEPTH = 16
 VALUES_SERVICE = "NETOPS-VALUES"
+JSON_ENTRY = "netops.json"  # (name, '{"args": [...], "kwargs": {...}}') -> result as JSON text
 
 
 def _wire_class(base: type[Exception]) -> type[Exception]:
@@ -235,11 +238,13 @@ class NetOpsService(rpyc.Service):
         self._conn = conn
 
     def _wants_values(self) -> bool:
-        if self._values is None:  # asked once per connection, on its first call
-            try:
-                self._values = self._conn.root.get_service_name() == VALUES_SERVICE
-            except Exception:
-                self._values = False
+        """Whether the client connected with ValuesService: asked once per connection, on its first call.
+
+        A failed question is not remembered as "no" (its answer would be a view the client cannot read):
+        the call fails with the error, and the next call asks again.
+        """
+        if self._values is None:
+            self._values = self._conn.root.get_service_name() == VALUES_SERVICE
         return self._values
 
     def _rpyc_getattr(self, name: str) -> Any:
@@ -250,6 +255,8 @@ class NetOpsService(rpyc.Service):
             raise native_exception(self._refusal)
         if name in self._names:
             return lambda *args, **kwargs: self._call(name, args, kwargs)
+        if name == JSON_ENTRY:
+            return self._call_json
         raise native_exception(GatewayError(METHOD_NOT_FOUND, f"no method named {name[:100]!r}"))
 
     def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -266,9 +273,30 @@ class NetOpsService(rpyc.Service):
             )
         except GatewayError as exc:
             raise native_exception(exc) from None
-        if self._wants_values():
+        if guarded(self._wants_values, "rpyc asking the client's service name"):
             return json.dumps(result, separators=(",", ":"))
         return view(result)
+
+    def _call_json(self, name: str, params: str) -> str:
+        """Call ``name`` with arguments given as JSON text; the result as JSON text (both by value)."""
+        try:
+            if type(name) is not str or name not in self._names:
+                raise GatewayError(METHOD_NOT_FOUND, f"no method named {str(name)[:100]!r}")
+            if type(params) is not str or len(params) > self._limit:
+                raise GatewayError(INVALID_ARGUMENT, "arguments must be JSON text within the request cap")
+            if not within_budget(params.encode(), MAX_ARGUMENT_ITEMS):
+                raise GatewayError(INVALID_ARGUMENT, "arguments are too large")
+            try:
+                decoded = json.loads(params)
+                args, kwargs = decoded["args"], decoded["kwargs"]
+            except (ValueError, TypeError, KeyError, RecursionError):
+                raise GatewayError(INVALID_ARGUMENT, 'arguments must be {"args": [...], "kwargs": {...}}') from None
+            if type(args) is not list or type(kwargs) is not dict:
+                raise GatewayError(INVALID_ARGUMENT, 'arguments must be {"args": [...], "kwargs": {...}}')
+            call = lambda: self._gateway.call(name, args, kwargs, style=UNDERSCORE, caller=self._caller)  # noqa: E731
+            return json.dumps(guarded(call, f"rpyc {name}"), separators=(",", ":"))
+        except GatewayError as exc:
+            raise native_exception(exc) from None
 
 
 

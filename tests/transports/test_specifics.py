@@ -14,7 +14,7 @@ import rpyc
 from gateway.idl import render
 from gateway.ops import default_registry
 from gateway.transports.rpyc import ValuesService
-from tests.transports.clients import IDL, connect
+from tests.transports.clients import IDL, assert_no_leak, connect
 from tests.transports.test_conformance import wait_until
 
 
@@ -355,3 +355,23 @@ def test_a_client_that_disconnects_mid_call_does_not_hurt_the_gateway(running, d
     client = connect(running, "jsonrpc")
     assert client.call("resolve", "127.0.0.1")["addresses"][0]["address"] == "127.0.0.1"
     client.close()
+
+
+def test_rpyc_json_entry_takes_and_gives_json_text(running):
+    """What gateway.client speaks: arguments and result as JSON text, one round trip, checked like any call."""
+    conn = rpyc.connect("127.0.0.1", running.port("rpyc"))
+    try:
+        entry = getattr(conn.root, "netops.json")
+        text = entry("resolve", json.dumps({"args": ["127.0.0.1"], "kwargs": {}}))
+        assert type(text) is str and json.loads(text)["addresses"][0]["address"] == "127.0.0.1"
+        for name, params, code in [
+            ("resolve", "[1, 2", "invalid_argument"),
+            ("resolve", json.dumps({"args": []}), "invalid_argument"),
+            ("resolve", json.dumps({"args": [[0] * 20_000], "kwargs": {}}), "invalid_argument"),
+            ("nope", json.dumps({"args": [], "kwargs": {}}), "method_not_found"),
+        ]:
+            with pytest.raises(Exception, match=code) as caught:
+                entry(name, params)
+            assert_no_leak(str(caught.value).split("\n\n", 1)[0])
+    finally:
+        conn.close()
