@@ -18,7 +18,7 @@ import os
 import re
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from gateway.client import SCHEMES, GatewayUnreachable, NetOpsClient, connect, tls_context
@@ -52,7 +52,11 @@ class Style:
         return self._wrap("2", text)
 
 
-_CONVERT = {"int": int, "double": float, "boolean": lambda t: {"true": True, "false": False}[t.lower()]}
+_CONVERT: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "double": float,
+    "boolean": lambda t: {"true": True, "false": False}[t.lower()],
+}
 
 
 def parse_value(text: str, kind: str = "") -> Any:
@@ -190,7 +194,7 @@ def cmd_multicall(client: NetOpsClient, args: argparse.Namespace, out: TextIO, s
     """Run calls read as JSON lines (["name", arg…] or {"methodName", "params"}) and print results in order."""
     source = open(args.file) if args.file and args.file != "-" else sys.stdin
     try:
-        calls = []
+        calls: list[Any] = []
         for number, line in enumerate(source, 1):
             if not line.strip():
                 continue

@@ -102,7 +102,7 @@ class Names:
                         raise GatewayError(CONNECTION_FAILED, "no DNS server is configured on the gateway") from None
         return self._resolver
 
-    def query(self, name: str, rdtype: str, deadline: Deadline) -> Lookup:
+    def query(self, name: str | dns.name.Name, rdtype: str, deadline: Deadline) -> Lookup:
         """Ask the nameservers for ``rdtype`` records of ``name``; NXDOMAIN is ``not_found``."""
         qname = name if isinstance(name, dns.name.Name) else dns_name(name)
         try:
@@ -134,7 +134,7 @@ class Names:
                 lookups.append(future.result(timeout=deadline.remaining()))
             except concurrent.futures.TimeoutError:
                 raise deadline.expired() from None
-        canonical, found = "", []
+        canonical, found = "", list[tuple[str, str]]()
         for (fam, _), lookup in zip(wanted, lookups, strict=True):
             canonical = canonical or lookup.canonical_name
             found.extend((fam, rd.address) for rd in lookup.rrset or ())
@@ -197,7 +197,7 @@ class Names:
         except UnicodeError:
             raise GatewayError(INVALID_ARGUMENT, f"{host[:100]!r} is not a valid host name") from None
         canonical = next((info[3] for info in infos if info[3]), "")
-        found = [(_FAMILY_NAMES[info[0]], info[4][0].split("%")[0]) for info in infos if info[0] in _FAMILY_NAMES]
+        found = [(_FAMILY_NAMES[info[0]], str(info[4][0]).split("%")[0]) for info in infos if info[0] in _FAMILY_NAMES]
         return strip_dot(canonical), list(dict.fromkeys(found))
 
 

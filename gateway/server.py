@@ -23,6 +23,7 @@ from gateway.docs import Endpoint
 from gateway.metrics import Metrics
 from gateway.net import ConnectionLayer, Listener
 from gateway.net.tls import server_context
+from gateway.observe import Observer
 from gateway.ops import default_registry
 from gateway.transports import codec_class
 from gateway.transports._http import HTTPCodec
@@ -44,7 +45,7 @@ class Running:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        observers = [self.metrics, AccessLog()] if settings.access_log else [self.metrics]
+        observers: list[Observer] = [self.metrics, AccessLog()] if settings.access_log else [self.metrics]
         self.gateway = Gateway(default_registry(), Services.from_settings(settings), observers)
         # A certificate or key that cannot be loaded stops the start before any port opens.
         self.layer = ConnectionLayer(self.gateway, server_context(settings))

@@ -132,7 +132,8 @@ def thrift(port: int) -> None:
         def system_listMethods(self) -> list[str]:
             return [n.replace(".", "_") for n in list_methods()]
 
-    server = make_server(module.NetOps, Handler(), "127.0.0.1", port, client_timeout=None)
+    # None: no client timeout (the documented default drops idle clients after 3 s); the hint says int only.
+    server = make_server(module.NetOps, Handler(), "127.0.0.1", port, client_timeout=None)  # type: ignore[arg-type]
     server.daemon = True
     print("ready", flush=True)
     server.serve()

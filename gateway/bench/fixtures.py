@@ -10,6 +10,7 @@ import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 
 import dns.exception
 import dns.flags
@@ -59,7 +60,8 @@ class SlowDNS:
 def _serve(server: socketserver.BaseServer) -> tuple[socketserver.BaseServer, int]:
     """Serve on a daemon thread; return the server and its port."""
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-    return server, server.server_address[1]  # type: ignore[attr-defined]
+    address = cast(tuple[str, int], server.server_address)  # type: ignore[attr-defined]  # a TCP server's
+    return server, address[1]
 
 
 def _stop(server: socketserver.BaseServer) -> None:

@@ -181,4 +181,4 @@ def _exchange_addresses(ctx: Context, exchange: str) -> list[str]:
 
 
 def _type_text(rdtype: int) -> str:
-    return dns.rdatatype.to_text(rdtype)
+    return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype))

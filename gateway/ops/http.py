@@ -15,8 +15,9 @@ import re
 import ssl
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Annotated, TypedDict
+from typing import Annotated, Any, TypedDict
 from urllib.parse import quote, urljoin, urlsplit
 
 import h11
@@ -136,7 +137,7 @@ class _Response:
     truncated: bool = False
     address: str = ""
     timings: dict[str, float] = field(default_factory=dict)
-    tls: dict[str, object] = field(default_factory=dict)
+    tls: TlsSummary | None = None
 
 
 NO_TLS: TlsSummary = {"protocol": "", "cipher": "", "verified": False, "subject": "", "issuer": "", "not_after": ""}
@@ -270,7 +271,7 @@ def _exchange(
                     CONNECTION_FAILED, f"certificate of {target.host} does not verify: {verify_problem(exc)}"
                 ) from None
             tls_ms = round((time.perf_counter() - began) * 1000, 3)
-            response.tls = _tls_summary(sock)  # type: ignore[arg-type]
+            response.tls = _tls_summary(sock)
         ttfb = _converse(ctx, sock, target, method, extra, max_bytes, response, stop_at_redirect)
     except h11.ProtocolError as exc:
         raise GatewayError(CONNECTION_FAILED, f"invalid HTTP response from {target.host}: {exc}") from None
@@ -347,7 +348,7 @@ def _converse(
     return ttfb
 
 
-def _joined(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+def _joined(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in headers:
         key, text = name.decode("ascii").lower(), value.decode("latin-1")
@@ -378,6 +379,7 @@ class _BoundedBody:
         self._size = 0
         encoding = content_encoding.strip().lower()
         self._raw_deflate_retry = encoding == "deflate"  # some servers send raw deflate without the zlib header
+        self._inflate: Any = None  # a zlib decompressor, for gzip and deflate bodies
         if encoding in ("gzip", "x-gzip"):
             self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":

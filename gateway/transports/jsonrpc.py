@@ -117,7 +117,9 @@ class _JSONRPCApp(App):
             self.gateway.refused(methods.caller, "invalid_request")
             id = element.get("id") if isinstance(element, dict) and type(element.get("id")) in (str, int) else None
             return error_object(GatewayError(INVALID_ARGUMENT, "not a valid JSON-RPC 2.0 request"), INVALID_REQUEST, id)
-        return dispatch_deserialized(methods, NOCONTEXT, to_serializable_one, element)
+        # jsonrpc 5.0.9's hints ask for a dict of methods (any Mapping works: it only looks names up) and a
+        # serializer returning an iterable (to_serializable_one returns the one response dict).
+        return dispatch_deserialized(methods, NOCONTEXT, to_serializable_one, element)  # type: ignore[arg-type,return-value]
 
     def refuse(self, error: GatewayError) -> bytes:
         return _dump(error_object(error))
