@@ -89,6 +89,8 @@ class ConnectionLayer:
         self.listeners: list[Listener] = []
         self.connections = 0
         self.per_client: collections.Counter[str] = collections.Counter()
+        # asyncio's own loop, not uvloop: uvloop measured ~10% less server CPU per call here, but it hands a
+        # server's first bytes (the TLS ClientHello) to the plain protocol before start_tls can take over.
         self.loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._open: set[_Connection] = set()
@@ -225,12 +227,14 @@ class _Connection(asyncio.Protocol):
                 pass
         self._arm(self.layer.handshake_timeout)
         if self.layer.tls is not None:
+            # No byte may be read before start_tls owns the transport (start_tls resumes reading itself).
+            transport.pause_reading()
+            self.securing = True
             self.loop.create_task(self._start_tls())
         else:
             self._secured()
 
     async def _start_tls(self) -> None:
-        self.securing = True
         try:
             self.transport = await self.loop.start_tls(
                 self.transport,
@@ -297,6 +301,9 @@ class _Connection(asyncio.Protocol):
             self._quick_ack()
         if self.securing:
             self.early += data  # decrypted bytes that arrived before start_tls returned: kept for _secured
+            return
+        if self.layer.tls is not None and self.transport.get_extra_info("ssl_object") is None:
+            self.abort()  # bytes that did not come through TLS on a TLS port: never served
             return
         if self.session is None:
             data = self._preamble(data)
