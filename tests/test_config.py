@@ -73,3 +73,12 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
 )
 def test_nameserver_notation(text, expected):
     assert parse_nameserver(text) == expected
+
+
+def test_every_transport_in_the_table_has_its_port_setting():
+    from gateway.transports import TABLE
+
+    fields = Settings.__dataclass_fields__
+    for row in TABLE:
+        assert fields[f"{row.name}_port"].default == row.default_port
+    assert Settings().transports == tuple(row.name for row in TABLE)
