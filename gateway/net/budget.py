@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_ITEMS", "literal_items", "within_budget"]
+__all__ = ["MAX_DEPTH", "MAX_ITEMS", "literal_items", "nested_within", "within_budget"]
 
 MAX_ITEMS = 10_000  # values in one request: a full multicall (max_batch elements of a few values) fits
+MAX_DEPTH = 32  # lists and dicts nested in one request; a multicall element's arguments sit at depth 4
 
 _STRINGS = re.compile(rb"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*\"""", re.DOTALL)
 _SMALL = 4096  # a literal this short cannot hold enough values to matter: not counted
@@ -24,6 +25,25 @@ def literal_items(text: bytes) -> int:
     """An upper bound of the values (and containers) in a Python or JSON literal."""
     bare = _STRINGS.sub(b"''", text)
     return 1 + sum(bare.count(c) for c in (b",", b":", b"[", b"{", b"("))
+
+
+def nested_within(value: object, depth: int = MAX_DEPTH, items: int = MAX_ITEMS) -> bool:
+    """True when decoded lists and dicts hold at most ``items`` values, ``depth`` deep (walked without
+    recursion; it stops at the first value over either bound)."""
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        items -= 1
+        if items < 0:
+            return False
+        if isinstance(item, (list, dict)):
+            if level >= depth:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            if len(children) > items:
+                return False
+            stack.extend((child, level + 1) for child in children)
+    return True
 
 
 def within_budget(text: bytes, limit: int = MAX_ITEMS) -> bool:

@@ -29,7 +29,12 @@ _STRING, _STRUCT, _MAP, _SET, _LIST = 11, 12, 13, 14, 15
 
 
 class ScanError(Exception):
-    """The bytes are not an acceptable Thrift message (malformed, or over a bound); the reason says which."""
+    """The bytes are not an acceptable Thrift message; the reason says why, ``code`` is the gateway's error code
+    (``too_large`` over the request cap, ``invalid_argument`` over the work budget or malformed)."""
+
+    def __init__(self, reason: str, code: str = "invalid_argument") -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 # What the walk has open, innermost last: [STRUCT], [VALUE, type], [HEADER, type] (a container whose header is
@@ -62,11 +67,11 @@ class _Scanner(ABC):
             self.stack = [[STRUCT]]
         while self.stack:
             if self.pos > self.limit:
-                raise ScanError("message larger than the request cap")
+                raise ScanError("message larger than the request cap", "too_large")
             if not self._step(buf):
                 return None
         if self.pos > self.limit:
-            raise ScanError("message larger than the request cap")
+            raise ScanError("message larger than the request cap", "too_large")
         return self.pos
 
     def _step(self, buf: bytes | bytearray | memoryview) -> bool:
@@ -112,7 +117,7 @@ class _Scanner(ABC):
 
     def _string(self, size: int, start: int, buf: bytes | bytearray | memoryview) -> bool:
         if not 0 <= size <= self.limit:
-            raise ScanError("string larger than the request cap")
+            raise ScanError("string larger than the request cap", "too_large")
         if len(buf) < start + size:
             return False
         self.pos = start + size

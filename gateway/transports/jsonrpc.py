@@ -27,6 +27,7 @@ from jsonrpcserver.sentinels import NOCONTEXT
 
 from gateway.core import DOTTED, Gateway
 from gateway.errors import INVALID_ARGUMENT, INVALID_REQUEST, PARSE_ERROR, GatewayError
+from gateway.net.budget import MAX_DEPTH, MAX_ITEMS, nested_within
 from gateway.observe import Caller
 from gateway.transports._http import App, HTTPCodec
 from gateway.transports.base import guarded
@@ -97,6 +98,14 @@ class _JSONRPCApp(App):
         except (ValueError, RecursionError):
             self.gateway.refused(caller, "parse_error")
             return _dump(error_object(GatewayError(INVALID_ARGUMENT, "request is not valid JSON"), PARSE_ERROR))
+        # json's C parser builds at most ~25 MB from a body under the 1 MiB cap, in milliseconds; the budget is
+        # then applied to what it built, before any of it reaches jsonrpcserver or an operation.
+        if not nested_within(request, MAX_DEPTH, MAX_ITEMS):
+            self.gateway.refused(caller, "decode_limit")
+            too_much = GatewayError(
+                INVALID_ARGUMENT, f"a request holds at most {MAX_ITEMS} values, nested at most {MAX_DEPTH} deep"
+            )
+            return _dump(error_object(too_much, id=_id_of(request)))
         methods = _Methods(self.gateway, caller)
         if not isinstance(request, list):
             answer = self._one(request, methods)
@@ -115,14 +124,19 @@ class _JSONRPCApp(App):
     def _one(self, element: Any, methods: _Methods) -> dict[str, Any] | None:
         if not _valid(element):
             self.gateway.refused(methods.caller, "invalid_request")
-            id = element.get("id") if isinstance(element, dict) and type(element.get("id")) in (str, int) else None
-            return error_object(GatewayError(INVALID_ARGUMENT, "not a valid JSON-RPC 2.0 request"), INVALID_REQUEST, id)
+            invalid = GatewayError(INVALID_ARGUMENT, "not a valid JSON-RPC 2.0 request")
+            return error_object(invalid, INVALID_REQUEST, _id_of(element))
         # jsonrpc 5.0.9's hints ask for a dict of methods (any Mapping works: it only looks names up) and a
         # serializer returning an iterable (to_serializable_one returns the one response dict).
         return dispatch_deserialized(methods, NOCONTEXT, to_serializable_one, element)  # type: ignore[arg-type,return-value]
 
     def refuse(self, error: GatewayError) -> bytes:
         return _dump(error_object(error))
+
+
+def _id_of(request: Any) -> Any:
+    """The request's id when it has a usable one (a string or an integer), else None."""
+    return request.get("id") if isinstance(request, dict) and type(request.get("id")) in (str, int) else None
 
 
 def _dump(value: Any) -> bytes:

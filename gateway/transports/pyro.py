@@ -35,8 +35,8 @@ import Pyro5.serializers
 import Pyro5.server
 
 from gateway.core import UNDERSCORE, Gateway
-from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
-from gateway.net.budget import within_budget
+from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, TOO_LARGE, GatewayError
+from gateway.net.budget import MAX_ITEMS, within_budget
 from gateway.net.session import Codec, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.transports.base import guarded
@@ -213,14 +213,11 @@ class PyroSession(Session):
         if flags & Pyro5.protocol.FLAGS_COMPRESSED:
             body = self._inflate(data, fields)
             if body is None:
-                self.close_after = True
-                self.link.gateway.refused(self.link.caller, "too_large")
-                return None
+                inflated = f"the request inflates to more than {self.limit} bytes"
+                return self._refuse(fields, "too_large", inflated, TOO_LARGE)
             data = body
         if not within_budget(data[_HEADER.size :]):
-            self.close_after = True
-            self.link.gateway.refused(self.link.caller, "decode_limit")
-            return None
+            return self._refuse(fields, "decode_limit", f"arguments hold at most {MAX_ITEMS} values", INVALID_ARGUMENT)
         oneway = bool(flags & Pyro5.protocol.FLAGS_ONEWAY)
         if oneway:  # answered inline like any call; the answer is not sent (Pyro5 would start a thread)
             fields[4] &= ~Pyro5.protocol.FLAGS_ONEWAY
@@ -228,6 +225,17 @@ class PyroSession(Session):
         message = _Message(data, self.link.caller)
         self.daemon.handleRequest(message)
         return None if oneway else b"".join(message.output)
+
+    def _refuse(self, fields: list[Any], reason: str, message: str, code: str) -> bytes | None:
+        """Answer a request that is over a bound (nothing of it decoded) with ``code``, then close."""
+        self.close_after = True
+        self.link.gateway.refused(self.link.caller, reason)
+        if fields[4] & Pyro5.protocol.FLAGS_ONEWAY:
+            return None
+        reply = _Message(b"", self.link.caller)
+        error = native_exception(GatewayError(code, message))
+        self.daemon._sendExceptionResponse(reply, fields[5], fields[3], error, None)
+        return b"".join(reply.output)
 
     def _inflate(self, data: bytes, fields: list[Any]) -> bytes | None:
         """The message with its body inflated (at most the request cap), or None over the cap."""

@@ -187,9 +187,12 @@ class ThriftSession(Session):
         self.scanner = (CompactScanner if codec.compact else BinaryScanner)(self.limit)
         self.buffer = bytearray()
         self.refused = link.gateway.refusal(link.caller) is not None
+        self.over = False  # a message went over the work budget
 
     def receive(self, data: bytes) -> list[Any]:
         """Complete, scanned messages (with their frame header stripped)."""
+        if self.over:
+            return []  # the last message was over budget: answered, and the connection is closing
         self.buffer += data
         messages: list[Any] = []
         while self.buffer:
@@ -202,10 +205,15 @@ class ThriftSession(Session):
                     raise Refuse("too_large" if size > 0 else "parse_error")
                 offset = 4
             try:
-                end = self._scan(memoryview(self.buffer)[offset:])
-            except ScanError:
-                self.scanner.reset()
-                raise Refuse("decode_limit") from None
+                with memoryview(self.buffer) as whole, whole[offset:] as view:  # released before the buffer changes
+                    end = self._scan(view)
+            except ScanError as exc:
+                if not self.scanner.header:
+                    raise Refuse("parse_error") from None
+                # The method and sequence id are known: answer too_large for it, read nothing more.
+                self.over = True
+                self.buffer.clear()
+                return [(None, self.scanner.name, self.scanner.seqid, exc)]
             if end is None:
                 break
             if self.codec.framed and end != size:
@@ -223,15 +231,24 @@ class ThriftSession(Session):
             return self.scanner.pos if self.scanner.header or self.scanner._header(view) else None
         return self.scanner.scan(view)
 
-    def handle(self, message: tuple[bytes, bytes, int]) -> bytes:
+    def handle(self, message: tuple[Any, ...]) -> bytes:
         """Decode one message, call, encode the answer."""
-        data, name, seqid = message
+        data, name, seqid = message[:3]
         out = TMemoryBuffer()
         oprot = self.codec.protocol(out)
         _connection.caller = self.link.caller
-        if self.refused:
+        gateway = self.link.gateway
+        if data is None:  # over the work budget: nothing of it was decoded
             self.close_after = True
-            self._unauthenticated(oprot, name.decode("utf-8", "replace"), seqid)
+            gateway.refused(self.link.caller, "decode_limit")
+            error = GatewayError(message[3].code, f"the message cannot be decoded: {message[3]}")
+            self._error_reply(oprot, name.decode("utf-8", "replace"), seqid, error)
+        elif self.refused:
+            self.close_after = True
+            refusal = gateway.refusal(self.link.caller)
+            assert refusal is not None
+            gateway.refused(self.link.caller, "unauthenticated")
+            self._error_reply(oprot, name.decode("utf-8", "replace"), seqid, refusal)
         else:
             try:
                 self.codec.processor.process(self.codec.protocol(TMemoryBuffer(data)), oprot)
@@ -244,10 +261,8 @@ class ThriftSession(Session):
         reply = out.getvalue()
         return _FRAME.pack(len(reply)) + reply if self.codec.framed else reply
 
-    def _unauthenticated(self, oprot: Any, name: str, seqid: int) -> None:
-        error = self.link.gateway.refusal(self.link.caller)
-        assert error is not None
-        self.link.gateway.refused(self.link.caller, "unauthenticated")
+    def _error_reply(self, oprot: Any, name: str, seqid: int, error: GatewayError) -> None:
+        """The declared NetOpsError as the reply to ``name`` (nothing for a name the IDL does not have)."""
         service = self.codec.module.NetOps
         if name not in service.thrift_services:
             return

@@ -20,6 +20,7 @@ from defusedxml.xmlrpc import DefusedExpatParser
 
 from gateway.core import DOTTED
 from gateway.errors import INVALID_ARGUMENT, PARSE_ERROR, GatewayError
+from gateway.net.budget import MAX_DEPTH, MAX_ITEMS
 from gateway.observe import Caller
 from gateway.transports._http import App, HTTPCodec
 from gateway.transports.base import guarded, internal_error
@@ -27,12 +28,50 @@ from gateway.transports.base import guarded, internal_error
 __all__ = ["XMLRPCCodec"]
 
 
+MAX_ELEMENTS = 8 * MAX_ITEMS  # XML elements in one request: a value takes two to four (<value><string>…)
+
+
+class _Budget(Exception):
+    """The request holds more elements, or nests deeper, than the work budget allows."""
+
+
+class _BoundedUnmarshaller(xmlrpc.client.Unmarshaller):
+    """The stdlib's unmarshaller, counting elements and nesting as expat reports them.
+
+    Past the budget it builds nothing more; expat still reads to the end, so a
+    body that is not well-formed is still a parse error (-32700), and one that
+    is well-formed but over the budget is refused at ``close``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements = 0
+        self.over = False
+
+    def start(self, tag: str, attrs: Any) -> None:
+        self.elements += 1
+        if self.over or self.elements > MAX_ELEMENTS or len(self._marks) > MAX_DEPTH:  # type: ignore[attr-defined]
+            self.over = True
+            return
+        super().start(tag, attrs)
+
+    def data(self, text: str) -> None:
+        if not self.over:
+            super().data(text)
+
+    def end(self, tag: str) -> None:
+        if not self.over:
+            super().end(tag)
+
+
 def loads(body: bytes) -> tuple[tuple[Any, ...], str]:
-    """Parse a methodCall with entity expansion forbidden: (params, method name)."""
-    unmarshaller = xmlrpc.client.Unmarshaller()
+    """Parse a methodCall with entity expansion forbidden, within the work budget: (params, method name)."""
+    unmarshaller = _BoundedUnmarshaller()
     parser = DefusedExpatParser(unmarshaller)
     parser.feed(body)
     parser.close()
+    if unmarshaller.over:
+        raise _Budget
     name = unmarshaller.getmethodname()
     if not isinstance(name, str):
         raise ValueError("no methodName")
@@ -53,6 +92,10 @@ class _XMLRPCApp(App):
     def handle(self, body: bytes, caller: Caller) -> bytes:
         try:
             params, name = loads(body)
+        except _Budget:
+            self.gateway.refused(caller, "decode_limit")
+            too_much = f"arguments hold at most {MAX_ELEMENTS} elements, nested at most {MAX_DEPTH} deep"
+            return fault(GatewayError(INVALID_ARGUMENT, too_much))
         except (xml.parsers.expat.ExpatError, DefusedXmlException, ValueError, TypeError, IndexError):
             self.gateway.refused(caller, "parse_error")
             return fault(GatewayError(INVALID_ARGUMENT, "request is not a well-formed XML-RPC methodCall"), PARSE_ERROR)

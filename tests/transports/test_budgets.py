@@ -1,0 +1,87 @@
+"""Decoding has a work budget on every transport: a request holding too many values, or nested too deep,
+is answered with invalid_argument in milliseconds (too_large is for bytes over the request cap), and the
+gateway serves on."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gateway.transports import TRANSPORTS
+from tests.transports.clients import RemoteError, connect
+
+TOO_MANY = [0] * 40_000  # under the 1 MiB request cap on every transport, over the values budget
+
+
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_too_many_values_are_refused_in_milliseconds(running, transport):
+    client = connect(running, transport)
+    calls = [{"methodName": "resolve", "params": [TOO_MANY]}]
+    try:
+        began = time.perf_counter()
+        if transport == "thrift":  # the IDL types every value: 35,000 typed calls are ~105,000 values
+            union = [client.module.Call(resolve=client.module.ResolveArgs(host="")) for _ in range(35_000)]
+            with pytest.raises(RemoteError) as caught:
+                client.call("system.multicall", union)
+            assert caught.value.code == "invalid_argument"
+        elif transport == "jsonrpc":  # a batch-sized answer: read it whole
+            status, answer = client.post({"jsonrpc": "2.0", "method": "system.multicall", "params": [calls], "id": 1})
+            assert status == 200 and answer["id"] == 1
+            raise_from_answer = RemoteError(answer["error"]["data"]["code"], answer["error"]["message"])
+            assert raise_from_answer.code == "invalid_argument"
+        else:
+            with pytest.raises(RemoteError) as caught:
+                client.call("system.multicall", calls)
+            assert caught.value.code in ("too_large", "invalid_argument")
+        assert time.perf_counter() - began < 2.0  # the client's own encoding included; the gateway's is ms
+    finally:
+        client.close()
+    fresh = connect(running, transport)
+    assert "resolve" in fresh.call("system.listMethods")
+    fresh.close()
+
+
+@pytest.mark.parametrize("transport", ["xmlrpc", "jsonrpc"])
+def test_deep_nesting_is_refused(running, transport):
+    client = connect(running, transport)
+    try:
+        with pytest.raises(RemoteError) as caught:
+            client.call("system.multicall", [nested(100)])
+        assert caught.value.code in ("too_large", "invalid_argument")
+    finally:
+        client.close()
+
+
+def test_a_thrift_message_over_budget_gets_too_large_for_its_method(running):
+    """The scanner knows the method and sequence id when it refuses: the client gets the declared error."""
+    import socket
+    import struct
+
+    from thriftpy2.protocol.binary import TBinaryProtocol
+    from thriftpy2.transport import TMemoryBuffer
+
+    from tests.transports.clients import ThriftClient
+
+    module = ThriftClient(running.port("thrift")).module
+    name = b"resolve"
+    message = b"\x80\x01\x00\x01" + struct.pack("!i", len(name)) + name + struct.pack("!i", 7)
+    message += b"\x0f\x00\x01\x0f" + struct.pack("!i", 2**20)  # a list claiming a million lists
+    with socket.create_connection(("127.0.0.1", running.port("thrift"))) as sock:
+        sock.sendall(message)
+        sock.settimeout(5)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    proto = TBinaryProtocol(TMemoryBuffer(reply))
+    assert proto.read_message_begin() == ("resolve", 2, 7)
+    result = module.NetOps.resolve_result()
+    result.read(proto)
+    assert result.error.code == "invalid_argument" and "too many values" in result.error.message
