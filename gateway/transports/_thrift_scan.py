@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 __all__ = ["MAX_DEPTH", "MAX_VALUES", "BinaryScanner", "CompactScanner", "ScanError"]
 
@@ -44,6 +45,10 @@ STRUCT, VALUE, HEADER, ELEMENTS = 0, 1, 2, 3
 
 class _Scanner(ABC):
     """The walk both encodings share; each says how its headers and values are laid out."""
+
+    scalars: ClassVar[frozenset[int]]  # the encoding's type ids of numbers and strings
+    struct: ClassVar[int]
+    containers: ClassVar[frozenset[int]]  # list, set, map
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -131,9 +136,16 @@ class _Scanner(ABC):
     def _field(self, buf: bytes | bytearray | memoryview) -> bool:
         """Read a field header (not STOP) and open its value; False if more bytes are needed."""
 
-    @abstractmethod
     def _value(self, kind: int, in_container: bool) -> None:
         """Open a value of ``kind`` (ScanError for a type the encoding does not have)."""
+        if kind in self.scalars:
+            self._push([VALUE, kind])
+        elif kind == self.struct:
+            self._push([STRUCT])
+        elif kind in self.containers:
+            self._push([HEADER, kind])
+        else:
+            raise ScanError("unknown type")  # VOID among them: no message of ours holds one
 
     @abstractmethod
     def _scalar(self, buf: bytes | bytearray | memoryview, kind: int) -> bool:
@@ -151,6 +163,10 @@ _STRING, _STRUCT, _MAP, _SET, _LIST = 11, 12, 13, 14, 15
 
 class BinaryScanner(_Scanner):
     """The binary protocol (strict or old-style message headers)."""
+
+    scalars = frozenset({*_FIXED, _STRING})
+    struct = _STRUCT
+    containers = frozenset({_MAP, _SET, _LIST})
 
     def _header(self, buf: bytes | bytearray | memoryview) -> bool:
         if len(buf) < 4:
@@ -184,16 +200,6 @@ class BinaryScanner(_Scanner):
         self._value(kind, False)
         return True
 
-    def _value(self, kind: int, in_container: bool) -> None:
-        if kind in _FIXED or kind == _STRING:
-            self._push([VALUE, kind])
-        elif kind == _STRUCT:
-            self._push([STRUCT])
-        elif kind in (_MAP, _SET, _LIST):
-            self._push([HEADER, kind])
-        else:
-            raise ScanError("unknown type")  # VOID among them: no message of ours holds one
-
     def _scalar(self, buf: bytes | bytearray | memoryview, kind: int) -> bool:
         if kind == _STRING:
             if len(buf) < self.pos + 4:
@@ -223,6 +229,10 @@ _C_SCALARS = frozenset({_C_TRUE, _C_FALSE, _C_BYTE, _C_I16, _C_I32, _C_I64, _C_D
 
 class CompactScanner(_Scanner):
     """The compact protocol."""
+
+    scalars = _C_SCALARS
+    struct = _C_STRUCT
+    containers = frozenset({_C_LIST, _C_SET, _C_MAP})
 
     def _varint(self, buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int] | None:
         """(value, position after it), or None if more bytes are needed."""
@@ -271,14 +281,7 @@ class CompactScanner(_Scanner):
     def _value(self, kind: int, in_container: bool) -> None:
         if kind in (_C_TRUE, _C_FALSE) and not in_container:
             return  # a field's boolean lives in its header
-        if kind in _C_SCALARS:
-            self._push([VALUE, kind])
-        elif kind == _C_STRUCT:
-            self._push([STRUCT])
-        elif kind in (_C_LIST, _C_SET, _C_MAP):
-            self._push([HEADER, kind])
-        else:
-            raise ScanError("unknown type")
+        super()._value(kind, in_container)
 
     def _scalar(self, buf: bytes | bytearray | memoryview, kind: int) -> bool:
         if kind in (_C_TRUE, _C_FALSE, _C_BYTE, _C_DOUBLE):

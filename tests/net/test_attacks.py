@@ -133,6 +133,16 @@ def test_a_compressed_pyro_connect_message_is_refused_before_inflating(locked):
     still_serves(locked, TOKEN)
 
 
+def stock_rpyc_resolve(server: ServerProcess, argument: object, error: type[Exception], match: str) -> None:
+    """A stock rpyc client passes ``argument`` (a list: a reference into the client) to resolve; it fails."""
+    conn = rpyc.connect("127.0.0.1", server.port("rpyc"), config={"sync_request_timeout": 10})
+    try:
+        with pytest.raises(error, match=match):
+            conn.root.resolve(argument)
+    finally:
+        conn.close()
+
+
 def test_a_megabyte_before_authentication_costs_nothing(locked):
     """A 1 MB Pyro5 connect message, a 1 MB RPyC frame, and a stock RPyC client's 1 MB list argument."""
     before = status(locked.proc.pid)
@@ -143,12 +153,7 @@ def test_a_megabyte_before_authentication_costs_nothing(locked):
     with socket.create_connection(("127.0.0.1", locked.port("rpyc"))) as sock:
         sock.sendall(struct.pack("!LB", len(literal), 0) + literal + b"\n")
         assert closed_within(sock, 5)
-    conn = rpyc.connect("127.0.0.1", locked.port("rpyc"), config={"sync_request_timeout": 10})
-    try:
-        with pytest.raises(PermissionError, match="unauthenticated"):
-            conn.root.resolve([0] * 300_000)
-    finally:
-        conn.close()
+    stock_rpyc_resolve(locked, [0] * 300_000, PermissionError, "unauthenticated")
     after = status(locked.proc.pid)
     assert (after["VmHWM"] - before["VmHWM"]) < 50 * 1024
     still_serves(locked, TOKEN)
@@ -156,12 +161,7 @@ def test_a_megabyte_before_authentication_costs_nothing(locked):
 
 def test_a_megabyte_argument_after_authentication_is_refused_within_budget(server):
     before = status(server.proc.pid)
-    conn = rpyc.connect("127.0.0.1", server.port("rpyc"), config={"sync_request_timeout": 10})
-    try:
-        with pytest.raises(ValueError, match="invalid_argument"):
-            conn.root.resolve([0] * 300_000)
-    finally:
-        conn.close()
+    stock_rpyc_resolve(server, [0] * 300_000, ValueError, "invalid_argument")
     proxy = Pyro5.api.Proxy(f"PYRO:netops@127.0.0.1:{server.port('pyro')}")
     with pytest.raises(ValueError, match="invalid_argument: arguments hold at most"):
         proxy.resolve([0] * 150_000)  # answered without being decoded, then the connection is closed
