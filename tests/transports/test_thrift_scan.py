@@ -82,3 +82,34 @@ def test_compact_bounds():
         CompactScanner(LIMIT).scan(header + b"\x19\xf5\x80\x80\x80\x80\x01")
     with pytest.raises(ScanError):  # a binary claiming more than the cap
         CompactScanner(LIMIT).scan(header + b"\x18\x80\x80\xc1\x00")
+
+
+@pytest.mark.parametrize("protocol", ["binary", "compact"])
+@pytest.mark.parametrize("transport", ["buffered", "framed"])
+def test_every_protocol_and_transport_setting_serves_a_stock_client(transport_settings, protocol, transport):
+    from thriftpy2.protocol import TBinaryProtocolFactory, TCompactProtocolFactory
+    from thriftpy2.rpc import make_client
+    from thriftpy2.transport import TBufferedTransportFactory, TFramedTransportFactory
+
+    from gateway.server import Running
+
+    settings = transport_settings.replace(transports=("thrift",), thrift_protocol=protocol, thrift_transport=transport)
+    running = Running(settings)
+    running.start()
+    try:
+        client = make_client(
+            MODULE.NetOps,
+            "127.0.0.1",
+            running.port("thrift"),
+            proto_factory=TCompactProtocolFactory() if protocol == "compact" else TBinaryProtocolFactory(),
+            trans_factory=TFramedTransportFactory() if transport == "framed" else TBufferedTransportFactory(),
+            timeout=10_000,
+        )
+        assert "resolve" in client.system_listMethods()
+        calls = [MODULE.Call(resolve=MODULE.ResolveArgs(host=host)) for host in ("127.0.0.1", "")]
+        outcomes = client.system_multicall(calls)
+        assert outcomes[0].resolve.addresses[0].address == "127.0.0.1"
+        assert outcomes[1].error.code == "invalid_argument"
+        client.close()
+    finally:
+        running.stop()
