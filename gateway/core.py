@@ -67,19 +67,19 @@ class MultiCall(TypedDict, total=False):
     params: Any
 
 
-@operation(errors=(), name="system.listMethods")
+@operation(errors=(), name="system.listMethods", instant=True)
 def list_methods(session: Session) -> list[str]:
     """List the names of every method callable on this transport."""
     return session.gateway.method_names(session.style, session.caller)
 
 
-@operation(errors=(INVALID_ARGUMENT,), name="system.methodHelp", example={"name": "resolve"})
+@operation(errors=(INVALID_ARGUMENT,), name="system.methodHelp", example={"name": "resolve"}, instant=True)
 def method_help(session: Session, name: str) -> str:
     """Describe a method: what it does, its parameters, its result and its errors."""
     return session.gateway.lookup(name, session.style, session.caller).help()
 
 
-@operation(errors=(INVALID_ARGUMENT,), name="system.methodSignature", example={"name": "resolve"})
+@operation(errors=(INVALID_ARGUMENT,), name="system.methodSignature", example={"name": "resolve"}, instant=True)
 def method_signature(session: Session, name: str) -> list[list[str]]:
     """List a method's signatures: [return type, parameter types…], one per number of arguments it accepts."""
     return session.gateway.lookup(name, session.style, session.caller).signatures()
@@ -155,6 +155,11 @@ class Gateway:
         if op is None or (op.untyped and caller.typed):
             raise GatewayError(METHOD_NOT_FOUND, f"no method named {str(name)[:100]!r}")
         return op
+
+    def instant(self, name: Any, style: Style = DOTTED) -> bool:
+        """Whether ``name`` is an operation that answers without I/O (a caller's name may be anything)."""
+        op = self._by_style[style].get(name) if type(name) is str else None
+        return op is not None and op.instant
 
     # -- calling ----------------------------------------------------------
     def call(

@@ -166,6 +166,7 @@ class Operation:
     takes_context: bool = True
     example: Mapping[str, Any] = field(default_factory=dict)
     untyped: bool = False
+    instant: bool = False
     _by_name: Mapping[str, Param] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -318,12 +319,19 @@ def conforms(value: Any, schema: Schema) -> bool:
 
 
 def operation(
-    *, errors: Sequence[str], name: str = "", example: Mapping[str, Any] | None = None, untyped: bool = False
+    *,
+    errors: Sequence[str],
+    name: str = "",
+    example: Mapping[str, Any] | None = None,
+    untyped: bool = False,
+    instant: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a function as a gateway operation raising the given error codes.
 
     ``example`` holds arguments for the documentation; ``untyped`` marks a result
-    of no fixed type, which typed transports (Thrift) cannot carry.
+    of no fixed type, which typed transports (Thrift) cannot carry; ``instant``
+    marks one that does no I/O and answers in microseconds, so the connection
+    layer may run it on its event loop instead of handing it to a worker.
     """
 
     def mark(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -332,6 +340,7 @@ def operation(
             "name": name or func.__name__,
             "example": dict(example or {}),
             "untyped": untyped,
+            "instant": instant,
         }
         func.__netops__ = meta  # type: ignore[attr-defined]
         return func
@@ -364,6 +373,7 @@ def describe(func: Callable[..., Any], *, takes_context: bool = True) -> Operati
         takes_context=takes_context,
         example=types.MappingProxyType(meta["example"]),
         untyped=meta["untyped"],
+        instant=meta["instant"],
         _by_name=types.MappingProxyType({p.name: p for p in described}),
     )
 

@@ -204,6 +204,7 @@ class _Connection(asyncio.Protocol):
         self.counted = False
         self.paused = False
         self.deadline: asyncio.TimerHandle | None = None
+        self.expires: float | None = None  # when the connection is closed unless it has moved on
         self.quick_ack = listener.codec.quick_ack and layer.tls is None
 
     # -- life cycle ------------------------------------------------------------
@@ -365,24 +366,35 @@ class _Connection(asyncio.Protocol):
 
     # -- running requests -------------------------------------------------------------
     def _pump(self) -> None:
-        if self.busy or not self.queue or self.closed:
+        """Answer queued requests in order: instant ones here, the next other one on a worker."""
+        assert self.session is not None
+        while self.queue and not self.busy and not self.closed:
+            request = self.queue.popleft()
+            if self.paused and len(self.queue) < MAX_QUEUED // 2:
+                self.paused = False
+                self.transport.resume_reading()
+            if self.session.instant(request):
+                self._reply(self._answer(request))
+                continue
+            self.busy = True
+            self._disarm()  # the request is complete: the call has its own time limit
+            self.layer.workers.submit(functools.partial(self._work, request))
             return
-        self.busy = True
-        self._disarm()  # the request is complete: the call has its own time limit
-        request = self.queue.popleft()
-        if self.paused and len(self.queue) < MAX_QUEUED // 2:
-            self.paused = False
-            self.transport.resume_reading()
-        self.layer.workers.submit(lambda: self._work(request))
+        if not self.busy and not self.closed:
+            self._arm(self.layer.idle_timeout)
+
+    def _answer(self, request: Any) -> bytes | None:
+        assert self.session is not None
+        try:
+            return self.session.handle(request)
+        except Exception:
+            log.exception("%s session failed; closing the connection", self.listener.name)
+            self.session.close_after = True
+            return None
 
     def _work(self, request: Any) -> None:
         """On a worker: answer the request, then hand the answer to the loop."""
-        assert self.session is not None
-        try:
-            reply = self.session.handle(request)
-        except Exception:
-            log.exception("%s session failed; closing the connection", self.listener.name)
-            reply, self.session.close_after = None, True
+        reply = self._answer(request)
         try:
             self.loop.call_soon_threadsafe(self._done, reply)
         except RuntimeError:
@@ -390,18 +402,18 @@ class _Connection(asyncio.Protocol):
 
     def _done(self, reply: bytes | None) -> None:
         self.busy = False
+        self._reply(reply)
+        self._pump()
+
+    def _reply(self, reply: bytes | None) -> None:
         if self.closed:
             return
         if reply:
             self.transport.write(reply)
         if self.session is not None and self.session.close_after:
             self.closed = True
+            self._disarm()
             self.transport.close()
-            return
-        if self.queue:
-            self._pump()
-        else:
-            self._arm(self.layer.idle_timeout)
 
     # -- thread-safe, for sessions -----------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -427,17 +439,28 @@ class _Connection(asyncio.Protocol):
             pass
 
     # -- deadlines ------------------------------------------------------------------------
+    # One timer per connection, moved lazily: a request answered in microseconds would otherwise cancel
+    # and schedule a timer (a heap operation each) every time; here the timer fires, finds the deadline
+    # moved on, and sleeps again until it.
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self.deadline = self.loop.call_later(seconds, self._expired)
+        self.expires = self.loop.time() + seconds
+        if self.deadline is not None and self.deadline.when() > self.expires:
+            self.deadline.cancel()
+            self.deadline = None
+        if self.deadline is None:
+            self.deadline = self.loop.call_at(self.expires, self._expired)
 
     def _disarm(self) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
+        self.expires = None
+        if self.closed and self.deadline is not None:
+            self.deadline.cancel()  # release the connection now, not when the timer would have fired
             self.deadline = None
 
     def _expired(self) -> None:
         self.deadline = None
-        if not self.busy:
-            self.abort()
-
+        if self.expires is None or self.busy or self.closed:
+            return
+        if self.expires > self.loop.time():
+            self.deadline = self.loop.call_at(self.expires, self._expired)
+            return
+        self.abort()

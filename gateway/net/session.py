@@ -4,7 +4,10 @@ The layer calls :meth:`Session.receive` on the loop thread with each chunk of
 bytes; it returns the complete requests framed so far (never more than the
 transport's bounds allow) or raises :class:`Refuse`.  Each request is then
 handed to :meth:`Session.handle` on a worker thread, one at a time per
-connection, in order; what it returns is written back.  A session reaches its
+connection, in order; what it returns is written back.  A request the session
+calls :meth:`~Session.instant` (a small one for an operation that does no
+I/O, such as introspection) is answered on the loop thread instead: handing it
+to a worker would cost more than answering it.  A session reaches its
 connection only through its :class:`Link`.
 """
 
@@ -18,15 +21,16 @@ from gateway.observe import Caller
 
 if TYPE_CHECKING:
     from gateway.config import Settings
-    from gateway.core import Gateway
+    from gateway.core import Gateway, Style
 
-__all__ = ["TOKEN_PREFIX", "Codec", "Link", "Refuse", "Session", "token_line"]
+__all__ = ["INSTANT_BYTES", "TOKEN_PREFIX", "Codec", "Link", "Refuse", "Session", "token_line"]
 
 # RPyC and Thrift have no header for a credential: a client may send this line before its first message.
 # Neither protocol can begin with these bytes (an RPyC frame would claim 1.3 GB, a Thrift message starts
 # with 0x80 or 0x82, a framed one with a length under the request cap), so a client sending none is served
 # as before: unauthenticated.
 TOKEN_PREFIX = b"NETOPS-TOKEN "
+INSTANT_BYTES = 4096  # the largest request a session may answer on the loop thread (see Session.instant)
 MAX_TOKEN_LINE = 512  # the prefix, a token of up to 256 characters and slack; a longer line is not a token line
 
 
@@ -78,6 +82,14 @@ class Session(ABC):
     def handle(self, request: Any) -> bytes | None:
         """Answer one request on a worker thread: the bytes to send (None: nothing)."""
 
+    def instant(self, request: Any) -> bool:
+        """Whether ``request`` may be answered on the loop thread (it blocks on nothing and is small).
+
+        Called on the loop thread, so it must be cheap. Saying no costs a hand-over to a worker; saying
+        yes wrongly would stall every connection, so a session says yes only when it is sure.
+        """
+        return False
+
     def connection_lost(self) -> None:
         """The connection has closed (called on the loop thread)."""
         return None
@@ -112,6 +124,11 @@ class Codec(ABC):
     @abstractmethod
     def snippet(self, host: str, port: int, tls: bool) -> str:
         """A few lines a user can paste to call ``resolve`` through this transport's stock client."""
+
+    def instant_names(self, style: Style) -> frozenset[str]:
+        """The public names (in ``style``) of the operations that may be answered on the loop thread."""
+        names = self.gateway.method_names(style)
+        return frozenset(name for name in names if self.gateway.instant(name, style))
 
     def overloaded(self) -> bytes:
         """What a connection over the connection caps is told before it is closed (default: nothing)."""

@@ -20,7 +20,7 @@ import httptools
 
 from gateway.core import Gateway
 from gateway.errors import TOO_LARGE, GatewayError
-from gateway.net.session import Codec, Link, Refuse, Session
+from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.transports.table import row
 
@@ -51,9 +51,21 @@ class App(ABC):
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
-    @abstractmethod
     def handle(self, body: bytes, caller: Caller) -> bytes | None:
         """Answer one request body; None means no response body (HTTP 204)."""
+        return self.answer(self.decode(body, caller), caller)
+
+    @abstractmethod
+    def decode(self, body: bytes, caller: Caller) -> Any:
+        """Parse a request body: what :meth:`answer` takes, or the reply (bytes) to a body that is refused."""
+
+    @abstractmethod
+    def answer(self, decoded: Any, caller: Caller) -> bytes | None:
+        """Answer a decoded request (or pass on the reply :meth:`decode` made)."""
+
+    @abstractmethod
+    def instant(self, decoded: Any) -> bool:
+        """Whether every call in a decoded request is to an instant operation."""
 
     @abstractmethod
     def refuse(self, error: GatewayError) -> bytes:
@@ -78,6 +90,9 @@ def _text(status: int, message: str, headers: tuple = (), close: bool = True) ->
     return response(status, message.encode() + b"\n", "text/plain", headers, close)
 
 
+_UNDECODED = object()
+
+
 @dataclass
 class _Request:
     method: str = ""
@@ -86,6 +101,7 @@ class _Request:
     host: str = ""
     keep_alive: bool = True
     body: list[bytes] = field(default_factory=list)
+    decoded: Any = _UNDECODED  # the body, parsed on the loop thread when it was small enough to look at there
 
 
 class HTTPCodec(Codec):
@@ -226,14 +242,24 @@ class HTTPSession(Session):
     def on_message_complete(self) -> None:
         self.complete.append(self.request)
 
-    # -- worker thread ----------------------------------------------------------------
+    # -- answering (a worker, or the loop for an instant request) --------------------------------------
+    def instant(self, request: _Request) -> bool:
+        """A small POST whose calls are all instant: parsed here, and the parse is kept for handle()."""
+        if request.method != "POST" or sum(map(len, request.body)) > INSTANT_BYTES:
+            return False
+        request.decoded = self.app.decode(b"".join(request.body), request.caller or self.link.caller)
+        return self.app.instant(request.decoded)
+
     def handle(self, request: _Request) -> bytes:
         """Answer one complete request."""
         close = not request.keep_alive
         self.close_after = close
         if request.method in ("GET", "HEAD"):
             return self._get(request, close)
-        answer = self.app.handle(b"".join(request.body), request.caller or self.link.caller)
+        caller = request.caller or self.link.caller
+        if request.decoded is _UNDECODED:
+            request.decoded = self.app.decode(b"".join(request.body), caller)
+        answer = self.app.answer(request.decoded, caller)
         if answer is None:
             return response(204, b"", self.app.content_type, close=close)
         return response(200, answer, self.app.content_type, close=close)

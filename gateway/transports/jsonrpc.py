@@ -62,6 +62,15 @@ def _valid(element: Any) -> bool:
     )
 
 
+class _Parsed:
+    """A body json parsed and the work budget passed (any JSON value: ``null`` is a request too)."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+
+
 class _Methods(Mapping[str, Callable[..., Any]]):
     """Every name resolves here; the core says whether it exists, so all errors share one shape."""
 
@@ -92,7 +101,7 @@ class _JSONRPCApp(App):
     accepts = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
     transport = "jsonrpc"
 
-    def handle(self, body: bytes, caller: Caller) -> bytes | None:
+    def decode(self, body: bytes, caller: Caller) -> Any:
         try:
             request = json.loads(body, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
@@ -106,6 +115,18 @@ class _JSONRPCApp(App):
                 INVALID_ARGUMENT, f"a request holds at most {MAX_ITEMS} values, nested at most {MAX_DEPTH} deep"
             )
             return _dump(error_object(too_much, id=_id_of(request)))
+        return _Parsed(request)
+
+    def instant(self, decoded: Any) -> bool:
+        if type(decoded) is not _Parsed:
+            return False
+        request = decoded.request  # a batch is not: its elements run on the multicall pool, waited for
+        return type(request) is dict and self.gateway.instant(request.get("method"))
+
+    def answer(self, decoded: Any, caller: Caller) -> bytes | None:
+        if type(decoded) is not _Parsed:
+            return decoded  # type: ignore[no-any-return]
+        request = decoded.request
         methods = _Methods(self.gateway, caller)
         if not isinstance(request, list):
             answer = self._one(request, methods)

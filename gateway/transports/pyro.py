@@ -23,6 +23,7 @@ environment): message size capped, idle connections dropped after
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import struct
 import zlib
@@ -37,7 +38,7 @@ import Pyro5.server
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, TOO_LARGE, GatewayError
 from gateway.net.budget import MAX_ITEMS, within_budget
-from gateway.net.session import Codec, Link, Refuse, Session
+from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.transports.base import guarded
 from gateway.transports.exceptions import is_native, native_exception
@@ -49,6 +50,9 @@ OBJECT_ID = "netops"
 _HEADER = struct.Struct(Pyro5.protocol._header_format)
 # A connect message carries the object name, the token and a correlation id: a few hundred bytes.
 CONNECT_LIMIT = 16 * 1024
+# The start of a serpent-encoded call, (object id, method, ...): where a small call shows its method name.
+# Quoted without escapes, the name cannot read differently to serpent; anything else does not match.
+_CALL_START = re.compile(rb"# serpent utf-8 python3\.2\n\('[A-Za-z0-9_.:-]*',\s*'([A-Za-z_][A-Za-z0-9_]*)',")
 
 
 def configure_pyro(max_response_bytes: int) -> None:
@@ -172,6 +176,7 @@ class PyroSession(Session):
         self.buffer = bytearray()
         self.connect_seen = False  # the connect message has been framed (it is answered before anything else)
         self.connected = False  # the daemon accepted the handshake
+        self.instant_names = codec.instant
 
     def receive(self, data: bytes) -> list[Any]:
         """Complete messages; the size and the flags are checked from the header before the body is kept."""
@@ -198,6 +203,16 @@ class PyroSession(Session):
             del self.buffer[: _HEADER.size + size]
             self.connect_seen = True
         return messages
+
+    def instant(self, data: bytes) -> bool:
+        """The handshake (it only checks a token), or a small plain call to an instant operation."""
+        if not self.connected:
+            return True
+        _, _, kind, _, flags, _, _, annotations, _, _, _ = _HEADER.unpack_from(data)
+        if kind != Pyro5.protocol.MSG_INVOKE or flags & _NOT_INSTANT or len(data) > INSTANT_BYTES:
+            return False
+        call = _CALL_START.match(data, _HEADER.size + annotations)
+        return call is not None and call[1].decode() in self.instant_names
 
     def handle(self, data: bytes) -> bytes | None:
         """Answer one message on a worker."""
@@ -253,6 +268,9 @@ class PyroSession(Session):
         return _HEADER.pack(*fields) + data[_HEADER.size : _HEADER.size + annotations] + plain
 
 
+_NOT_INSTANT = Pyro5.protocol.FLAGS_COMPRESSED | Pyro5.protocol.FLAGS_ONEWAY | Pyro5.protocol.FLAGS_BATCH
+
+
 class PyroCodec(Codec):
     """Pyro5's daemon serving the ``netops`` object, as a codec of the connection layer."""
 
@@ -267,6 +285,7 @@ class PyroCodec(Codec):
         self.daemon = _Daemon(connected_socket=self._pair[0])
         self.daemon.gateway = gateway
         self.daemon.register(_service_class(gateway)(), OBJECT_ID)
+        self.instant = self.instant_names(UNDERSCORE)
         self._name_server = ""
 
     def session(self, link: Link) -> Session:

@@ -33,7 +33,7 @@ from thriftpy2.transport import TMemoryBuffer
 from gateway.core import SYSTEM_NAMES, UNDERSCORE, Failed, Gateway
 from gateway.errors import INVALID_ARGUMENT, GatewayError
 from gateway.idl import thrift_module
-from gateway.net.session import Codec, Link, Refuse, Session
+from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.registry import Operation, Schema
 from gateway.transports._thrift_scan import BinaryScanner, CompactScanner, ScanError
@@ -155,6 +155,7 @@ class ThriftCodec(Codec):
         self.processor = TProcessor(self.module.NetOps, self.handler)
         self.framed = settings.thrift_transport == "framed"
         self.compact = settings.thrift_protocol == "compact"
+        self.instant = frozenset(name.encode() for name in self.instant_names(UNDERSCORE))
 
     def session(self, link: Link) -> Session:
         """A session for one connection."""
@@ -230,6 +231,11 @@ class ThriftSession(Session):
             # Nothing of a refused caller's message is decoded past its header: answer and close.
             return self.scanner.pos if self.scanner.header or self.scanner._header(view) else None
         return self.scanner.scan(view)
+
+    def instant(self, message: tuple[Any, ...]) -> bool:
+        """A small message calling an instant operation (the scanner has read its name)."""
+        data, name = message[0], message[1]
+        return data is not None and not self.refused and len(data) <= INSTANT_BYTES and name in self.codec.instant
 
     def handle(self, message: tuple[Any, ...]) -> bytes:
         """Decode one message, call, encode the answer."""

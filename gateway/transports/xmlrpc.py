@@ -89,9 +89,9 @@ class _XMLRPCApp(App):
     accepts = frozenset({"text/xml", "application/xml"})
     transport = "xmlrpc"
 
-    def handle(self, body: bytes, caller: Caller) -> bytes:
+    def decode(self, body: bytes, caller: Caller) -> tuple[tuple[Any, ...], str] | bytes:
         try:
-            params, name = loads(body)
+            return loads(body)
         except _Budget:
             self.gateway.refused(caller, "decode_limit")
             too_much = f"arguments hold at most {MAX_ELEMENTS} elements, nested at most {MAX_DEPTH} deep"
@@ -99,6 +99,14 @@ class _XMLRPCApp(App):
         except (xml.parsers.expat.ExpatError, DefusedXmlException, ValueError, TypeError, IndexError):
             self.gateway.refused(caller, "parse_error")
             return fault(GatewayError(INVALID_ARGUMENT, "request is not a well-formed XML-RPC methodCall"), PARSE_ERROR)
+
+    def instant(self, decoded: Any) -> bool:
+        return type(decoded) is tuple and self.gateway.instant(decoded[1])
+
+    def answer(self, decoded: Any, caller: Caller) -> bytes:
+        if type(decoded) is bytes:
+            return decoded
+        params, name = decoded
         try:
             result = guarded(
                 lambda: self.gateway.call(name, params, style=DOTTED, caller=caller), f"xmlrpc {name[:50]}"
