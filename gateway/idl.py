@@ -158,10 +158,18 @@ def _load(idl: str) -> Any:
 def thrift_module(registry: Registry | None = None) -> Any:
     """The thriftpy2 module for ``registry``'s IDL (default: every operation), loaded once."""
     from gateway.core import SYSTEM_NAMES
+
+    if registry is None:
+        return _default_module()
+    return _load(render(Registry([op for op in registry if op.name not in SYSTEM_NAMES])))
+
+
+@functools.cache
+def _default_module() -> Any:
+    """Every client connection needs it: describing the operations and rendering the IDL takes milliseconds."""
     from gateway.ops import default_registry
 
-    operations = [op for op in registry or default_registry() if op.name not in SYSTEM_NAMES]
-    return _load(render(Registry(operations)))
+    return thrift_module(default_registry())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,13 @@ Workloads (``--workloads``, all by default):
 - ``load``: 200 connections spread over the five transports at once;
 - ``idle``: 10,000 idle connections (2,000 a transport) held by another process: the gateway's threads
   and RSS, and the p50 of a call on each transport against its p50 with no idle connection;
-- ``workers``: throughput with ``--workers 2`` against one process.
+- ``workers``: throughput with ``--workers 2`` against one process;
+- ``wire``: per transport, bytes on the wire and round trips of a small call, a 256 KiB ``fetch_url`` and a
+  multicall of 10; the set-up cost of a connection (plain, and with TLS and a token); the latency projected
+  at 1, 20 and 100 ms RTT, one projection checked through a delaying relay; RPyC's access patterns.
+
+With py-spy installed (``pip install .[bench]``) the throughput runs are profiled, gateway and bare library
+alike, and the report shows where each one's time goes.
 
 Latency and throughput run against the bare library servers too (:mod:`gateway.bench.bare`)
 and a raw TCP echo, and the server's CPU time per call is read from ``/proc``.
@@ -23,8 +29,10 @@ import argparse
 import datetime
 import os
 import platform
+import secrets
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -32,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
+from gateway.bench import profile, wire
 from gateway.bench.bare import SERVERS as BARE_SERVERS
 from gateway.bench.engine import (
     IDLE_CONNECTIONS,
@@ -45,13 +54,13 @@ from gateway.bench.engine import (
 )
 from gateway.bench.fixtures import SlowDNS, WebPage
 from gateway.bench.report import write_reports
-from gateway.client import connect
+from gateway.client import connect, tls_context
 from gateway.config import TRANSPORTS
 from gateway.errors import GatewayError
 
 __all__ = ["main", "run"]
 
-WORKLOADS = ("latency", "throughput", "batch", "payload", "network", "load", "idle", "workers")
+WORKLOADS = ("latency", "throughput", "batch", "payload", "network", "wire", "load", "idle", "workers")
 QUICK_WORKLOADS = ("latency", "throughput", "network")  # network: only its multicall part in a quick run
 MiB = 1024 * 1024
 
@@ -128,6 +137,7 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
         )
         + 3
         + ("idle" in workloads)
+        + ("wire" in workloads)
     )
     progress = progress or Progress(steps, enabled=sys.stderr.isatty())
     dns, web = SlowDNS(0.05), WebPage()
@@ -137,7 +147,7 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
         "options": {
             k: v
             for k, v in vars(options).items()
-            if k in ("calls", "clients", "duration", "transports", "workloads", "quick")
+            if k in ("calls", "clients", "duration", "transports", "workloads", "quick", "profile")
         },
         "transports": {t: {} for t in transports},
     }
@@ -161,12 +171,14 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
                         row["bare_latency"] = _stats(_latency(bare, transport, bare.ports[transport], options.calls))
                 if "throughput" in workloads:
                     progress.step(f"{transport}: throughput")
-                    row["throughput"] = _stats(throughput(gateway, transport, port, options.clients, options.duration))
+                    row["throughput"], where = _profiled(gateway, transport, port, options)
+                    if where:
+                        row["profile"] = where
                     progress.step(f"{transport} bare: throughput")
                     if bare is not None:
-                        row["bare_throughput"] = _stats(
-                            throughput(bare, transport, bare.ports[transport], options.clients, options.duration)
-                        )
+                        row["bare_throughput"], where = _profiled(bare, transport, bare.ports[transport], options)
+                        if where:
+                            row["bare_profile"] = where
             finally:
                 if bare is not None:
                     bare.stop()
@@ -204,6 +216,9 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
                     )
             finally:
                 echo.stop()
+        if "wire" in workloads:
+            progress.step("bytes and round trips on the wire")
+            result["wire"] = _wire(gateway, dns.address, transports, web.url)
         if "load" in workloads:
             progress.step("200 connections at once")
             result["load"] = _load(gateway, transports, 200)
@@ -229,6 +244,37 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
     return result
 
 
+def _profiled(
+    server: Server, transport: str, port: int, options: argparse.Namespace
+) -> tuple[dict[str, float], dict[str, Any] | None]:
+    """The throughput run, with the server profiled during it when asked (and py-spy is there)."""
+    recording: list[profile.Profile | None] = []
+
+    def start() -> None:
+        if options.profile:
+            recording.append(profile.record(server.proc.pid, options.duration))
+
+    stats = _stats(throughput(server, transport, port, options.clients, options.duration, on_start=start))
+    found = recording[0] if recording else None
+    return stats, (found.summary() if found is not None else None)
+
+
+def _wire(gateway: Server, nameserver: str, transports: Sequence[str], page_url: str) -> dict[str, Any]:
+    """The wire comparison, with a second gateway serving TLS and requiring a token for the set-up cost."""
+    token = secrets.token_urlsafe(24)
+    with tempfile.TemporaryDirectory(prefix="netops-bench-") as scratch:
+        cert, key = wire.self_signed(Path(scratch))
+        tokens = Path(scratch) / "tokens"
+        tokens.write_text(f"bench:{token}\n")
+        flags = [f"--tls-cert={cert}", f"--tls-key={key}", f"--token-file={tokens}"]
+        secured = start_gateway(nameserver, transports=transports, extra=flags)
+        try:
+            ports = {t: gateway.ports[t] for t in transports}
+            return wire.wire_workload(ports, secured.ports, tls_context(str(cert)), token, page_url)
+        finally:
+            secured.stop()
+
+
 def _batch(transport: str, port: int, rounds: int = 5) -> dict[str, Any]:
     """100 resolve calls of an IP literal (an operation every multicall can hold, Thrift's typed one too)."""
     calls = [("resolve", ["127.0.0.1"])] * 100
@@ -251,7 +297,7 @@ def _batch(transport: str, port: int, rounds: int = 5) -> dict[str, Any]:
 def _network(transport: str, port: int, clients: int, lookups: int = 100, full: bool = True) -> dict[str, Any]:
     url = f"{transport}://127.0.0.1:{port}"
     names = [f"d{i}.bench.test" for i in range(lookups)]
-    out: dict[str, Any] = {"sequential_s": 0.0, "concurrent_s": 0.0, "concurrent_errors": 0}
+    out: dict[str, Any] = {}  # only what was measured: a quick run leaves out the sequential and concurrent parts
     with connect(url) as client:
         if full:
             began = time.perf_counter()
@@ -388,6 +434,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated (default all five)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated: {', '.join(WORKLOADS)}")
     parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="profile the servers during the throughput runs with py-spy (default: on when it is installed)",
+    )
+    parser.add_argument(
         "--out", default="bench/results", help="where the full run writes report.md, chart.png, results.json"
     )
 
@@ -417,6 +469,11 @@ def run_and_report(options: argparse.Namespace) -> int:
             min(options.duration, 1.0),
         )
         options.workloads = [w for w in options.workloads if w in QUICK_WORKLOADS]
+    if options.profile is None:
+        options.profile = profile.available() and not options.quick
+    elif options.profile and not profile.available():
+        print("netops bench: --profile needs py-spy (pip install .[bench])", file=sys.stderr)
+        return 64
     result = run(options)
     from gateway.bench.report import table
 

@@ -17,7 +17,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,7 +132,9 @@ def _wait_listening(ports: list[int], proc: subprocess.Popen, timeout: float = 3
 IDLE_CONNECTIONS = 10_000  # what the idle workload holds open, spread over the transports
 
 
-def start_gateway(nameserver: str, workers: int = 1, transports: tuple[str, ...] = TRANSPORTS) -> Server:
+def start_gateway(
+    nameserver: str, workers: int = 1, transports: Sequence[str] = TRANSPORTS, extra: Sequence[str] = ()
+) -> Server:
     """``python -m gateway`` on free ports, the access log off (the bare libraries keep none either)."""
     ports = dict(zip(transports, free_ports(len(transports)), strict=True))
     flags = [f"--{name}-port={port}" for name, port in ports.items()]
@@ -140,7 +142,7 @@ def start_gateway(nameserver: str, workers: int = 1, transports: tuple[str, ...]
         sys.executable, "-m", "gateway", *flags, f"--transports={','.join(transports)}",
         f"--nameserver={nameserver}", "--allow-target=127.0.0.0/8", "--access-log=false", f"--workers={workers}",
         # the idle workload holds 10,000 connections from one address, and the other workloads call beside them
-        f"--max-connections={IDLE_CONNECTIONS + 1000}", "--max-connections-per-client=0",
+        f"--max-connections={IDLE_CONNECTIONS + 1000}", "--max-connections-per-client=0", *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_listening(list(ports.values()), proc)
@@ -270,8 +272,10 @@ def throughput(
     duration: float,
     method: str = "system.listMethods",
     args: tuple = (),
+    on_start: Callable[[], Any] | None = None,
 ) -> Stats:
-    """``clients`` processes, each with its own connection, calling for ``duration`` seconds."""
+    """``clients`` processes, each with its own connection, calling for ``duration`` seconds
+    (``on_start`` runs as the clock starts: the profiler starts there)."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     start_at = time.time() + 1.5 + 0.15 * clients  # every client connected before the clock starts
@@ -283,6 +287,8 @@ def throughput(
         proc.start()
     while time.time() < start_at:
         time.sleep(0.005)
+    if on_start is not None:
+        on_start()
     stats = Stats()
     cpu = server.cpu_seconds() if server else 0.0
     time.sleep(duration)

@@ -6,6 +6,8 @@ request), so the time measured is the gateway's, not a queue in front of them.
 
 from __future__ import annotations
 
+import base64
+import random
 import socketserver
 import threading
 import time
@@ -84,10 +86,14 @@ def answer(query: dns.message.Message) -> dns.message.Message:
 
 
 class WebPage:
-    """Serves a 256 KiB text page at ``/page`` (keep-alive, Nagle off)."""
+    """Serves a 256 KiB text page at ``/page`` (keep-alive, Nagle off).
+
+    The text is random base64, so a transport that compresses (RPyC does) cannot shrink it to nothing:
+    bytes on the wire stay comparable across transports.
+    """
 
     def __init__(self) -> None:
-        body = (b"0123456789abcdef" * (PAGE_BYTES // 16 + 1))[:PAGE_BYTES]
+        body = base64.b64encode(random.Random(12).randbytes(PAGE_BYTES))[:PAGE_BYTES]
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"

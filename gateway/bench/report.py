@@ -41,12 +41,17 @@ def table(result: dict[str, Any]) -> str:
         )
     network = {t: r["network"] for t, r in result["transports"].items() if "network" in r}
     if network:
-        lines += ["", "100 mx_lookups, DNS answering after 50 ms: seconds (sequential / from clients / one multicall)"]
+        parts = [p for p in NETWORK_PARTS if all(p in n for n in network.values())]
         lines += [
-            f"{t:<9} {n['sequential_s']:>7.2f} / {n['concurrent_s']:>5.2f} / {n['multicall_s']:>5.2f}"
-            for t, n in network.items()
+            "",
+            f"100 mx_lookups, DNS answering after 50 ms: seconds ({' / '.join(NETWORK_PARTS[p] for p in parts)})",
         ]
+        lines += [f"{t:<9} " + " / ".join(f"{n[p]:>5.2f}" for p in parts) for t, n in network.items()]
     return "\n".join(lines)
+
+
+NETWORK_PARTS = {"sequential_s": "sequential", "concurrent_s": "from clients", "multicall_s": "one multicall"}
+FAST_HTTP = ("xmlrpc", "jsonrpc")  # measured against stdlib-based servers: the targets ask for much less than them
 
 
 def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
@@ -55,28 +60,51 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
     for transport, row in result["transports"].items():
         lat, bare_lat = row.get("latency"), row.get("bare_latency")
         tp, bare_tp = row.get("throughput"), row.get("bare_throughput")
+        http = transport in FAST_HTTP
         if lat and bare_lat and bare_lat["p50_us"]:
-            r = lat["p50_us"] / bare_lat["p50_us"]
-            out.append(
-                (
-                    f"{transport}: p50 latency <= 1.1x bare",
-                    r <= 1.1,
-                    f"{r:.2f}x ({lat['p50_us']:.0f} vs {bare_lat['p50_us']:.0f} us)",
-                )
-            )
+            limit = 0.8 if http else 1.1
+            out.append(_against(f"{transport}: p50 latency <= {limit}x bare", lat["p50_us"], bare_lat["p50_us"], limit))
         if tp and bare_tp and bare_tp["server_cpu_per_call_us"]:
-            r = tp["server_cpu_per_call_us"] / bare_tp["server_cpu_per_call_us"]
-            limit = 0.5 if transport in ("xmlrpc", "jsonrpc") else 1.1
-            out.append(
-                (
-                    f"{transport}: server CPU per call <= {limit}x bare",
-                    r <= limit,
-                    f"{r:.2f}x ({tp['server_cpu_per_call_us']:.0f} vs {bare_tp['server_cpu_per_call_us']:.0f} us)",
-                )
-            )
+            limit = 0.5 if http else 1.0
+            cpu, bare_cpu = tp["server_cpu_per_call_us"], bare_tp["server_cpu_per_call_us"]
+            out.append(_against(f"{transport}: server CPU per call <= {limit}x bare", cpu, bare_cpu, limit))
+        if tp and bare_tp and bare_tp["calls_per_s"]:
+            r = tp["calls_per_s"] / bare_tp["calls_per_s"]
+            figure = f"{r:.2f}x ({tp['calls_per_s']:.0f} vs {bare_tp['calls_per_s']:.0f} calls/s)"
+            out.append((f"{transport}: throughput >= bare", r >= 1.0, figure))
         if "network" in row:
             s = row["network"]["multicall_s"]
-            out.append((f"{transport}: multicall of 100 slow mx_lookups < 0.5 s", s < 0.5, f"{s:.2f} s"))
+            out.append((f"{transport}: multicall of 100 slow mx_lookups < 0.35 s", s < 0.35, f"{s:.2f} s"))
+    wire = result.get("wire", {})
+    patterns = wire.get("rpyc_patterns", {})
+    if "listing()" in patterns:
+        p = patterns["listing()"]
+        out.append(
+            (
+                "rpyc, stock client: a list result by value in one round trip (a held method)",
+                p["by_value"] and p["round_trips"] == 1,
+                f"{p['round_trips']} round trip(s), by value: {p['by_value']}; root.system_listMethods() looks the "
+                f"name up first: {patterns['root.system_listMethods()']['round_trips']}",
+            )
+        )
+    if "json.loads(str(r))" in patterns:
+        p, whole = patterns["json.loads(str(r))"], patterns["dict(r)"]["round_trips"]
+        out.append(
+            (
+                "rpyc, stock client: a struct read whole in a constant number of round trips",
+                p["round_trips"] == 1,
+                f"json.loads(str(r)): {p['round_trips']}, whatever its size; dict(r): {whole} (one per key)",
+            )
+        )
+    if "check" in wire:
+        c = wire["check"]
+        out.append(
+            (
+                f"projection within 20 % of a real {c['rtt_ms']:g} ms RTT ({c['what']})",
+                c["error"] <= 0.2,
+                f"projected {c['projected_ms']} ms, measured {c['measured_ms']} ms ({100 * c['error']:.1f} % off)",
+            )
+        )
     if "load" in result:
         load = result["load"]
         errors = sum(load["errors"].values())
@@ -118,6 +146,11 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
         rss = result["at_rest"]["rss_mb"]
         out.append(("resident memory at rest < 80 MB", rss < 80, f"{rss} MB, {result['at_rest']['threads']} threads"))
     return out
+
+
+def _against(what: str, value: float, bare: float, limit: float) -> tuple[str, bool, str]:
+    r = value / bare
+    return what, r <= limit, f"{r:.2f}x ({value:.0f} vs {bare:.0f} us)"
 
 
 def _section(title: str, columns: tuple[str, str], values: dict[str, tuple[float, float]]) -> list[str]:
@@ -180,6 +213,8 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
             if "payload" in r
         },
     )
+    lines += _wire_sections(result.get("wire"))
+    lines += _profile_sections(result)
     lines += _section(
         "One process against two (--workers 2), calls/s",
         ("1 worker", "2 workers"),
@@ -213,6 +248,110 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _wire_sections(wire: dict[str, Any] | None) -> list[str]:
+    """Bytes, round trips, set-up and projections per transport; RPyC's access patterns; the check."""
+    if not wire:
+        return []
+    rows = wire["transports"]
+    lines = [
+        "",
+        "## On a real network: bytes, round trips, connection set-up",
+        "",
+        "Counted on the wire by a relay between `gateway.client` (each transport's stock library) and the gateway. "
+        "A round trip is a time the client waits for the server: the step's extra time through a relay adding "
+        f"{wire['probe_rtt_ms']:g} ms per round trip, divided by it. Bytes are request / response. Set-up is "
+        "opening a connection before its first call: TCP's handshake (one round trip) and whatever the protocol "
+        "adds, then the same with TLS 1.3 and a token.",
+        "",
+        "| transport | small call: bytes | round trips | 256 KiB fetch_url: bytes | round trips "
+        "| multicall of 10: bytes | round trips | set-up: round trips, ms | with TLS and a token |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t, r in rows.items():
+        small, large, multi, setup = r["small"], r["large"], r["multicall_10"], r["setup"]
+        secured = r.get("setup_tls_token")
+        with_tls = f"{secured['round_trips']}, {secured['ms']} ms" if secured else "-"
+        lines.append(
+            f"| {t} | {small['request_bytes']:,} / {small['response_bytes']:,} | {small['round_trips']} "
+            f"| {large['request_bytes']:,} / {large['response_bytes']:,} | {large['round_trips']} "
+            f"| {multi['request_bytes']:,} / {multi['response_bytes']:,} | {multi['round_trips']} "
+            f"| {setup['round_trips']}, {setup['ms']} ms "
+            f"| {with_tls} |"
+        )
+    rtts = wire["rtts_ms"]
+    lines += [
+        "",
+        "Projected latency of the small call (ms): round trips x RTT + its time on loopback (through the relay).",
+        "",
+        "| transport | loopback | " + " | ".join(f"RTT {rtt} ms" for rtt in rtts) + " |",
+        "|---|---|" + "---|" * len(rtts),
+    ]
+    lines += [
+        f"| {t} | {r['small']['loopback_us'] / 1000:.2f} | "
+        + " | ".join(str(r["projected_ms"][str(x)]) for x in rtts)
+        + " |"
+        for t, r in rows.items()
+    ]
+    check = wire.get("check")
+    if check:
+        lines += [
+            "",
+            f"Checked once through a relay delaying each way by {check['rtt_ms'] / 2:g} ms ({check['what']}): "
+            f"projected {check['projected_ms']} ms ({check['round_trips']} round trips), measured "
+            f"{check['measured_ms']} ms, {100 * check['error']:.1f} % apart.",
+        ]
+    patterns = wire.get("rpyc_patterns")
+    if patterns:
+        lines += [
+            "",
+            "### RPyC, stock client: what each way of reading a result costs",
+            "",
+            '`root = rpyc.connect(host, port).root`, `r = root.resolve("127.0.0.1")`, '
+            "`listing = root.system_listMethods` (looked up once, held).",
+            "",
+            "| access | round trips | bytes (request / response) | arrives by value |",
+            "|---|---|---|---|",
+            *(
+                f"| `{name}` | {p['round_trips']} | {p['request_bytes']:,} / {p['response_bytes']:,} "
+                f"| {'yes' if p['by_value'] else 'no (a read-only view)'} |"
+                for name, p in patterns.items()
+            ),
+        ]
+    return lines
+
+
+def _profile_sections(result: dict[str, Any]) -> list[str]:
+    """For every transport that missed its CPU target: where the gateway's time went, beside the bare library's."""
+    missed = {what.split(":")[0] for what, met, _ in targets(result) if not met and "server CPU" in what}
+    lines: list[str] = []
+    for transport in missed:
+        row = result["transports"][transport]
+        if "profile" not in row:
+            continue
+        if not lines:
+            lines += [
+                "",
+                "## Where the time goes, for each missed CPU target",
+                "",
+                "py-spy samples of the server during the throughput run (idle waits left out): the share of the "
+                "working samples each function was running itself.",
+            ]
+        gateway, bare = row["profile"], row.get("bare_profile", {"samples": 0, "self": []})
+        lines += [
+            "",
+            f"### {transport}: gateway ({gateway['samples']} samples) and bare library ({bare['samples']} samples)",
+            "",
+            "| gateway: function | % | bare: function | % |",
+            "|---|---|---|---|",
+        ]
+        width = max(len(gateway["self"]), len(bare["self"]))
+        for i in range(width):
+            g = gateway["self"][i] if i < len(gateway["self"]) else ("", "")
+            b = bare["self"][i] if i < len(bare["self"]) else ("", "")
+            lines.append(f"| `{g[0]}` | {g[1]} | `{b[0]}` | {b[1]} |" if b[0] else f"| `{g[0]}` | {g[1]} | | |")
+    return lines
+
+
 def chart(result: dict[str, Any], path: Path) -> bool:
     """Latency and throughput per transport, gateway beside bare library, as one PNG (False without matplotlib)."""
     try:
@@ -228,9 +367,10 @@ def chart(result: dict[str, Any], path: Path) -> bool:
         ("p50 latency (us, lower is better)", "latency", "p50_us"),
         ("throughput (calls/s, higher is better)", "throughput", "calls_per_s"),
     ]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    wire = result.get("wire")
+    fig, axes = plt.subplots(1, 3 if wire else 2, figsize=(16 if wire else 11, 4.2))
     width = 0.38
-    for ax, (title, key, field) in zip(axes, series, strict=True):
+    for ax, (title, key, field) in zip(axes, series, strict=False):
         gateway = [rows[n].get(key, {}).get(field, 0) for n in names]
         bare = [rows[n].get(f"bare_{key}", {}).get(field, 0) for n in names]
         xs = range(len(names))
@@ -242,12 +382,30 @@ def chart(result: dict[str, Any], path: Path) -> bool:
         ax.set_xticks(list(xs), names)
         ax.set_title(title)
         ax.legend(fontsize=8)
+    if wire:
+        _projection_chart(axes[2], wire)
     m = result["machine"]
     fig.suptitle(f"NetOps Gateway vs the bare libraries: {m['cores']} cores, Python {m['python']}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def _projection_chart(ax: Any, wire: dict[str, Any]) -> None:
+    """Projected latency of a small call at each RTT, one group of bars per transport (log scale)."""
+    names = list(wire["transports"])
+    rtts = wire["rtts_ms"]
+    width = 0.8 / len(rtts)
+    shades = ["#9cc3e6", "#2f6fb3", "#173a61"]
+    for i, rtt in enumerate(rtts):
+        values = [wire["transports"][n]["projected_ms"][str(rtt)] for n in names]
+        ax.bar([x + (i - (len(rtts) - 1) / 2) * width for x in range(len(names))], values, width,
+               label=f"RTT {rtt} ms", color=shades[i % len(shades)])  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xticks(list(range(len(names))), names)
+    ax.set_title("projected latency of a call (ms, log scale)")
+    ax.legend(fontsize=8)
 
 
 def write_reports(result: dict[str, Any], out: Path) -> list[Path]:

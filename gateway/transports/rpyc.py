@@ -9,12 +9,15 @@ would travel as references into the other process.  So:
 * **Arguments** that arrive as references to the caller's lists and dicts are
   copied in as their ``repr`` (one round trip back to the caller per argument),
   parsed with ``ast.literal_eval`` (no code runs), bounded in size and depth.
-* **Results** go to a stock client as read-only views over a per-call copy
-  (:class:`MappingView`, :class:`SequenceView`): ``r["host"]``, ``len(r)``,
-  iteration and ``dict(r)`` work as on a dict, every leaf comes by value, and
-  no live server object is reachable through them.  Each access is a round
-  trip.  A client that connects with :class:`ValuesService` gets each result
-  as one JSON string by value instead: one round trip a call.
+* **Results** go to a stock client by value wherever RPyC can carry them:
+  scalars, and lists of scalars (nested too) as tuples, in the call's own
+  reply.  A dict (or a list holding one) goes as a read-only view over a
+  per-call copy (:class:`MappingView`, :class:`SequenceView`): ``r["host"]``,
+  ``len(r)``, iteration and ``dict(r)`` work as on a dict, every leaf comes by
+  value, and no live server object is reachable through them.  Each access is
+  a round trip; ``str(r)`` is the whole result as JSON text, so
+  ``json.loads(str(r))`` reads any result in one.  A client that connects with
+  :class:`ValuesService` gets each result as one JSON string instead.
 * The gateway's own client calls ``root["netops.json"](name, params)`` (no
   operation can be named with a dot): arguments and result as JSON text, by
   value both ways, one round trip and no callback into the client.
@@ -45,7 +48,7 @@ import zlib
 from typing import Any
 
 import rpyc
-from rpyc.core import netref
+from rpyc.core import consts, netref
 
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
@@ -113,12 +116,30 @@ _VIEW_ATTRS = frozenset(
 
 
 def view(value: Any) -> Any:
-    """Wrap containers in read-only views; leaves (str, int, float, bool) are returned as they are."""
+    """What a stock client receives: by value wherever RPyC can carry it, a read-only view otherwise.
+
+    Scalars and lists of them (nested too) become tuples, which RPyC sends whole in the reply; a dict, or
+    a list holding one, becomes a view the client reads an access (one round trip) at a time.
+    """
+    if isinstance(value, list):
+        carried = _by_value(value)
+        return carried if carried is not None else SequenceView(value)
     if isinstance(value, dict):
         return MappingView(value)
-    if isinstance(value, list):
-        return SequenceView(value)
     return value
+
+
+def _by_value(value: Any) -> Any:
+    """``value`` with its lists as tuples, or None when it holds a dict (which RPyC cannot send by value)."""
+    if type(value) is list:
+        items = []
+        for item in value:
+            carried = _by_value(item)
+            if carried is None:
+                return None
+            items.append(carried)
+        return tuple(items)
+    return None if isinstance(value, dict) else value
 
 
 class _View:
@@ -139,6 +160,10 @@ class _View:
 
     def __repr__(self) -> str:
         return repr(self._data)
+
+    def __str__(self) -> str:
+        """The whole result as JSON text, by value: ``json.loads(str(r))`` reads it in one round trip."""
+        return json.dumps(self._data, separators=(",", ":"))
 
     def _rpyc_getattr(self, name: str) -> Any:
         if name in _VIEW_ATTRS:
@@ -178,7 +203,7 @@ class SequenceView(_View, collections.abc.Sequence):
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
-            return SequenceView(self._data[index])
+            return view(self._data[index])
         return view(self._data[index])
 
     def __len__(self) -> int:
@@ -221,7 +246,7 @@ def plain(value: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
 
 
 class NetOpsService(rpyc.Service):
-    """The service root: one attribute per public name, nothing else."""
+    """One connection's service: the caller, the gateway, and the calls the root forwards to it."""
 
     ALIASES = ["NETOPS"]
 
@@ -247,14 +272,21 @@ class NetOpsService(rpyc.Service):
             self._values = self._conn.root.get_service_name() == VALUES_SERVICE
         return self._values
 
-    def _rpyc_getattr(self, name: str) -> Any:
+    def attribute(self, name: str) -> Any:
+        """What the root answers for ``name``: an operation, the JSON entry, or a coded error."""
         if name in ("get_service_name", "get_service_aliases"):
             return getattr(self, name)
         if self._refusal is not None:
             self._gateway.refused(self._caller, "unauthenticated")
             raise native_exception(self._refusal)
         if name in self._names:
-            return lambda *args, **kwargs: self._call(name, args, kwargs)
+            # A plain function: RPyC knows its class without asking (a class of our own would cost a
+            # round trip on every lookup), and it holds nothing but the name and this connection's service.
+            def operation(*args: Any, **kwargs: Any) -> Any:
+                return self._call(name, args, kwargs)
+
+            operation.__name__ = operation.__qualname__ = name
+            return operation
         if name == JSON_ENTRY:
             return self._call_json
         raise native_exception(GatewayError(METHOD_NOT_FOUND, f"no method named {name[:100]!r}"))
@@ -298,6 +330,37 @@ class NetOpsService(rpyc.Service):
         except GatewayError as exc:
             raise native_exception(exc) from None
 
+
+
+def root_class(gateway: Gateway) -> type:
+    """The class of ``conn.root``: exactly one method per public name, so a stock client's netref knows them.
+
+    RPyC builds the client's proxy class from the methods it finds on the root (one round trip, once a
+    connection), and ``dir(root)``, ``help(root)`` and ``repr(root)`` show the operations and nothing of
+    the server. Every name still goes through :meth:`NetOpsService.attribute` (a stock client looks each
+    attribute up: ``root.resolve(...)`` is two round trips, a held ``f = root.resolve`` one a call).
+    """
+
+    def method(name: str) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return self._service.attribute(name)(*args, **kwargs)
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = gateway.lookup(name, UNDERSCORE).summary
+        return call
+
+    names = gateway.method_names(UNDERSCORE)
+    namespace: dict[str, Any] = {name: method(name) for name in names}
+    namespace.update(
+        __slots__=("_service",),
+        __module__="netops",
+        __repr__=lambda self: "<netops gateway>",
+        __dir__=lambda self: list(names),
+        _rpyc_getattr=lambda self, name: self._service.attribute(name),
+        get_service_name=lambda self: NetOpsService.get_service_name(),
+        get_service_aliases=lambda self: NetOpsService.get_service_aliases(),
+    )
+    return type("NetOps", (), namespace)
 
 
 _FRAME = struct.Struct("!LB")  # rpyc's frame header: payload length, compressed flag; a newline ends the frame
@@ -374,6 +437,9 @@ class RPyCSession(Session):
         self.draining = False
         service = NetOpsService(link.gateway, link.caller)
         self.conn = service._connect(self.channel, codec.config)
+        root = codec.root_class()
+        root._service = service
+        self.conn._HANDLERS[consts.HANDLE_GETROOT] = lambda conn: root  # the root clients see; not the service
 
     def receive(self, data: bytes) -> list[Any]:
         """Hand complete frames to rpyc; ask for a worker when none is driving the connection."""
@@ -458,6 +524,7 @@ class RPyCCodec(Codec):
         super().__init__(gateway)
         settings = gateway.services.settings
         self.config = {**PROTOCOL_CONFIG, "sync_request_timeout": settings.timeout + 5, "logger": _server_log}
+        self.root_class = root_class(gateway)
 
     def session(self, link: Link) -> Session:
         """A session for one connection."""

@@ -1,0 +1,135 @@
+"""Bytes and round trips on the wire, counted by the benchmark's relay between a stock client and the gateway."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import rpyc
+
+from gateway.bench.fixtures import PAGE_BYTES, WebPage
+from gateway.bench.wire import RPYC_PATTERNS, Counts, Relay, projected_ms
+from gateway.client import connect
+from gateway.server import Running
+from gateway.transports import TRANSPORTS
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[WebPage]:
+    served = WebPage()
+    yield served
+    served.close()
+
+
+def counted(relay: Relay, step) -> tuple[Counts, object]:
+    """The wire's counts for one step, after what earlier steps left in flight has settled."""
+    time.sleep(0.1)
+    relay.reset()
+    value = step()  # held until counted: dropping an RPyC reference sends a message of its own
+    return relay.reset(), value
+
+
+def wire_of(running: Running, transport: str, step_of) -> Counts:
+    relay = Relay(running.port(transport))
+    try:
+        with connect(f"{transport}://127.0.0.1:{relay.port}") as client:
+            step = step_of(client)
+            step()  # warm: connected, names looked up
+            return counted(relay, step)[0]
+    finally:
+        relay.close()
+
+
+@pytest.fixture(scope="module")
+def small(running: Running) -> dict[str, Counts]:
+    return {t: wire_of(running, t, lambda c: lambda: c.resolve("127.0.0.1")) for t in TRANSPORTS}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_call_and_a_multicall_are_one_round_trip_each(running, transport, small):
+    assert small[transport].round_trips == 1
+    multicall = wire_of(running, transport, lambda c: lambda: c.multicall([("resolve", ["127.0.0.1"])] * 10))
+    assert multicall.round_trips == 1
+    assert small[transport].sent < multicall.sent < 10 * small[transport].sent + 200  # one request, not ten
+
+
+def test_bytes_on_the_wire_have_each_encodings_shape(small):
+    # Thrift's binary fields are the smallest; HTTP's headers cost more; XML-RPC's markup the most.
+    assert small["thrift"].sent < small["pyro"].sent < small["jsonrpc"].sent < small["xmlrpc"].sent
+    assert small["thrift"].received < small["jsonrpc"].received < small["xmlrpc"].received
+    assert small["xmlrpc"].received > 2 * small["jsonrpc"].received  # <member><name>… around every field
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_large_result_costs_its_size_on_every_transport(running, transport, page):
+    counts = wire_of(running, transport, lambda c: lambda: c.fetch_url(page.url, "GET", {}, PAGE_BYTES))
+    assert counts.round_trips == 1
+    # The page is random text: no transport can shrink it much (RPyC compresses, base64 keeps 6 bits a byte).
+    assert PAGE_BYTES * 0.7 < counts.received < PAGE_BYTES * 1.3
+
+
+@pytest.fixture(scope="module")
+def rpyc_wire(running: Running):
+    """A stock RPyC client through the relay: root, a struct result, a held method."""
+    relay = Relay(running.port("rpyc"))
+    conn = rpyc.connect("127.0.0.1", relay.port)
+    root = conn.root
+    handles = (root, root.resolve("127.0.0.1"), root.system_listMethods)
+    for read in RPYC_PATTERNS.values():
+        read(*handles)  # each kind of view's class fetched once
+    yield relay, handles
+    conn.close()
+    relay.close()
+
+
+# What each access pattern the README lists costs a stock client, in round trips.
+EXPECTED_ROUND_TRIPS = {
+    "root.system_listMethods()": 2,  # rpyc looks the attribute up, then calls it
+    "listing()": 1,  # a held method: the call, its list result by value in the reply
+    'root.resolve("127.0.0.1")': 3,  # look-up, call, and rpyc asking what the returned view offers
+    'r["host"]': 1,
+    "json.loads(str(r))": 1,  # the whole result as JSON text, by value
+}
+
+
+@pytest.mark.parametrize("pattern", EXPECTED_ROUND_TRIPS)
+def test_rpyc_round_trips_of_each_access_pattern(rpyc_wire, pattern):
+    relay, handles = rpyc_wire
+    counts, value = counted(relay, lambda: RPYC_PATTERNS[pattern](*handles))
+    assert counts.round_trips == EXPECTED_ROUND_TRIPS[pattern]
+    if pattern != 'root.resolve("127.0.0.1")':
+        assert not isinstance(value, rpyc.BaseNetref)  # arrived by value
+
+
+def test_rpyc_list_results_arrive_as_tuples(rpyc_wire):
+    _, (root, result, listing) = rpyc_wire
+    names = listing()
+    assert type(names) is tuple and "resolve" in names
+    assert type(root.system_methodSignature("tcp_connect")) is tuple
+    assert type(result["addresses"]) is not tuple  # a list of structs: a view (RPyC carries no dict by value)
+
+
+def test_rpyc_reading_a_struct_whole_is_constant_and_dict_is_per_key(rpyc_wire):
+    relay, (root, result, _) = rpyc_wire
+    document = root.rpc_discover()  # a far larger struct than resolve's
+    str(document)
+    whole_small, _ = counted(relay, lambda: str(result))
+    whole_large, _ = counted(relay, lambda: str(document))
+    assert whole_small.round_trips == whole_large.round_trips == 1
+    by_key, copied = counted(relay, lambda: dict(result))
+    assert by_key.round_trips >= 1 + len(copied)  # keys(), then one item at a time
+
+
+def test_rpyc_root_shows_the_operations_and_nothing_of_the_server(running):
+    conn = rpyc.connect("127.0.0.1", running.port("rpyc"))
+    try:
+        root = conn.root
+        assert repr(root) == "<netops gateway>"
+        assert sorted(dir(root)) == sorted(n.replace(".", "_") for n in running.gateway.method_names())
+    finally:
+        conn.close()
+
+
+def test_projection_is_round_trips_times_rtt_plus_loopback():
+    assert projected_ms(3, 500.0, 20) == 60.5
