@@ -141,13 +141,18 @@ class Gateway:
         self._by_style: dict[Style, dict[str, Operation]] = {
             style: {public_name(op.name, style): op for op in enabled} for style in (DOTTED, UNDERSCORE)
         }
+        self._names = {
+            (style, typed): tuple(sorted(n for n, op in ops.items() if not (op.untyped and typed)))
+            for style, ops in self._by_style.items()
+            for typed in (False, True)
+        }  # system.listMethods' answers, sorted once
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
     # -- describing -------------------------------------------------------
     def method_names(self, style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[str]:
         """Every method name callable by ``caller`` in ``style``, sorted."""
-        return sorted(n for n, op in self._by_style[style].items() if not (op.untyped and caller.typed))
+        return list(self._names[style, caller.typed])
 
     def lookup(self, name: str, style: Style = DOTTED, caller: Caller = NO_CALLER) -> Operation:
         """The operation a transport of ``style`` calls ``name``, or ``method_not_found``."""

@@ -9,6 +9,8 @@ netops_refused_total{transport,reason}          requests refused before reaching
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -48,23 +50,34 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Each label set's child, looked up once: prometheus_client's labels() costs microseconds a call,
+        # and the sets are few (the registry's names and "unknown", by transport and outcome).
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def started(self, caller: Caller, method: str) -> None:
         """Count a call in flight."""
-        self.in_flight.labels(caller.transport).inc()
+        self._child(self.in_flight, caller.transport).inc()
         if method not in _SYSTEM and method != "unknown":
             self.outbound.inc()
 
     def finished(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
         """Count the outcome and the latency."""
-        self.in_flight.labels(caller.transport).dec()
+        self._child(self.in_flight, caller.transport).dec()
         if method not in _SYSTEM and method != "unknown":
             self.outbound.dec()
-        self.calls.labels(caller.transport, method, outcome).inc()
-        self.duration.labels(caller.transport, method).observe(seconds)
+        self._child(self.calls, caller.transport, method, outcome).inc()
+        self._child(self.duration, caller.transport, method).observe(seconds)
 
     def refused(self, caller: Caller, reason: str) -> None:
         """Count a refusal."""
-        self.refusals.labels(caller.transport, reason).inc()
+        self._child(self.refusals, caller.transport, reason).inc()
 
     def exposition(self) -> bytes:
         """The Prometheus text format."""

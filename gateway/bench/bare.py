@@ -87,8 +87,8 @@ def rpyc_server(port: int) -> None:
     from rpyc.utils.server import ThreadedServer
 
     class Service(rpyc.Service):
-        def exposed_system_listMethods(self) -> str:
-            return json.dumps(list_methods())  # by value, as the gateway gives a ValuesService client
+        def exposed_system_listMethods(self) -> tuple[str, ...]:
+            return tuple(list_methods())  # by value, as the gateway gives a stock client a list of strings
 
         def json_entry(self, name: str, params: str) -> str:
             """What gateway.client calls (``root["netops.json"]``): JSON text in, JSON text out."""

@@ -93,6 +93,7 @@ class ConnectionLayer:
         # server's first bytes (the TLS ClientHello) to the plain protocol before start_tls can take over.
         self.loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
+        self.loop_thread = 0  # the loop thread's ident, once it runs
         self._open: set[_Connection] = set()
 
     def add(self, listener: Listener) -> None:
@@ -109,6 +110,7 @@ class ConnectionLayer:
         ready.wait()
 
     def _run(self, ready: threading.Event) -> None:
+        self.loop_thread = threading.get_ident()
         asyncio.set_event_loop(self.loop)
         for listener in self.listeners:
             assert listener.sock is not None, "bind() every listener before start()"
@@ -417,8 +419,11 @@ class _Connection(asyncio.Protocol):
 
     # -- thread-safe, for sessions -----------------------------------------------------
     def send(self, data: bytes) -> None:
-        """Write ``data`` from any thread."""
-        self.loop.call_soon_threadsafe(self._write, data)
+        """Write ``data`` from any thread (at once on the loop's own, which an instant request runs on)."""
+        if threading.get_ident() == self.layer.loop_thread:
+            self._write(data)
+        else:
+            self.loop.call_soon_threadsafe(self._write, data)
 
     def _write(self, data: bytes) -> None:
         if not self.closed:

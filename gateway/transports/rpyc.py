@@ -16,8 +16,7 @@ would travel as references into the other process.  So:
   ``len(r)``, iteration and ``dict(r)`` work as on a dict, every leaf comes by
   value, and no live server object is reachable through them.  Each access is
   a round trip; ``str(r)`` is the whole result as JSON text, so
-  ``json.loads(str(r))`` reads any result in one.  A client that connects with
-  :class:`ValuesService` gets each result as one JSON string instead.
+  ``json.loads(str(r))`` reads any result in one.
 * The gateway's own client calls ``root["netops.json"](name, params)`` (no
   operation can be named with a dot): arguments and result as JSON text, by
   value both ways, one round trip and no callback into the client.
@@ -48,17 +47,17 @@ import zlib
 from typing import Any
 
 import rpyc
-from rpyc.core import consts, netref
+from rpyc.core import brine, consts, netref
 
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
 from gateway.net.budget import within_budget
-from gateway.net.session import Codec, Link, Refuse, Session
+from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.transports.base import guarded
 from gateway.transports.exceptions import EXCEPTIONS
 
-__all__ = ["MappingView", "RPyCCodec", "SequenceView", "ValuesService"]
+__all__ = ["MappingView", "RPyCCodec", "SequenceView"]
 
 log = logging.getLogger("gateway.rpyc")
 # rpyc's connection chatter; the access log already records callers, so only its warnings are kept.
@@ -67,7 +66,6 @@ _server_log.setLevel(logging.WARNING)
 
 MAX_ARGUMENT_ITEMS = 10_000  # values copied in from one call's arguments
 MAX_ARGUMENT_DEPTH = 16
-VALUES_SERVICE = "NETOPS-VALUES"
 JSON_ENTRY = "netops.json"  # (name, '{"args": [...], "kwargs": {...}}') -> result as JSON text
 
 
@@ -87,12 +85,6 @@ _WIRE_CLASSES = {base: _wire_class(base) for base in set(EXCEPTIONS.values())}
 def native_exception(error: GatewayError) -> Exception:
     """The builtin exception (by name) an RPyC caller receives for ``error``."""
     return _WIRE_CLASSES[EXCEPTIONS[error.code]](str(error))
-
-
-class ValuesService(rpyc.Service):
-    """Connect with this service to receive results as JSON text, by value, in one round trip."""
-
-    ALIASES = [VALUES_SERVICE]
 
 
 PROTOCOL_CONFIG = {
@@ -254,23 +246,8 @@ class NetOpsService(rpyc.Service):
         self._gateway = gateway
         self._limit = gateway.services.settings.max_request_bytes
         self._names = frozenset(gateway.method_names(UNDERSCORE))
-        self._conn: Any = None
         self._caller = caller
         self._refusal = gateway.refusal(caller)  # set: this caller can be served nothing
-        self._values: bool | None = None
-
-    def on_connect(self, conn: Any) -> None:
-        self._conn = conn
-
-    def _wants_values(self) -> bool:
-        """Whether the client connected with ValuesService: asked once per connection, on its first call.
-
-        A failed question is not remembered as "no" (its answer would be a view the client cannot read):
-        the call fails with the error, and the next call asks again.
-        """
-        if self._values is None:
-            self._values = self._conn.root.get_service_name() == VALUES_SERVICE
-        return self._values
 
     def attribute(self, name: str) -> Any:
         """What the root answers for ``name``: an operation, the JSON entry, or a coded error."""
@@ -286,6 +263,7 @@ class NetOpsService(rpyc.Service):
                 return self._call(name, args, kwargs)
 
             operation.__name__ = operation.__qualname__ = name
+            operation.netops_operation = name  # type: ignore[attr-defined]  # (rpyc lets no client read it)
             return operation
         if name == JSON_ENTRY:
             return self._call_json
@@ -305,8 +283,6 @@ class NetOpsService(rpyc.Service):
             )
         except GatewayError as exc:
             raise native_exception(exc) from None
-        if guarded(self._wants_values, "rpyc asking the client's service name"):
-            return json.dumps(result, separators=(",", ":"))
         return view(result)
 
     def _call_json(self, name: str, params: str) -> str:
@@ -424,6 +400,36 @@ class _FrameChannel:
         return -1
 
 
+_REQUEST = bytes([consts.MSG_REQUEST])
+_INSTANT_HANDLERS = frozenset(
+    {
+        consts.HANDLE_PING, consts.HANDLE_GETROOT, consts.HANDLE_GETATTR, consts.HANDLE_DEL, consts.HANDLE_INSPECT,
+        consts.HANDLE_REPR, consts.HANDLE_STR, consts.HANDLE_DIR, consts.HANDLE_HASH, consts.HANDLE_CALL,
+        consts.HANDLE_CALLATTR, consts.HANDLE_CLOSE,  # a client's close() waits for its answer
+    }
+)  # fmt: skip
+
+
+def _by_value_box(box: Any) -> bool:
+    """Whether an rpyc box holds only values and our own objects (no reference into the client)."""
+    if type(box) is not tuple or len(box) != 2:
+        return False
+    label, value = box
+    if label in (consts.LABEL_VALUE, consts.LABEL_LOCAL_REF):
+        return True
+    return label == consts.LABEL_TUPLE and type(value) is tuple and all(_by_value_box(item) for item in value)
+
+
+class _Instant:
+    """A request frame, decoded, that is answered on the loop thread."""
+
+    __slots__ = ("raw", "seq")
+
+    def __init__(self, seq: int, raw: Any) -> None:
+        self.seq = seq
+        self.raw = raw
+
+
 class RPyCSession(Session):
     """Cuts frames on the loop; one worker at a time drives rpyc's ``Connection`` over them."""
 
@@ -435,14 +441,17 @@ class RPyCSession(Session):
         self.buffer = bytearray()
         self.channel = _FrameChannel(link)
         self.draining = False
-        service = NetOpsService(link.gateway, link.caller)
+        service = self.service = NetOpsService(link.gateway, link.caller)
         self.conn = service._connect(self.channel, codec.config)
+        self.root_class = codec.root_class
+        self.instant_names = codec.instant
         root = codec.root_class()
         root._service = service
         self.conn._HANDLERS[consts.HANDLE_GETROOT] = lambda conn: root  # the root clients see; not the service
 
     def receive(self, data: bytes) -> list[Any]:
-        """Hand complete frames to rpyc; ask for a worker when none is driving the connection."""
+        """Complete frames: an instant one as a request of its own, the others handed to rpyc's channel
+        (with a request for a worker when none is driving the connection)."""
         self.buffer += data
         frames = []
         while len(self.buffer) >= _FRAME.size:
@@ -455,16 +464,54 @@ class RPyCSession(Session):
             if len(self.buffer) < end:
                 break
             frame = bytes(self.buffer[_FRAME.size : end - len(_FLUSHER)])
-            del self.buffer[:end]
+            del self.buffer[: end]
             frames.append(self._inflate(frame) if compressed else frame)
-        if not frames:
-            return []
-        self.channel.push(frames)
+        requests: list[Any] = []
         with self.channel.ready:
-            if self.draining:
-                return []  # the worker driving this connection will read them
-            self.draining = True
-        return [None]
+            for frame in frames:
+                if not self.draining and not self.channel.frames:
+                    instant = self._instant_request(frame)
+                    if instant is not None:
+                        requests.append(instant)  # answered on the loop, in order with the rest
+                        continue
+                self.channel.frames.append(frame)
+                if not self.draining:
+                    self.draining = True
+                    requests.append(None)  # a worker drives rpyc until the channel is empty
+            self.channel.ready.notify_all()
+        return requests
+
+    def _instant_request(self, frame: bytes) -> _Instant | None:
+        """A request rpyc can answer without waiting on anything: a look-up, a release, a read of a view, or
+        a call of an instant operation, with every argument by value (a reference into the client would
+        make rpyc ask the client about it). None for anything else, which goes to a worker."""
+        if self.refused or len(frame) > INSTANT_BYTES or frame[:1] != _REQUEST:
+            return None
+        try:
+            seq, raw = brine.load(frame[1:])
+            handler, boxed = raw
+        except Exception:
+            return None  # rpyc itself will answer what it cannot read, on a worker
+        if handler not in _INSTANT_HANDLERS or not _by_value_box(boxed):
+            return None
+        if handler in (consts.HANDLE_CALL, consts.HANDLE_CALLATTR) and not self._instant_call(handler, boxed):
+            return None
+        return _Instant(seq, raw)
+
+    def _instant_call(self, handler: int, boxed: Any) -> bool:
+        try:
+            target, *rest = self.conn._unbox(boxed)
+        except Exception:
+            return False
+        service, names = self.service, self.instant_names
+        if isinstance(target, _View):
+            return handler == consts.HANDLE_CALLATTR  # a read of the per-call copy
+        if getattr(target, "__func__", None) is NetOpsService._call_json and target.__self__ is service:
+            args = rest[0]  # the JSON entry: (name, params as JSON text)
+            return bool(args) and args[0] in names
+        if handler == consts.HANDLE_CALLATTR:
+            return type(target) is self.root_class and rest[0] in names
+        return getattr(target, "netops_operation", None) in names
 
     def _inflate(self, frame: bytes) -> bytes:
         inflater = zlib.decompressobj()
@@ -476,8 +523,16 @@ class RPyCSession(Session):
             raise Refuse("too_large")
         return data
 
-    def handle(self, request: None) -> None:
-        """Serve frames until none is waiting (a callback's reply is read here too)."""
+    def instant(self, request: Any) -> bool:
+        """Whether ``request`` is a frame :meth:`receive` found could be answered on the loop."""
+        return request is not None
+
+    def handle(self, request: _Instant | None) -> None:
+        """Answer an instant request, or serve frames until none is waiting (a callback's reply is read
+        here too)."""
+        if request is not None:
+            self.conn._dispatch_request(request.seq, request.raw)  # rpyc replies through the channel
+            return None
         try:
             while True:
                 with self.channel.ready:
@@ -525,6 +580,7 @@ class RPyCCodec(Codec):
         settings = gateway.services.settings
         self.config = {**PROTOCOL_CONFIG, "sync_request_timeout": settings.timeout + 5, "logger": _server_log}
         self.root_class = root_class(gateway)
+        self.instant = self.instant_names(UNDERSCORE)
 
     def session(self, link: Link) -> Session:
         """A session for one connection."""

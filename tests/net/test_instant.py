@@ -50,12 +50,7 @@ def busy_gateway(transport_settings, dns_server):
         thread.join()
 
 
-# RPyC is not: a frame can only be told apart by decoding it, and a call may wait on the client (a callback).
-@pytest.mark.parametrize(
-    "transport",
-    [pytest.param(t, marks=pytest.mark.skip(reason="RPyC calls always run on a worker")) if t == "rpyc" else t
-     for t in TRANSPORTS],
-)  # fmt: skip
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_introspection_answers_while_every_worker_is_busy(busy_gateway, transport):
     running, slow_calls = busy_gateway
     client = connect(running, transport)
