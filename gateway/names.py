@@ -42,7 +42,7 @@ _FAMILY_NAMES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
 _GETADDRINFO_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="getaddrinfo")
 # The AAAA query of a name runs here while the A query runs on the caller's thread, so an address
 # lookup costs one round trip, not two. A pool of its own: these never wait on each other.
-_QUERY_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="dns-aaaa")
+_QUERY_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=128, thread_name_prefix="dns-aaaa")
 
 
 def strip_dot(name: dns.name.Name | str) -> str:

@@ -7,7 +7,10 @@ request), so the time measured is the gateway's, not a queue in front of them.
 from __future__ import annotations
 
 import base64
+import collections
 import random
+import select
+import socket
 import socketserver
 import threading
 import time
@@ -28,26 +31,40 @@ ZONE = "bench.test."
 
 
 class SlowDNS:
-    """Answers every query under ``bench.test.`` after ``delay`` seconds: MX 10 mx.bench.test, A 127.0.0.1."""
+    """Answers every query under ``bench.test.`` ``delay`` seconds after it arrives: MX 10 mx.bench.test,
+    A 127.0.0.1.
+
+    One thread and a queue of answers due: a thread per query would make the server itself the bottleneck
+    of a burst (starting hundreds of threads), and the burst's time would be the fixture's, not the gateway's.
+    """
 
     def __init__(self, delay: float = 0.05) -> None:
         self.delay = delay
-        outer = self
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)  # a burst waits, not dropped
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._serve, name="slow-dns", daemon=True).start()
 
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                wire, sock = self.request
-                try:
-                    query = dns.message.from_wire(wire)
-                except dns.exception.DNSException:
-                    return
-                time.sleep(outer.delay)
-                sock.sendto(answer(query).to_wire(), self.client_address)
-
-        class Server(socketserver.ThreadingMixIn, socketserver.UDPServer):
-            daemon_threads = True
-
-        self.server, self.port = _serve(Server(("127.0.0.1", 0), Handler))
+    def _serve(self) -> None:
+        due: collections.deque[tuple[float, bytes, tuple[str, int]]] = collections.deque()
+        while not self._closed:
+            timeout = max(0.0, due[0][0] - time.monotonic()) if due else 0.1
+            try:
+                readable, _, _ = select.select([self.sock], [], [], timeout)
+                if readable:
+                    wire, client = self.sock.recvfrom(65535)
+                    try:
+                        reply = answer(dns.message.from_wire(wire)).to_wire()
+                    except dns.exception.DNSException:
+                        continue
+                    due.append((time.monotonic() + self.delay, reply, client))
+                while due and due[0][0] <= time.monotonic():
+                    _, reply, client = due.popleft()
+                    self.sock.sendto(reply, client)
+            except OSError:
+                return  # closed
 
     @property
     def address(self) -> str:
@@ -56,7 +73,8 @@ class SlowDNS:
 
     def close(self) -> None:
         """Stop answering."""
-        _stop(self.server)
+        self._closed = True
+        self.sock.close()
 
 
 def _serve(server: socketserver.BaseServer) -> tuple[socketserver.BaseServer, int]:
