@@ -132,7 +132,9 @@ class Gateway:
         unknown = sorted({*settings.disable, *(e.split(".", 1)[0] for e in settings.limits)} - known)
         if unknown:
             raise ValueError(f"unknown operation {unknown[0]!r} in disable or limits")
-        self._timed = {op.name for op in self.registry if _has_elapsed(op)}
+        # Operations whose result has elapsed_ms: its declared field order, when elapsed_ms is not the last
+        # field (added later, at the end of the struct, so its wire id did not move), else None.
+        self._timed = {op.name: _field_order(op) for op in self.registry if _has_elapsed(op)}
         self.admission = Admission(
             settings.rate_limit, settings.rate_burst, settings.max_calls_per_client, settings.max_outbound
         )
@@ -267,6 +269,9 @@ class Gateway:
             raise GatewayError(INTERNAL, f"internal error (incident {incident})") from None
         if op.name in self._timed:
             result["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 3)
+            order = self._timed[op.name]
+            if order is not None:  # every transport lists the fields in the same, declared order
+                result = {name: result[name] for name in order if name in result}
         return result
 
     def call_many(self, calls: Sequence[Any], style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[Any]:
@@ -364,6 +369,11 @@ def unpack_call(item: Any) -> tuple[str, Sequence[Any], Mapping[str, Any]]:
 def fault(exc: GatewayError) -> Fault:
     """A multicall fault struct for an error."""
     return {"faultCode": exc.number, "faultString": str(exc)}
+
+
+def _field_order(op: Operation) -> tuple[str, ...] | None:
+    names = tuple(f.name for f in op.result.fields)
+    return None if names[-1] == "elapsed_ms" else names
 
 
 def _has_elapsed(op: Operation) -> bool:

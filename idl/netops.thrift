@@ -74,6 +74,8 @@ struct MxResult {
   /** CNAME targets followed from the queried name */
   5: list<string> cname_chain,
   6: double elapsed_ms,
+  /** more than 10 MX records: mx holds the 10 most preferred */
+  7: bool truncated,
 }
 
 /** The server's leaf certificate. */
@@ -159,7 +161,7 @@ struct FetchResult {
   6: map<string, string> headers,
   7: list<Redirect> redirects,
   8: string content_type,
-  /** text for textual types that decode in their charset, else base64 */
+  /** text for textual types that decode in a text charset, else base64 */
   9: string body,
   /** text or base64 */
   10: string body_encoding,
@@ -174,6 +176,8 @@ struct FetchResult {
   /** The TLS session of an https fetch; empty strings for http. */
   15: TlsSummary tls,
   16: double elapsed_ms,
+  /** the text charset the body was decoded with; empty when it is base64 (binary, undecodable, or a charset that is unknown or no text encoding, such as bz2 or punycode) */
+  17: string charset,
 }
 
 /** Whether a TCP connection could be opened. */
@@ -286,6 +290,8 @@ service NetOps {
   /**
    * Find the PTR name of an address and check that the name resolves back to it (forward-confirmed reverse DNS).
    *
+   * At most the first 4 PTR names are looked up forward (one PTR query, then at most 8).
+   *
    * Parameters:
    *   address (string): IPv4 or IPv6 address
    * Returns: ReverseResult
@@ -306,6 +312,8 @@ service NetOps {
 
   /**
    * Find where mail for a domain goes (RFC 5321 5.1): MX by preference, else the implicit MX; null MX (RFC 7505).
+   *
+   * At most the 10 most preferred exchanges are listed and looked up (one MX query, then at most 20).
    *
    * Parameters:
    *   domain (string): mail domain

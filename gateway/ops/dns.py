@@ -20,6 +20,13 @@ __all__ = ["dns_query", "mx_lookup", "resolve", "reverse_lookup"]
 
 LOOKUP_ERRORS = (INVALID_ARGUMENT, NOT_FOUND, TIMEOUT, CONNECTION_FAILED)
 
+# Fan-out bounds: a domain anyone can publish must not turn one call into thousands of queries (NXNS-style
+# amplification through our resolver). mx_lookup: 1 MX query, then A and AAAA for at most MAX_EXCHANGES
+# exchanges, at most 1 + 2 * MAX_EXCHANGES queries. reverse_lookup: 1 PTR query, then forward lookups for at
+# most MAX_PTR_NAMES names, at most 1 + 2 * MAX_PTR_NAMES.
+MAX_EXCHANGES = 10
+MAX_PTR_NAMES = 4
+
 # The record types dns_query answers; dnspython knows more, these are the ones people ask for.
 RDTYPES = (
     "A", "AAAA", "CAA", "CDNSKEY", "CDS", "CNAME", "DNAME", "DNSKEY", "DS", "HINFO", "HTTPS", "LOC", "MX",
@@ -89,6 +96,7 @@ class MxResult(TypedDict):
     null_mx: Annotated[bool, "the domain publishes a null MX (RFC 7505): it accepts no mail"]
     cname_chain: Annotated[list[str], "CNAME targets followed from the queried name"]
     elapsed_ms: float
+    truncated: Annotated[bool, f"more than {MAX_EXCHANGES} MX records: mx holds the {MAX_EXCHANGES} most preferred"]
 
 
 @operation(errors=LOOKUP_ERRORS, example={"host": "example.com"})
@@ -110,12 +118,15 @@ def resolve(
 
 @operation(errors=(INVALID_ARGUMENT, TIMEOUT, CONNECTION_FAILED), example={"address": "1.1.1.1"})  # no PTR: a result
 def reverse_lookup(ctx: Context, address: Annotated[str, "IPv4 or IPv6 address"]) -> ReverseResult:
-    """Find the PTR name of an address and check that the name resolves back to it (forward-confirmed reverse DNS)."""
+    """Find the PTR name of an address and check that the name resolves back to it (forward-confirmed reverse DNS).
+
+    At most the first 4 PTR names are looked up forward (one PTR query, then at most 8).
+    """
     ip = ip_literal(address)
     if ip is None:
         raise GatewayError(INVALID_ARGUMENT, f"{address[:100]!r} is not an IP address")
     names = ctx.names.reverse(str(ip), ctx.deadline)
-    for name in names:
+    for name in names[:MAX_PTR_NAMES]:
         try:
             _, forward = ctx.names.addresses(name, ctx.deadline)
         except GatewayError as exc:
@@ -152,10 +163,15 @@ def dns_query(
 
 @operation(errors=LOOKUP_ERRORS, example={"domain": "example.com"})
 def mx_lookup(ctx: Context, domain: Annotated[str, "mail domain"]) -> MxResult:
-    """Find where mail for a domain goes (RFC 5321 5.1): MX by preference, else the implicit MX; null MX (RFC 7505)."""
+    """Find where mail for a domain goes (RFC 5321 5.1): MX by preference, else the implicit MX; null MX (RFC 7505).
+
+    At most the 10 most preferred exchanges are listed and looked up (one MX query, then at most 20).
+    """
     lookup = ctx.names.query(domain, "MX", ctx.deadline)
     result = {"domain": domain, "mx": [], "implicit": False, "null_mx": False, "cname_chain": lookup.cname_chain}
     records = sorted((rd.preference, strip_dot(rd.exchange)) for rd in lookup.rrset or ())
+    result["truncated"] = len(records) > MAX_EXCHANGES
+    records = records[:MAX_EXCHANGES]
     if any(exchange == "." for _, exchange in records):
         result["null_mx"] = True  # RFC 7505: "0 ." means the domain accepts no mail
     elif records:

@@ -107,7 +107,7 @@ class FetchResult(TypedDict):
     headers: Annotated[dict[str, str], "lower-case name to value; repeated headers joined with ', '"]
     redirects: list[Redirect]
     content_type: str
-    body: Annotated[str, "text for textual types that decode in their charset, else base64"]
+    body: Annotated[str, "text for textual types that decode in a text charset, else base64"]
     body_encoding: Annotated[str, "text or base64"]
     body_bytes: Annotated[int, "bytes of decoded body returned"]
     truncated: Annotated[bool, "the decoded body was larger than max_bytes"]
@@ -115,6 +115,11 @@ class FetchResult(TypedDict):
     address: Annotated[str, "IP address of the final hop"]
     tls: TlsSummary
     elapsed_ms: float
+    charset: Annotated[
+        str,
+        "the text charset the body was decoded with; empty when it is base64 (binary, undecodable, "
+        "or a charset that is unknown or no text encoding, such as bz2 or punycode)",
+    ]
 
 
 @dataclass
@@ -183,7 +188,7 @@ def fetch_url(
             extra = [(k, v) for k, v in extra if k not in ORIGIN_BOUND_HEADERS]
         current = following
     content_type = response.headers.get("content-type", "")
-    body, encoding = _body_text(response.body, content_type, response.truncated)
+    body, encoding, charset = _body_text(response.body, content_type, response.truncated)
     timings = {**response.timings, "total_ms": round((time.perf_counter() - start) * 1000, 3)}
     return {  # type: ignore[typeddict-item]
         "url": url,
@@ -196,6 +201,7 @@ def fetch_url(
         "content_type": content_type,
         "body": body,
         "body_encoding": encoding,
+        "charset": charset,
         "body_bytes": len(response.body),
         "truncated": response.truncated,
         "timings": timings,
@@ -422,21 +428,43 @@ class _BoundedBody:
         return b"".join(self._parts)
 
 
-def _body_text(body: bytes, content_type: str, truncated: bool) -> tuple[str, str]:
-    """Return (body, "text") for textual types that decode cleanly, else (base64, "base64")."""
+# Codecs Python can look up that are no charset, or not one a body may name: text transforms (idna,
+# the escape codecs), punycode (it decodes in quadratic time), utf-7 (the XSS charset browsers dropped),
+# and "undefined". The registry's compressors and byte transforms (bz2, zlib, base64, hex, rot13, uu, …)
+# are not text encodings at all, and are refused by that mark.
+_NOT_CHARSETS = frozenset({"punycode", "idna", "unicode-escape", "raw-unicode-escape", "utf-7", "undefined"})
+
+
+def charset_codec(name: str) -> str | None:
+    """The codec name for a charset a server named, or None if it is unknown or not a text charset."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
+
+
+def _body_text(body: bytes, content_type: str, truncated: bool) -> tuple[str, str, str]:
+    """(text, "text", charset) for textual types that decode cleanly in a text charset (UTF-8 when none is
+    named), else (base64, "base64", "")."""
     mime, _, params = content_type.partition(";")
     mime = mime.strip().lower()
     textual = mime.startswith("text/") or mime in TEXT_TYPES or mime.endswith(("+json", "+xml"))
     if textual:
-        charset = "utf-8"
+        named = "utf-8"
         for param in params.split(";"):
             key, _, value = param.partition("=")
             if key.strip().lower() == "charset" and value.strip():
-                charset = value.strip().strip('"')
-        try:
-            text = codecs.getincrementaldecoder(charset)("strict").decode(body, final=not truncated)
-        except (LookupError, UnicodeDecodeError):
-            text = None
-        if text is not None and not NOT_XML_SAFE.search(text):
-            return text, "text"
-    return base64.b64encode(body).decode("ascii"), "base64"
+                named = value.strip().strip('"')[:64]
+        charset = charset_codec(named)
+        text = None
+        if charset is not None:
+            try:
+                text = codecs.getincrementaldecoder(charset)("strict").decode(body, final=not truncated)
+            except UnicodeDecodeError:
+                text = None
+        if charset is not None and text is not None and not NOT_XML_SAFE.search(text):
+            return text, "text", charset
+    return base64.b64encode(body).decode("ascii"), "base64", ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import Settings
+from gateway.ops.dns import MAX_EXCHANGES, MAX_PTR_NAMES
 from tests.conftest import checked_call, error_of, make_gateway
 
 
@@ -208,6 +209,28 @@ def test_mx_lookup_null_mx_accepts_no_mail(call):
 def test_mx_lookup_no_mx_no_address(call):
     result = call("mx_lookup", "nomail.example.test")
     assert result["mx"] == [] and result["implicit"] is False and result["null_mx"] is False
+
+
+def test_mx_lookup_of_a_thousand_exchanges_sends_a_bounded_number_of_queries(call, dns_server):
+    before = dns_server.authority.queries
+    result = call("mx_lookup", "manymx.example.test")
+    sent = dns_server.authority.queries - before
+    assert result["truncated"] is True and len(result["mx"]) == MAX_EXCHANGES
+    assert [mx["preference"] for mx in result["mx"]] == [0] * MAX_EXCHANGES  # the most preferred
+    assert sent <= 2 + 2 * MAX_EXCHANGES  # the MX query (over UDP, then TCP: it is large), A and AAAA each
+    assert str(MAX_EXCHANGES) in call("system.methodHelp", "mx_lookup")
+
+
+def test_mx_lookup_of_a_few_exchanges_is_not_truncated(call):
+    assert call("mx_lookup", "example.test")["truncated"] is False
+
+
+def test_reverse_lookup_confirms_a_bounded_number_of_names(call, dns_server):
+    before = dns_server.authority.queries
+    result = call("reverse_lookup", "192.0.2.55")
+    assert result["forward_confirmed"] is False and result["hostname"].startswith("nx")
+    assert dns_server.authority.queries - before <= 2 + 2 * MAX_PTR_NAMES
+    assert str(MAX_PTR_NAMES) in call("system.methodHelp", "reverse_lookup")
 
 
 def test_mx_lookup_nxdomain_is_not_found(call):

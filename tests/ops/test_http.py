@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import resource
 import tracemalloc
 
 import pytest
@@ -84,7 +85,19 @@ def test_text_with_control_characters_travels_as_base64(call, web):
 
 
 def test_charset_is_honoured(call, web):
-    assert call("fetch_url", f"{web}/latin1")["body"] == "café crème"
+    result = call("fetch_url", f"{web}/latin1")
+    assert result["body"] == "café crème" and result["charset"] == "iso8859-1"
+
+
+@pytest.mark.parametrize("name", ["bz2", "zlib", "rot13", "base64", "hex", "punycode", "idna", "utf-7", "nope"])
+def test_a_charset_that_is_no_text_encoding_is_never_decoded_with(call, web, name):
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    result = call("fetch_url", f"{web}/charset?name={name}", max_bytes=1_000_000)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    assert result["body_encoding"] == "base64" and result["charset"] == ""
+    assert len(base64.b64decode(result["body"])) == result["body_bytes"] < 1_000_000  # the bytes as sent
+    assert after.ru_maxrss - before.ru_maxrss < 50 * 1024  # KiB: nothing inflated (bz2 would make 64 MiB)
+    assert after.ru_utime - before.ru_utime < 2.0  # no quadratic decode (punycode: seconds)
 
 
 @pytest.mark.parametrize("path", ["/gzip", "/deflate", "/deflate?raw=1"])

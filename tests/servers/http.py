@@ -6,6 +6,7 @@ timeout, so one silent client cannot stall the others.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import socket
@@ -106,6 +107,15 @@ class Handler(BaseHTTPRequestHandler):
     def control_chars(self, _: str, __: dict) -> None:
         self.send(200, b"text with a \x01 control character", "text/plain")
 
+    def hostile_charset(self, _: str, query: dict) -> None:
+        """A body in a "charset" that is a compressor or a slow codec: a bomb if decoded with it."""
+        name = query.get("name", "bz2")
+        if name in ("bz2", "zlib"):
+            body = codecs.encode(b"A" * (64 * 1024 * 1024), name)  # a few hundred bytes that inflate to 64 MiB
+        else:
+            body = b"a" * 600_000 + b"-" + b"b" * 100  # punycode decodes this in quadratic time
+        self.send(200, body, f"text/plain; charset={name}")
+
     def latin1(self, _: str, __: dict) -> None:
         self.send(200, "café crème".encode("latin-1"), "text/plain; charset=iso-8859-1")
 
@@ -176,6 +186,7 @@ ROUTES = [
     ("/binary", Handler.binary),
     ("/control", Handler.control_chars),
     ("/latin1", Handler.latin1),
+    ("/charset", Handler.hostile_charset),
     ("/headers", Handler.repeated),
     ("/slow", Handler.slow),
     ("/chunked", Handler.chunked),

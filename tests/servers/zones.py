@@ -5,6 +5,10 @@ from __future__ import annotations
 import dns.zone
 
 BIG_TXT = " ".join(f'"{"x" * 200}-{i}"' for i in range(12))  # ~2.5 KB: more than any UDP payload the resolver offers
+# A domain anyone could publish: 1,000 MX records, each naming an exchange that does not exist (NXNS-style).
+# An address with 20 PTR names, none of which exists: forward-confirming each would be 40 queries.
+MANY_PTR = "\n".join(f"55  IN PTR  nx{i}.example.test." for i in range(20))
+MANY_MX = "\n".join(f"manymx          IN MX    {i % 50} nx{i}.manymx" for i in range(1000))
 
 EXAMPLE = f"""
 $TTL 300
@@ -54,6 +58,7 @@ metadata        IN A     169.254.169.254
 mapped          IN AAAA  ::ffff:127.0.0.1
 mixed           IN A     10.0.0.1
 mixed           IN A     127.0.0.1
+{MANY_MX}
 """
 
 # Everything the local TLS and HTTP servers answer as; all on 127.0.0.1.
@@ -71,13 +76,14 @@ unknownca   IN A    127.0.0.1
 rebind      IN AAAA ::1
 """
 
-REVERSE_V4 = """
+REVERSE_V4 = f"""
 $TTL 300
 @   IN SOA  ns1.example.test. hostmaster.example.test. 1 3600 600 86400 300
 @   IN NS   ns1.example.test.
 10  IN PTR  www.example.test.
 77  IN PTR  fwd.example.test.
 99  IN PTR  liar.example.test.
+{MANY_PTR}
 """
 
 REVERSE_V6 = """
