@@ -66,22 +66,27 @@ MiB = 1024 * 1024
 
 
 class Progress:
-    """A one-line progress bar on standard error."""
+    """Progress on standard error: a bar redrawn in place on a terminal, a line a step otherwise (a log)."""
 
     def __init__(self, total: int, enabled: bool = True) -> None:
         self.total, self.done, self.enabled = max(total, 1), 0, enabled
+        self.bar = sys.stderr.isatty()
 
     def step(self, label: str) -> None:
         """Advance by one step, naming what runs next."""
         self.done += 1
-        if self.enabled:
+        if not self.enabled:
+            return
+        if self.bar:
             filled = int(30 * self.done / self.total)
             sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {label:<40}")
-            sys.stderr.flush()
+        else:
+            sys.stderr.write(f"[{self.done}/{self.total}] {label}\n")
+        sys.stderr.flush()
 
     def close(self) -> None:
         """End the bar's line."""
-        if self.enabled:
+        if self.enabled and self.bar:
             sys.stderr.write("\n")
 
 
@@ -139,7 +144,7 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
         + ("idle" in workloads)
         + ("wire" in workloads)
     )
-    progress = progress or Progress(steps, enabled=sys.stderr.isatty())
+    progress = progress or Progress(steps)
     dns, web = SlowDNS(0.05), WebPage()
     result: dict[str, Any] = {
         "machine": machine(),
