@@ -187,11 +187,7 @@ class Gateway:
         Observers see the registry's public name of the method, or ``unknown``: whatever callers send,
         the set of labels stays the registry's.
         """
-        try:
-            self._authorize(name, caller)
-        except GatewayError:
-            self.refused(caller, UNAUTHENTICATED)
-            raise
+        self.authorize(name, caller)
         if not self.observers:
             return self._call(name, args, kwargs or {}, style, caller, element, raw)
         method = name if isinstance(name, str) and name in self._by_style[style] else "unknown"
@@ -207,6 +203,15 @@ class Gateway:
             elapsed = time.perf_counter() - start
             for observer in self.observers:
                 observer.finished(caller, method, outcome, elapsed)
+
+    def authorize(self, name: Any, caller: Caller) -> None:
+        """Raise ``unauthenticated`` (counted as a refusal) unless ``caller`` may call ``name``; for a
+        transport that must know before it touches the arguments (RPyC copies them in from the caller)."""
+        try:
+            self._authorize(name, caller)
+        except GatewayError:
+            self.refused(caller, UNAUTHENTICATED)
+            raise
 
     def refused(self, caller: Caller, reason: str) -> None:
         """Tell the observers a request was refused before it reached an operation."""

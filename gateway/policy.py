@@ -21,7 +21,10 @@ __all__ = ["IPAddress", "TargetPolicy", "ip_literal"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598; also cloud metadata (100.100.100.200)
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: the IPv4 address is the low 32 bits
+# RFC 8215's local-use prefix: each network picks its own RFC 6052 layout inside it (/48 to /96), so which
+# IPv4 address an address reaches cannot be known from outside. Refused whole (allow_targets can open it).
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
 
 def _inet_aton(text: str) -> ipaddress.IPv4Address | None:
@@ -77,7 +80,7 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
         found.extend(ip.teredo)
     if int(ip) >> 32 == 0 and int(ip) > 1:  # IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks)
         found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    if any(ip in net for net in _NAT64):
+    if ip in _NAT64:
         found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     return found
 
@@ -113,14 +116,15 @@ class TargetPolicy:
         if ip.version == 6:
             if ip.scope_id:
                 ip = ipaddress.IPv6Address(str(ip).split("%")[0])
-            for v4 in _embedded_ipv4(ip):
-                if self._allowed_explicitly(v4):
-                    return None
-                why = _why_not_global(v4)
+            if ip in _NAT64_LOCAL:
+                return "local-use NAT64 (RFC 8215): the IPv4 address it reaches depends on the network's layout"
+            embedded = _embedded_ipv4(ip)
+            for v4 in embedded:
+                why = None if self._allowed_explicitly(v4) else _why_not_global(v4)
                 if why:
                     return f"{why} (embeds {v4})"
-            if any(ip in net for net in _NAT64):
-                return None  # a NAT64 address reaches exactly the IPv4 address it embeds, checked above
+            if any(self._allowed_explicitly(v4) for v4 in embedded) or ip in _NAT64:
+                return None  # it reaches the IPv4 address(es) it embeds, checked above
         return _why_not_global(ip)
 
     def allows(self, ip: IPAddress) -> bool:

@@ -40,8 +40,12 @@ class Site:
         self._page_without_forms = render_page(operations, endpoints, "").encode()
         self._openrpc = json.dumps(openrpc_document(gateway, DOTTED), indent=1).encode()
 
-    def get(self, path: str, transport: str, host: str) -> Response:
-        """Answer ``GET path`` arriving on ``transport``'s port with Host ``host``."""
+    def get(self, path: str, transport: str, local: str) -> Response:
+        """Answer ``GET path`` arriving on ``transport``'s port at the gateway's address ``local``.
+
+        The docs redirect goes to that address, the one the client reached: a ``Host`` header is the
+        client's to choose, and following it would make the gateway an open redirect.
+        """
         path = path.split("?", 1)[0]
         if path == "/healthz":
             return 200, b"ok\n", "text/plain", ()
@@ -60,7 +64,7 @@ class Site:
             if transport == "jsonrpc":
                 return 200, self._page, "text/html; charset=utf-8", ()
             if self.jsonrpc_port is not None:
-                hostname = host.rsplit(":", 1)[0] if host and not host.endswith("]") else host or "127.0.0.1"
+                hostname = f"[{local}]" if ":" in local else local
                 scheme = "https" if self.gateway.services.settings.tls_cert else "http"
                 location = f"{scheme}://{hostname}:{self.jsonrpc_port}/"
                 return 302, b"", "text/plain", (("Location", location),)

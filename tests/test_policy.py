@@ -79,6 +79,10 @@ REFUSED = [
     ("2002:a9fe:a9fe::1", "link-local"),  # 6to4 wrapping 169.254.169.254
     ("64:ff9b::a00:1", "private"),  # NAT64 to 10.0.0.1
     ("64:ff9b::7f00:1", "loopback"),  # NAT64 to 127.0.0.1
+    # RFC 8215 local-use NAT64: under RFC 6052's /48 layout this embeds 127.0.0.1 (bits 48-63 and 72-87),
+    # though its low 32 bits read 8.8.8.8. The layout is the network's choice: the prefix is refused whole.
+    ("64:ff9b:1:7f00:0:100:808:808", "local-use NAT64"),
+    ("64:ff9b:1::808:808", "local-use NAT64"),
 ]
 
 

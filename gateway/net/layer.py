@@ -271,7 +271,8 @@ class _Connection(asyncio.Protocol):
     def _start(self, token: str | None = None) -> None:
         gateway = self.layer.gateway
         self.caller = gateway.identify(self.caller, token)
-        link = Link(gateway, self.caller, self.send, self.close_soon, self.layer.tls is not None)
+        local = self.transport.get_extra_info("sockname") or ("127.0.0.1", 0)
+        link = Link(gateway, self.caller, self.send, self.close_soon, self.layer.tls is not None, str(local[0]))
         self.session = self.listener.codec.session(link)
         self._arm(self.layer.idle_timeout)
 

@@ -58,6 +58,7 @@ class Link:
         send: Callable[[bytes], None],
         close: Callable[[], None],
         tls: bool,
+        local: str = "127.0.0.1",
     ) -> None:
         self.gateway = gateway
         self.caller = caller
@@ -65,6 +66,7 @@ class Link:
         self.send = send  # thread-safe: queue bytes for the client
         self.close = close  # thread-safe: close once what is queued is written
         self.tls = tls
+        self.local = local  # the gateway's own address on this connection (never what the client claims)
 
 
 class Session(ABC):

@@ -12,7 +12,7 @@ from typing import Annotated, TypedDict
 from cryptography import x509
 
 from gateway.context import Deadline
-from gateway.errors import CONNECTION_FAILED, GatewayError
+from gateway.errors import CONNECTION_FAILED, INVALID_ARGUMENT, GatewayError
 from gateway.ops._net import os_reason
 from gateway.policy import ip_literal
 
@@ -60,8 +60,29 @@ def verify_problem(exc: ssl.SSLCertVerificationError) -> str:
     return f"{label}: {message}"
 
 
+def tls_name(name: str) -> str:
+    """``name`` if TLS can send it as SNI and check a certificate against it: a host name whose labels
+    encode (IDNA), or an IP literal (no SNI is sent for one; its IP SANs are checked); else invalid_argument."""
+    if ip_literal(name) is not None:
+        return name
+    problem = ""
+    if not name or len(name) > 253 or any(c in name for c in "\x00/\\@ :"):
+        problem = "not a host name"
+    else:
+        try:
+            name.encode("idna")
+        except (UnicodeError, ValueError) as exc:
+            problem = str(exc.__cause__ or exc).removeprefix("encoding with 'idna' codec failed ")
+    if problem:
+        raise GatewayError(INVALID_ARGUMENT, f"{name[:100]!r} cannot be a TLS server name: {problem}")
+    return name
+
+
 def handshake(sock: socket.socket, context: ssl.SSLContext, server_name: str, deadline: Deadline) -> ssl.SSLSocket:
-    """Run a client TLS handshake within the deadline; verification failures propagate, others are errors."""
+    """Run a client TLS handshake within the deadline; verification failures propagate, others are errors.
+
+    ``server_name`` is sent as SNI and checked against the certificate (an IP literal: checked, not sent).
+    """
     sock.settimeout(deadline.remaining())
     try:
         return context.wrap_socket(sock, server_hostname=server_name or None)

@@ -269,9 +269,8 @@ def _exchange(
     try:
         if target.https:
             began = time.perf_counter()
-            server_name = "" if ip_literal(target.host) is not None else target.host
-            try:
-                sock = handshake(sock, ctx.services.tls.full, server_name, ctx.deadline)
+            try:  # an IP literal is checked against the certificate's IP addresses, and no SNI is sent
+                sock = handshake(sock, ctx.services.tls.full, target.host, ctx.deadline)
             except ssl.SSLCertVerificationError as exc:
                 raise GatewayError(
                     CONNECTION_FAILED, f"certificate of {target.host} does not verify: {verify_problem(exc)}"

@@ -8,7 +8,7 @@ from typing import Annotated, TypedDict
 from gateway.context import Context
 from gateway.errors import CONNECTION_FAILED, FORBIDDEN_TARGET, INVALID_ARGUMENT, NOT_FOUND, TIMEOUT, GatewayError
 from gateway.ops._net import connect_any, open_tcp
-from gateway.ops._tls import Certificate, certificate_report, handshake, hostname_matches, verify_problem
+from gateway.ops._tls import Certificate, certificate_report, handshake, hostname_matches, tls_name, verify_problem
 from gateway.policy import ip_literal
 from gateway.registry import Range, operation
 
@@ -44,18 +44,19 @@ def tls_check(
     server_name: Annotated[str, "name to send as SNI and check the certificate against; default: host"] = "",
 ) -> TlsReport:
     """Perform a TLS handshake and report the protocol, cipher and certificate, and whether it verifies."""
-    sni = server_name or ("" if ip_literal(host) is not None else host)
+    checked_name = tls_name(server_name or host)  # before any connection: a name TLS cannot carry is the caller's
+    sni = "" if ip_literal(checked_name) is not None else checked_name
     conn = open_tcp(ctx, host, port)
     problem = ""
     try:
-        tls = handshake(conn.sock, ctx.services.tls.chain, sni, ctx.deadline)
+        tls = handshake(conn.sock, ctx.services.tls.chain, checked_name, ctx.deadline)
     except ssl.SSLCertVerificationError as exc:
         # Verification failed: look again without verifying, at the same checked address, to report the certificate.
         problem = verify_problem(exc)
         sock, _, reason = connect_any(ctx, [conn.address], port)
         if sock is None:
             raise GatewayError(CONNECTION_FAILED, f"cannot reconnect to {host} port {port}: {reason}") from None
-        tls = handshake(sock, ctx.services.tls.none, sni, ctx.deadline)
+        tls = handshake(sock, ctx.services.tls.none, checked_name, ctx.deadline)
     try:
         der = tls.getpeercert(binary_form=True)
         protocol, cipher = tls.version() or "", (tls.cipher() or ("",))[0]
@@ -64,7 +65,6 @@ def tls_check(
     if not der:
         raise GatewayError(CONNECTION_FAILED, f"{host} port {port} presented no certificate")
     report, cert = certificate_report(der)
-    checked_name = server_name or host
     matches = hostname_matches(cert, checked_name)
     problems = [problem] if problem else []
     if not matches:

@@ -98,7 +98,6 @@ class _Request:
     method: str = ""
     path: str = ""
     caller: Caller | None = None
-    host: str = ""
     keep_alive: bool = True
     body: list[bytes] = field(default_factory=list)
     decoded: Any = _UNDECODED  # the body, parsed on the loop thread when it was small enough to look at there
@@ -180,8 +179,6 @@ class HTTPSession(Session):
             self.content_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
         elif key == b"content-length":
             self.length = int(value) if value.isdigit() else None
-        elif key == b"host":
-            self.request.host = value.decode("latin-1")
         elif key == b"transfer-encoding" or (key == b"content-encoding" and value.lower() != b"identity"):
             self.framing = "encoded"
 
@@ -275,6 +272,6 @@ class HTTPSession(Session):
             if error is not None:
                 self.link.gateway.refused(caller, "unauthenticated")
                 return _text(401, f"{error}", (BEARER_CHALLENGE,), close)
-        status, body, content_type, headers = site.get(request.path, self.app.transport, request.host)
+        status, body, content_type, headers = site.get(request.path, self.app.transport, self.link.local)
         full = response(status, body, content_type, headers, close)
         return full[: len(full) - len(body)] if request.method == "HEAD" else full

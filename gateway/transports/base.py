@@ -17,7 +17,8 @@ log = logging.getLogger("gateway.transports")
 def internal_error(exc: BaseException, where: str) -> GatewayError:
     """Log an unexpected exception in full; return the generic error a caller may see."""
     incident = secrets.token_hex(4)
-    log.error("internal error in %s (incident %s)", where, incident, exc_info=exc)
+    # where may hold a caller's method name: repr() keeps its newlines from forging log lines
+    log.error("internal error in %r (incident %s)", where, incident, exc_info=exc)
     return GatewayError(INTERNAL, f"internal error (incident {incident})")
 
 

@@ -87,7 +87,7 @@ class _Methods(Mapping[str, Callable[..., Any]]):
     def __len__(self) -> int:
         return len(self.gateway.method_names(DOTTED))
 
-    def _invoke(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    def _invoke(self, name: str, /, *args: Any, **kwargs: Any) -> Any:  # a parameter may be called "name"
         try:
             call = functools.partial(self.gateway.call, name, args, kwargs, style=DOTTED, caller=self.caller)
             return Success(guarded(call, f"jsonrpc {name[:50]}"))
@@ -161,7 +161,11 @@ def _id_of(request: Any) -> Any:
 
 
 def _dump(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate a caller sent (an id, say): JSON escapes it, UTF-8 cannot
+        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
 
 
 class JSONRPCCodec(HTTPCodec):

@@ -30,13 +30,14 @@ import zlib
 from typing import Any
 
 import Pyro5.api
+import Pyro5.core
 import Pyro5.errors
 import Pyro5.protocol
 import Pyro5.serializers
 import Pyro5.server
 
 from gateway.core import UNDERSCORE, Gateway
-from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, TOO_LARGE, GatewayError
+from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, NOT_FOUND, TOO_LARGE, GatewayError
 from gateway.net.budget import MAX_ITEMS, within_budget
 from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
 from gateway.observe import Caller
@@ -72,7 +73,7 @@ def _service_class(gateway: Gateway) -> type:
     """A class with one exposed method per public name (underscore style)."""
 
     def method(name: str) -> Any:
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        def call(self: Any, /, *args: Any, **kwargs: Any) -> Any:  # a parameter may be called "self"
             caller = getattr(Pyro5.api.current_context.client, "netops_caller", None) or Caller("pyro")
             try:
                 return guarded(
@@ -120,7 +121,28 @@ class _Daemon(Pyro5.server.Daemon):
         flags: int = 0,
         annotations: Any = None,
     ) -> None:
+        if isinstance(exc_value, AttributeError) and hasattr(connection, "netops_caller"):
+            self.gateway.refused(connection.netops_caller, "method_not_found")  # an invented or hidden name
         super()._sendExceptionResponse(connection, seq, serializer_id, _safe(exc_value), [], flags, annotations)
+
+
+@Pyro5.api.expose
+class DaemonObject:
+    """Pyro5's own object (``Pyro.Daemon``) as this gateway exposes it: ``ping``, and the metadata of the
+    NetOps object that a stock proxy asks for when it binds. Pyro5's ``info``, ``registered`` and the
+    stream calls would describe the server to anyone: they are not exposed, and asking is a refusal."""
+
+    def __init__(self, daemon: Any) -> None:
+        self.daemon = daemon
+
+    def ping(self) -> None:
+        """Answer nothing: the connection works."""
+
+    def get_metadata(self, objectId: str) -> Any:
+        """The exposed names of the NetOps object (already public through system.listMethods), or of this."""
+        if objectId not in (OBJECT_ID, Pyro5.core.DAEMON_NAME):
+            raise native_exception(GatewayError(NOT_FOUND, "no such object"))
+        return Pyro5.server.DaemonObject.get_metadata(self, objectId)  # type: ignore[arg-type]
 
 
 class _Message:
@@ -282,7 +304,7 @@ class PyroCodec(Codec):
         configure_pyro(settings.max_body_bytes * 4 // 3 + settings.max_request_bytes)
         # The daemon needs a connected socket to exist; it never reads or writes it.
         self._pair = socket.socketpair()
-        self.daemon = _Daemon(connected_socket=self._pair[0])
+        self.daemon = _Daemon(connected_socket=self._pair[0], interface=DaemonObject)
         self.daemon.gateway = gateway
         self.daemon.register(_service_class(gateway)(), OBJECT_ID)
         self.instant = self.instant_names(UNDERSCORE)

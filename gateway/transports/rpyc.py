@@ -271,6 +271,8 @@ class NetOpsService(rpyc.Service):
 
     def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
+            # Before any argument is copied in: copying a list or dict asks the caller for it (a call back).
+            self._gateway.authorize(name, self._caller)
             result = guarded(
                 lambda: self._gateway.call(
                     name,
@@ -318,7 +320,7 @@ def root_class(gateway: Gateway) -> type:
     """
 
     def method(name: str) -> Any:
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        def call(self: Any, /, *args: Any, **kwargs: Any) -> Any:
             return self._service.attribute(name)(*args, **kwargs)
 
         call.__name__ = call.__qualname__ = name

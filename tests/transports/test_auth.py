@@ -362,3 +362,51 @@ def test_a_stock_pyro_proxy_without_a_token_is_told_one_is_required(locked):
     proxy._pyroHandshake = TOKEN
     assert proxy.resolve("www.example.test")["addresses"]
     proxy._pyroRelease()
+
+
+class _Spy:
+    """A list the caller passes by reference: the gateway would have to call back to read it."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def __repr__(self) -> str:
+        self.asked += 1
+        return "['www.example.test']"
+
+
+def test_rpyc_asks_an_anonymous_caller_for_nothing_before_refusing_it(half_open):
+    import rpyc
+
+    spy = _Spy()
+    conn = rpyc.connect("127.0.0.1", half_open.port("rpyc"), service=rpyc.Service)
+    try:
+        root = conn.root
+        assert repr(root) == "<netops gateway>"
+        assert "_gateway" not in dir(root) and "_call" not in dir(root)
+        with pytest.raises(PermissionError, match=r"^unauthenticated"):
+            root.system_multicall(spy)
+    finally:
+        conn.close()
+    assert spy.asked == 0  # refused before its argument was copied in
+
+
+def test_pyro_daemon_object_answers_only_what_a_proxy_needs(half_open):
+    import Pyro5.api
+    import Pyro5.errors
+
+    daemon = Pyro5.api.Proxy(f"PYRO:Pyro.Daemon@127.0.0.1:{half_open.port('pyro')}")
+    try:
+        daemon.ping()
+        assert "system_listMethods" in daemon.get_metadata("netops")["methods"]
+        assert "info" not in daemon._pyroMethods and "registered" not in daemon._pyroMethods
+        for name in ("info", "registered", "get_next_stream_item"):  # sent anyway, as a hostile client would
+            with pytest.raises(Exception) as info:
+                daemon._pyroInvoke(name, (), {})
+            assert str(info.value).startswith("method_not_found")
+        with pytest.raises(Exception, match=r"^not_found"):
+            daemon.get_metadata("nope")
+    finally:
+        daemon._pyroRelease()
+    with Pyro5.api.Proxy(f"PYRO:netops@127.0.0.1:{half_open.port('pyro')}") as proxy:
+        assert "resolve" in proxy.system_listMethods()  # a stock proxy still binds (it asks for the metadata)
