@@ -134,3 +134,22 @@ def test_bench_script_in_the_repository_is_the_same_command():
         [sys.executable, "bench/run.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and result.stdout.startswith("usage: netops bench")
+
+
+def test_a_profile_summary_groups_the_gateway_s_time_by_layer(tmp_path):
+    from gateway.bench.profile import Profile
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        "thread (1): netops-io;run (asyncio/base_events.py:1);write (asyncio/selector_events.py:2) 6\n"
+        "thread (1): netops-io;run (asyncio/base_events.py:1);handle (gateway/transports/thrift.py:3) 3\n"
+        "thread (2): call-0;_run (gateway/net/workers.py:4);call (gateway/core.py:5) 1\n"
+        "thread (3): call-1;Workers._run (gateway/net/workers.py:57) 90\n"  # a worker waiting for work: idle
+    )
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    summary = Profile(done, raw).summary()
+    assert summary["samples"] == 10
+    assert summary["self"][0] == ("write (asyncio/selector_events.py)", 60.0)
+    assert summary["groups"] == {
+        "event loop and connection layer": 60.0, "codec (ours)": 30.0, "core: authorisation, limits, metrics": 10.0
+    }  # fmt: skip

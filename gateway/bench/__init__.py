@@ -138,7 +138,8 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
         * (
             2 * ("latency" in workloads)
             + 2 * ("throughput" in workloads)
-            + sum(w in workloads for w in ("batch", "payload", "network", "workers"))
+            + sum(w in workloads for w in ("batch", "payload", "network"))
+            + 2 * ("workers" in workloads)  # one gateway process, then two
         )
         + 3
         + ("idle" in workloads)

@@ -1,9 +1,11 @@
 """Where a server's time goes: py-spy samples it from outside while a workload runs (``pip install .[bench]``).
 
 py-spy reads the process's stacks without stopping it or running code in it,
-so the figures measured at the same time stay honest.  The summary is what a
-report needs to explain a missed target: the share of samples each function
-was running (self) and was on the stack (total), the idle waits left out.
+so the figures measured at the same time stay honest.  It samples only the
+thread holding the GIL (``--gil``): the Python work, not the threads waiting
+in a system call for a client (a blocked ``recv`` would otherwise look busy).
+The summary is what a report needs to explain a missed target: the share of
+samples each function was running (self) and was on the stack (total).
 """
 
 from __future__ import annotations
@@ -74,7 +76,29 @@ class Profile:
         def shares(counter: collections.Counter[str]) -> list[tuple[str, float]]:
             return [(frame, round(100 * n / samples, 1)) for frame, n in counter.most_common(top)] if samples else []
 
-        return {"samples": samples, "self": shares(own), "total": shares(total)}
+        groups: collections.Counter[str] = collections.Counter()
+        for frame, n in own.items():
+            groups[_group(frame)] += n
+        return {
+            "samples": samples,
+            "self": shares(own),
+            "total": shares(total),
+            "groups": {group: round(100 * n / samples, 1) for group, n in groups.most_common()} if samples else {},
+        }
+
+
+# Where a frame's own time belongs, by its file: the layers a call passes through.
+GROUPS = (
+    ("event loop and connection layer", ("asyncio/", "selectors.py", "gateway/net/", "socket.py")),
+    ("codec (ours)", ("gateway/transports/",)),
+    ("core: authorisation, limits, metrics", ("gateway/core", "gateway/limits", "gateway/metrics", "gateway/registry",
+                                               "gateway/observe", "gateway/accesslog", "prometheus_client/")),
+)  # fmt: skip
+
+
+def _group(frame: str) -> str:
+    where = frame[frame.rfind("(") + 1 :]
+    return next((name for name, marks in GROUPS if any(m in where for m in marks)), "the library and the rest")
 
 
 def record(pid: int, seconds: float, rate: int = 250) -> Profile | None:
@@ -84,6 +108,6 @@ def record(pid: int, seconds: float, rate: int = 250) -> Profile | None:
         return None
     path = Path(tempfile.mkstemp(prefix="netops-profile-", suffix=".txt")[1])
     command = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate)]
-    command += ["--format", "raw", "--output", str(path), "--threads", "--nonblocking"]
+    command += ["--format", "raw", "--output", str(path), "--threads", "--nonblocking", "--gil"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return Profile(proc, path)

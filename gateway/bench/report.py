@@ -321,25 +321,33 @@ def _wire_sections(wire: dict[str, Any] | None) -> list[str]:
 
 
 def _profile_sections(result: dict[str, Any]) -> list[str]:
-    """For every transport that missed its CPU target: where the gateway's time went, beside the bare library's."""
-    missed = {what.split(":")[0] for what, met, _ in targets(result) if not met and "server CPU" in what}
+    """For every transport that missed a target against its bare library (CPU, p50, throughput): where the
+    gateway's time went during the throughput run, beside the bare library's."""
+    against_bare = ("server CPU", "p50 latency", "throughput")
+    missed = {
+        what.split(":")[0] for what, met, _ in targets(result) if not met and any(k in what for k in against_bare)
+    }
     lines: list[str] = []
-    for transport in missed:
+    for transport in [t for t in result["transports"] if t in missed]:
         row = result["transports"][transport]
         if "profile" not in row:
             continue
         if not lines:
             lines += [
                 "",
-                "## Where the time goes, for each missed CPU target",
+                "## Where the time goes, for each transport that missed a target against its bare library",
                 "",
-                "py-spy samples of the server during the throughput run (idle waits left out): the share of the "
-                "working samples each function was running itself.",
+                "py-spy samples of the server's thread holding the GIL during the throughput run (its Python "
+                "work; time in system calls, such as a socket's send, is not in them): the share of the samples "
+                "each function was running itself. The samples count CPU time the same way on both sides.",
             ]
         gateway, bare = row["profile"], row.get("bare_profile", {"samples": 0, "self": []})
+        groups = ", ".join(f"{name} {share} %" for name, share in gateway.get("groups", {}).items())
         lines += [
             "",
             f"### {transport}: gateway ({gateway['samples']} samples) and bare library ({bare['samples']} samples)",
+            "",
+            f"The gateway's samples by layer: {groups}." if groups else "",
             "",
             "| gateway: function | % | bare: function | % |",
             "|---|---|---|---|",
