@@ -1,9 +1,13 @@
 """``netops``: call a running gateway from the shell.
 
     netops methods [--url URL]
+    netops help [METHOD]
     netops call [--url URL] [--json] resolve example.com
     netops call fetch_url https://example.com/ -p max_bytes=100
     netops multicall [--url URL] [FILE]        one JSON call per line, e.g. ["resolve", "example.com"]
+    netops completion bash|zsh                 a completion script for the shell
+
+Options such as ``--url`` and ``--json`` go before or after the command.
 
 Output is for people by default (tables for lists of records, colour on a
 terminal) and JSON with ``--json``.  An error prints one line with its code
@@ -16,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import ssl
 import sys
 from collections.abc import Callable, Sequence
@@ -123,7 +128,13 @@ def _table(rows: list[dict[str, Any]], style: Style, indent: str) -> list[str]:
     columns = list(rows[0])
     cells = [[_scalar(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    header = "  ".join(style.key(c.ljust(w)) for c, w in zip(columns, widths, strict=True))
+    if style.on:  # on a terminal: the widest column gives way until the table fits (cells end in "…")
+        room = shutil.get_terminal_size().columns - len(indent) - 2 * (len(columns) - 1)
+        while sum(widths) > room and max(widths) > 12:
+            widest = widths.index(max(widths))
+            widths[widest] -= 1
+        cells = [[c if len(c) <= w else c[: w - 1] + "…" for c, w in zip(row, widths, strict=True)] for row in cells]
+    header = "  ".join(style.key(c[:w].ljust(w)) for c, w in zip(columns, widths, strict=True))
     body = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return [indent + header.rstrip(), *(indent + line for line in body)]
 
@@ -131,10 +142,14 @@ def _table(rows: list[dict[str, Any]], style: Style, indent: str) -> list[str]:
 def _signature(client: NetOpsClient, name: str) -> tuple[str, str]:
     """``name(param: type = default, …) -> type`` and the one-line help, from introspection."""
     help_text = client.help(name)
+    return _signature_of(name, help_text), help_text.split("\n", 1)[0]
+
+
+def _signature_of(name: str, help_text: str) -> str:
     params = re.findall(r"^  (\w+) \((\w+)(?: = ([^)]*))?\)", help_text, flags=re.MULTILINE)
     returns = re.search(r"^Returns: (\S+)", help_text, flags=re.MULTILINE)
     shown = ", ".join(f"{p}: {t}{'=' + d if d else ''}" for p, t, d in params)
-    return f"{name}({shown}) -> {returns.group(1) if returns else '?'}", help_text.split("\n", 1)[0]
+    return f"{name}({shown}) -> {returns.group(1) if returns else '?'}"
 
 
 def cmd_methods(client: NetOpsClient, args: argparse.Namespace, out: TextIO, style: Style) -> int:
@@ -166,12 +181,20 @@ def cmd_methods(client: NetOpsClient, args: argparse.Namespace, out: TextIO, sty
     return 0
 
 
+def _needs_types(args: argparse.Namespace) -> bool:
+    """Whether the call's arguments need the method's parameter types: named ones do, and so does a
+    positional one that would read as a number, boolean, array or object (``127`` may be a host)."""
+    return bool(args.param) or any(not isinstance(parse_value(a), str) for a in args.args)
+
+
 def cmd_call(client: NetOpsClient, args: argparse.Namespace, out: TextIO, style: Style) -> int:
-    """Call one method and print its result."""
-    params = _parameters(client, args.method)
+    """Call one method and print its result (asking for its parameters first only when they are needed)."""
+    params = _parameters(client, args.method) if _needs_types(args) else []
     types = {name: kind for name, kind, _ in params}
     order = list(types)
     values = [parse_value(a, types[order[i]] if i < len(order) else "") for i, a in enumerate(args.args)]
+    if not params:
+        values = list(args.args)  # every argument reads as a string: no call was needed to know that
     for item in args.param or []:
         key, sep, value = item.partition("=")
         if not sep or key not in types:
@@ -187,6 +210,20 @@ def cmd_call(client: NetOpsClient, args: argparse.Namespace, out: TextIO, style:
         values[index : index + 1] = [parse_value(value, types[key])]
     result = client.call(args.method, *values)
     _print(result, args.json, out, style)
+    return 0
+
+
+def cmd_help(client: NetOpsClient, args: argparse.Namespace, out: TextIO, style: Style) -> int:
+    """Describe one method (its signature, parameters, result and errors), or list them all."""
+    if not args.method:
+        return cmd_methods(client, argparse.Namespace(format="text", json=args.json), out, style)
+    text = client.help(args.method)
+    if args.json:
+        json.dump({"name": args.method, "help": text}, out, indent=2)
+        out.write("\n")
+        return 0
+    title, _, rest = text.partition("\n")
+    out.write(f"{style.key(_signature_of(args.method, text))}\n\n{title}\n{rest}\n")
     return 0
 
 
@@ -239,26 +276,33 @@ class UsageError(Exception):
     """A command line that cannot be run."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="netops", description="Call a NetOps Gateway.")
+def _options(defaults: bool) -> argparse.ArgumentParser:
+    """The options every command takes. Given after the command, they must not reset what was given
+    before it: there they default to nothing (argparse.SUPPRESS)."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+
+    def add(*names: str, default: Any = None, **kwargs: Any) -> None:
+        common.add_argument(*names, default=default if defaults else argparse.SUPPRESS, **kwargs)
+
+    add(
         "--url",
         default=os.environ.get("NETOPS_URL", DEFAULT_URL),
         help=f"gateway: {'|'.join(SCHEMES)}://host:port (default $NETOPS_URL or {DEFAULT_URL})",
     )
-    common.add_argument(
-        "--token-file",
-        metavar="FILE",
-        help="file holding the token to present (default: $NETOPS_TOKEN; never pass a token as a flag)",
-    )
-    common.add_argument("--tls", action="store_true", help="speak TLS (implied by --ca-file and --cert)")
-    common.add_argument("--ca-file", metavar="PEM", help="CA to trust for the gateway's certificate (default: system)")
-    common.add_argument("--cert", metavar="PEM", help="client certificate, for a gateway requiring mutual TLS")
-    common.add_argument("--key", metavar="PEM", help="private key of --cert (default: in the --cert file)")
-    common.add_argument("--json", action="store_true", help="print JSON instead of text")
-    common.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer (default 30)")
+    add("--token-file", metavar="FILE", help="file holding the token to present (default: $NETOPS_TOKEN)")
+    add("--tls", default=False, action="store_true", help="speak TLS (implied by --ca-file and --cert)")
+    add("--ca-file", metavar="PEM", help="CA to trust for the gateway's certificate (default: system)")
+    add("--cert", metavar="PEM", help="client certificate, for a gateway requiring mutual TLS")
+    add("--key", metavar="PEM", help="private key of --cert (default: in the --cert file)")
+    add("--json", default=False, action="store_true", help="print JSON instead of text")
+    add("--timeout", default=30.0, type=float, help="seconds to wait for each answer (default 30)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="netops", description="Call a NetOps Gateway.", parents=[_options(True)])
+    common = _options(False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     methods = sub.add_parser("methods", parents=[common], help="list methods with signatures and help")
     methods.add_argument(
@@ -268,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="text (default), an OpenRPC document, the Thrift IDL, or Markdown",
     )
     methods.set_defaults(run=cmd_methods)
+    helper = sub.add_parser("help", parents=[common], help="describe a method (or list them all)")
+    helper.add_argument("method", nargs="?", help="e.g. resolve")
+    helper.set_defaults(run=cmd_help)
     call = sub.add_parser("call", parents=[common], help="call one method", description="Call one method.")
     call.add_argument("method", help="e.g. resolve, mx_lookup, fetch_url")
     call.add_argument("args", nargs="*", help="positional arguments (JSON values or plain strings)")
@@ -280,7 +327,45 @@ def build_parser() -> argparse.ArgumentParser:
     multi = sub.add_parser("multicall", parents=[common], help="run JSON-lines calls concurrently")
     multi.add_argument("file", nargs="?", help="file of JSON lines (default: standard input)")
     multi.set_defaults(run=cmd_multicall)
+    completion = sub.add_parser("completion", help="print a completion script: eval \"$(netops completion bash)\"")
+    completion.add_argument("shell", choices=("bash", "zsh"))
     return parser
+
+
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """A bash or zsh completion script for the commands and options of ``parser``."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    words = {
+        name: sorted({o for a in cmd._actions for o in a.option_strings if o.startswith("--")})
+        for name, cmd in sub.choices.items()
+    }
+    cases = "\n".join(f'    {name}) opts="{" ".join(opts)}" ;;' for name, opts in words.items())
+    body = f"""_netops() {{
+  local cur="${{COMP_WORDS[COMP_CWORD]}}" command="" opts="" word
+  for word in "${{COMP_WORDS[@]:1:COMP_CWORD-1}}"; do
+    case "$word" in -*) ;; *) command="$word"; break ;; esac
+  done
+  case "$command" in
+{cases}
+    *) COMPREPLY=($(compgen -W "{" ".join(words)}" -- "$cur")); return ;;
+  esac
+  COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+}}
+complete -F _netops netops
+"""
+    return ("autoload -U +X bashcompinit && bashcompinit\n" + body) if shell == "zsh" else body
+
+
+def _check_url(url: str) -> None:
+    """A usage error, with a hint, for a URL no transport speaks (``http://…`` is the commonest)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in SCHEMES:
+        where = rest.split("/", 1)[0] if sep else url
+        raise UsageError(
+            f"--url {url!r}: use {'|'.join(SCHEMES)}://host:port, e.g. jsonrpc://{where or '127.0.0.1:7002'}"
+        )
+    if "/" in rest.strip("/"):
+        raise UsageError(f"--url {url!r}: give host:port only, e.g. {scheme}://{rest.split('/', 1)[0]}")
 
 
 def _credentials(args: argparse.Namespace) -> tuple[str | None, ssl.SSLContext | None]:
@@ -301,13 +386,18 @@ def _credentials(args: argparse.Namespace) -> tuple[str | None, ssl.SSLContext |
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the ``netops`` command; returns the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "bench":
         from gateway.bench import run_and_report
 
         return run_and_report(args)
+    if args.command == "completion":
+        out.write(completion_script(parser, args.shell))
+        return 0
     style = Style(err)
     try:
+        _check_url(args.url)
         token, tls = _credentials(args)
         with connect(args.url, timeout=args.timeout, token=token, tls=tls) as client:
             return args.run(client, args, out, Style(out))

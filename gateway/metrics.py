@@ -5,13 +5,18 @@ netops_call_duration_seconds{transport,method}  latency histogram
 netops_calls_in_flight{transport}               calls being answered now
 netops_outbound_in_flight                       networking operations running now
 netops_refused_total{transport,reason}          requests refused before reaching an operation
+
+With ``--workers N`` every worker writes its figures to files in one directory (prometheus_client's
+multi-process mode, ``PROMETHEUS_MULTIPROC_DIR``, set by the supervisor) and any worker's ``/metrics``
+answers with the sum over all of them: one scrape, every worker's calls.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.core import SYSTEM_NAMES
@@ -20,6 +25,7 @@ from gateway.observe import Caller
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # From 0.5 ms (an introspection call) to the 10 s default operation timeout.
 # System methods as callers name them, in both naming styles (system.listMethods, system_listMethods, rpc_discover).
 _SYSTEM = SYSTEM_NAMES | {name.replace(".", "_") for name in SYSTEM_NAMES}
@@ -41,8 +47,19 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
-        self.in_flight = Gauge("netops_calls_in_flight", "Calls being answered", ["transport"], registry=self.registry)
-        self.outbound = Gauge("netops_outbound_in_flight", "Networking operations running", registry=self.registry)
+        self.in_flight = Gauge(
+            "netops_calls_in_flight",
+            "Calls being answered",
+            ["transport"],
+            registry=self.registry,
+            multiprocess_mode="livesum",  # with --workers: the sum over the workers alive
+        )
+        self.outbound = Gauge(
+            "netops_outbound_in_flight",
+            "Networking operations running",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self.refusals = Counter(
             "netops_refused",
             "Requests refused before reaching an operation",
@@ -80,5 +97,9 @@ class Metrics:
         self._child(self.refusals, caller.transport, reason).inc()
 
     def exposition(self) -> bytes:
-        """The Prometheus text format."""
+        """The Prometheus text format (with --workers: summed over every worker's files)."""
+        if os.environ.get(MULTIPROCESS_DIR):
+            combined = CollectorRegistry()
+            multiprocess.MultiProcessCollector(combined)
+            return generate_latest(combined)
         return generate_latest(self.registry)

@@ -6,6 +6,7 @@ import argparse
 import errno
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,8 +21,9 @@ from gateway.config import ConfigError, Settings, add_arguments, settings_from_a
 from gateway.context import Services
 from gateway.core import Gateway
 from gateway.docs import Endpoint
-from gateway.metrics import Metrics
+from gateway.metrics import MULTIPROCESS_DIR, Metrics
 from gateway.net import ConnectionLayer, Listener
+from gateway.net.layer import BACKLOG
 from gateway.net.tls import server_context
 from gateway.observe import Observer
 from gateway.ops import default_registry
@@ -54,11 +56,15 @@ class Running:
 
     def start(self) -> None:
         """Bind every transport first, then serve: a busy port leaves nothing running."""
+        inherited = _inherited_sockets()
         for name in self.settings.transports:
             port = getattr(self.settings, f"{name}_port")
             listener = Listener(codec_class(name)(self.gateway), self.settings.host, port)
             try:
-                listener.bind(self.settings.reuse_port)
+                if name in inherited:
+                    listener.adopt(inherited[name])
+                else:
+                    listener.bind(self.settings.reuse_port)
             except OSError as exc:
                 self.stop()
                 reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
@@ -139,30 +145,87 @@ class Running:
         return "\n".join(lines)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+LISTEN_FDS = "NETOPS_LISTEN_FDS"  # "xmlrpc=5,jsonrpc=6": listening sockets the supervisor bound, by transport
+LIFELINE_FD = "NETOPS_LIFELINE_FD"  # the read end of a pipe only the supervisor writes to: EOF, it is gone
+
+
+def _inherited_sockets() -> dict[str, int]:
+    """The listening sockets a supervisor handed this worker, by transport (none when run alone)."""
+    pairs = (item.partition("=") for item in os.environ.get(LISTEN_FDS, "").split(",") if item)
+    return {name: int(fd) for name, _, fd in pairs}
+
+
+def _watch_lifeline(stop: threading.Event) -> None:
+    """Stop this worker when its supervisor is gone, however it went (SIGKILL included): the pipe's only
+    writer closes with the supervisor, and the read returns."""
+    fd = os.environ.get(LIFELINE_FD)
+    if not fd:
+        return
+
+    def watch() -> None:
+        try:
+            os.read(int(fd), 1)
+        except OSError:
+            pass
+        log.error("the supervisor is gone; stopping")
+        stop.set()
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
 def supervise(settings: Settings) -> int:
-    """Run ``settings.workers`` gateway processes on the same ports; stop them all on SIGINT/SIGTERM."""
-    ports = {f"{t}_port": getattr(settings, f"{t}_port") or _free_port() for t in settings.transports}
-    worker = settings.replace(workers=1, reuse_port=True, **ports)
+    """Run ``settings.workers`` gateway processes on the same ports; stop them all on SIGINT/SIGTERM.
+
+    The supervisor binds every port itself (a port 0 becomes a free port, held from then on) and hands the
+    listening sockets to the workers, which accept on them in turn: no port is chosen twice, and a port
+    another gateway (or a stale worker) holds stops the start. Workers stop when the supervisor is gone.
+    """
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for name in settings.transports:
+            port = getattr(settings, f"{name}_port")
+            try:
+                family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+                sockets[name] = socket.create_server((settings.host, port), family=family, backlog=BACKLOG)
+            except OSError as exc:
+                reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+                print(f"error: cannot start {name} on {settings.host} port {port}: {reason}", file=sys.stderr)
+                return 1
+        ports = {f"{name}_port": sock.getsockname()[1] for name, sock in sockets.items()}
+        return _run_workers(settings.replace(workers=1, **ports), settings.workers, sockets)
+    finally:
+        for sock in sockets.values():
+            sock.close()
+
+
+def _run_workers(worker: Settings, count: int, sockets: dict[str, socket.socket]) -> int:
+    lifeline, keep = os.pipe()  # the workers hold the read end; the write end lives and dies with us
+    metrics_dir = tempfile.mkdtemp(prefix="netops-metrics-")
     with tempfile.NamedTemporaryFile("w", suffix=".toml", prefix="netops-worker-", delete=False) as fh:
         fh.write(to_toml(worker))
+    env = {
+        **os.environ,
+        LISTEN_FDS: ",".join(f"{name}={sock.fileno()}" for name, sock in sockets.items()),
+        LIFELINE_FD: str(lifeline),
+        MULTIPROCESS_DIR: metrics_dir,
+    }
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    fds = (lifeline, *(sock.fileno() for sock in sockets.values()))
     children = [
-        subprocess.Popen([sys.executable, "-m", "gateway", "--config", fh.name], stdout=subprocess.PIPE, text=True)
-        for _ in range(settings.workers)
-    ]
+        subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", fh.name], stdout=subprocess.PIPE, text=True, env=env,
+            pass_fds=fds,
+        )
+        for _ in range(count)
+    ]  # fmt: skip
+    os.close(lifeline)
     try:
-        table = [children[0].stdout.readline() for _ in range(2 + len(settings.transports))]  # type: ignore[union-attr]
+        table = [children[0].stdout.readline() for _ in range(2 + len(worker.transports))]  # type: ignore[union-attr]
         if not all(table):
             return 1  # the worker printed why on standard error
-        print(table[0].rstrip("\n") + f", {settings.workers} worker processes")
+        print(table[0].rstrip("\n") + f", {count} worker processes")
         print("".join(table[1:]), end="", flush=True)
         while not stop.wait(0.5):
             if any(child.poll() is not None for child in children):
@@ -178,7 +241,9 @@ def supervise(settings: Settings) -> int:
                 child.wait(15)
             except subprocess.TimeoutExpired:
                 child.kill()
+        os.close(keep)
         os.unlink(fh.name)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before the table: a stop right after "ready" is still clean
         signal.signal(sig, lambda *_: stop.set())
+    _watch_lifeline(stop)
     try:
         running = Running(settings)
     except ValueError as exc:  # an unknown operation in disable/limits, an unreadable trust store

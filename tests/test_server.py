@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +174,74 @@ def test_workers_share_the_ports_and_stop_together(gateway_flags):
             client.close()
         assert server.stop() == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in workers)  # reaped by the supervisor
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_never_share_a_port_between_transports(gateway_flags):
+    """The supervisor binds every port itself and hands the sockets over: no port is picked, released and
+    picked again, so two transports cannot land on one port however often it starts."""
+    for _ in range(5):
+        with ServerProcess(*ALL_FREE, *gateway_flags, "--workers", "2") as server:
+            server.wait_ready(5)
+            assert len(set(server.ports.values())) == 5, server.ports
+            client = connect(server, "thrift")  # type: ignore[arg-type]
+            for _ in range(6):  # every call reaches a Thrift listener, whichever worker accepts it
+                assert client.call("system.listMethods")
+            client.close()
+            assert server.stop() == 0
+
+
+def test_workers_exit_when_their_supervisor_is_killed(gateway_flags):
+    with ServerProcess(*ALL_FREE, *gateway_flags, "--workers", "2") as server:
+        server.wait_ready(5)
+        workers = worker_pids(server.proc.pid)
+        assert len(workers) == 2
+        server.proc.kill()  # SIGKILL: the supervisor cannot tell anyone
+        server.proc.wait()
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers)
+
+
+def test_a_supervisor_refuses_to_start_beside_a_running_gateway(gateway_flags):
+    with ServerProcess(*ALL_FREE, *gateway_flags, "--transports", "jsonrpc") as first:
+        first.wait_ready(1)
+        port = str(first.port("jsonrpc"))
+        second = subprocess.run(
+            [sys.executable, "server.py", *gateway_flags, "--transports", "jsonrpc", "--jsonrpc-port", port,
+             "--workers", "2"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode == 1 and "address already in use" in second.stderr
+        assert first.stop() == 0
+
+
+def test_metrics_count_every_worker_s_calls(gateway_flags):
+    with ServerProcess(*ALL_FREE, *gateway_flags, "--workers", "2") as server:
+        server.wait_ready(5)
+        calls = 40
+        for _ in range(calls):  # a connection each: the kernel spreads them over both workers
+            client = connect(server, "jsonrpc")  # type: ignore[arg-type]
+            client.call("resolve", "127.0.0.1")
+            client.close()
+        seen = set()
+        for _ in range(6):  # each scrape is answered by one worker or the other: all must show every call
+            conn = http.client.HTTPConnection("127.0.0.1", server.port("jsonrpc"), timeout=10)
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+            conn.close()
+            total = sum(
+                float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("netops_calls_total{") and 'method="resolve"' in line
+            )  # fmt: skip
+            seen.add(total)
+        assert seen == {calls}
+        assert server.stop() == 0

@@ -69,6 +69,12 @@ class Listener:
             raise
         self.sock = sock
 
+    def adopt(self, fd: int) -> None:
+        """Serve on a listening socket a supervisor bound and handed over (``--workers``)."""
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        self.sock = sock
+
     def serving(self) -> bool:
         """True while the loop accepts on this listener."""
         return self.server is not None and self.server.is_serving()

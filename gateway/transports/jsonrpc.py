@@ -50,16 +50,22 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _valid(element: Any) -> bool:
-    """A JSON-RPC 2.0 request object's shape (the checks the spec makes, none more)."""
-    return (
-        isinstance(element, dict)
-        and element.get("jsonrpc") == "2.0"
-        and isinstance(element.get("method"), str)
-        and isinstance(element.get("params", []), (list, dict))
-        and (type(element.get("id")) in (str, int, type(None)))
-        and _MEMBERS.issuperset(element)
-    )
+def _invalid(element: Any) -> str:
+    """What makes this not a JSON-RPC 2.0 request object (the checks the spec makes, none more), or ""."""
+    if not isinstance(element, dict):
+        return "a request must be a JSON object"
+    if element.get("jsonrpc") != "2.0":
+        return 'a request must have "jsonrpc": "2.0"'
+    if not isinstance(element.get("method"), str):
+        return 'a request must have a "method" string'
+    if not isinstance(element.get("params", []), (list, dict)):
+        return '"params" must be an array or an object'
+    if type(element.get("id")) not in (str, int, type(None)):
+        return '"id" must be a string, an integer or null'
+    extra = sorted(set(element) - _MEMBERS)
+    if extra:
+        return f"unknown member {str(extra[0])[:50]!r} (a request has jsonrpc, method, params and id)"
+    return ""
 
 
 class _Parsed:
@@ -143,9 +149,10 @@ class _JSONRPCApp(App):
         return _dump(answers) if answers else None  # a batch of notifications gets no response
 
     def _one(self, element: Any, methods: _Methods) -> dict[str, Any] | None:
-        if not _valid(element):
+        problem = _invalid(element)
+        if problem:
             self.gateway.refused(methods.caller, "invalid_request")
-            invalid = GatewayError(INVALID_ARGUMENT, "not a valid JSON-RPC 2.0 request")
+            invalid = GatewayError(INVALID_ARGUMENT, f"not a valid JSON-RPC 2.0 request: {problem}")
             return error_object(invalid, INVALID_REQUEST, _id_of(element))
         # jsonrpc 5.0.9's hints ask for a dict of methods (any Mapping works: it only looks names up) and a
         # serializer returning an iterable (to_serializable_one returns the one response dict).

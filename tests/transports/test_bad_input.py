@@ -85,3 +85,30 @@ def test_the_docs_redirect_goes_to_the_gateway_s_own_address(running):
         conn.close()
     assert response.status == 302
     assert response.getheader("Location") == f"http://127.0.0.1:{running.port('jsonrpc')}/"
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"method": "resolve", "id": 1}, '"jsonrpc": "2.0"'),
+        ({"jsonrpc": "2.0", "id": 1}, '"method" string'),
+        ({"jsonrpc": "2.0", "method": "resolve", "params": "x", "id": 1}, '"params" must be'),
+        ({"jsonrpc": "2.0", "method": "resolve", "id": 1.5}, '"id" must be'),
+        ({"jsonrpc": "2.0", "method": "resolve", "extra": 1, "id": 1}, "unknown member 'extra'"),
+    ],
+)
+def test_an_invalid_json_rpc_request_is_told_what_is_wrong(running, body, says):
+    _, answer = post(running, json.dumps(body).encode())
+    assert answer["error"]["code"] == -32600 and says in answer["error"]["message"]
+
+
+def test_an_unsupported_http_method_gets_a_short_text_error(running):
+    conn = http.client.HTTPConnection("127.0.0.1", running.port("jsonrpc"), timeout=10)
+    try:
+        conn.request("PUT", "/", b"{}", {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    assert response.status == 405 and response.getheader("Content-Type") == "text/plain"
+    assert b"<html" not in body.lower() and body.startswith(b"use POST")

@@ -142,3 +142,69 @@ def test_the_installed_command(running):
 )
 def test_arguments_parse_as_json_values_or_strings(text, value):
     assert parse_value(text) == value
+
+
+def test_help_describes_a_method_from_the_gateway(url):
+    status, out, _ = run("help", "--url", url, "mx_lookup")
+    assert status == 0
+    assert out.startswith("mx_lookup(domain: string) -> MxResult\n\nFind where mail for a domain goes")
+    status, out, _ = run("help", "--url", url)
+    assert status == 0 and "resolve(host: string" in out
+
+
+def test_options_go_before_or_after_the_command(url):
+    before = run("--url", url, "--json", "call", "resolve", "127.0.0.1")
+    after = run("call", "--url", url, "--json", "resolve", "127.0.0.1")
+    assert before[0] == after[0] == 0
+    assert json.loads(before[1])["addresses"] == json.loads(after[1])["addresses"]
+    mixed = run("--json", "call", "--url", url, "resolve", "127.0.0.1")
+    assert mixed[0] == 0 and json.loads(mixed[1])["host"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("http://127.0.0.1:7002/", "use xmlrpc|jsonrpc|pyro|thrift|rpyc://host:port, e.g. jsonrpc://127.0.0.1:7002"),
+        ("127.0.0.1:7002", "use xmlrpc|jsonrpc|pyro|thrift|rpyc://host:port"),
+        ("jsonrpc://127.0.0.1:7002/rpc", "give host:port only, e.g. jsonrpc://127.0.0.1:7002"),
+    ],
+)
+def test_a_url_no_transport_speaks_is_a_usage_error_with_a_hint(url, hint):
+    status, out, err = run("call", "--url", url, "resolve", "x")
+    assert status == 64 and out == "" and hint in err and err.count("\n") == 1
+
+
+def test_a_bad_flag_is_a_usage_error():
+    result = subprocess.run([sys.executable, "-m", "gateway.cli", "call", "--nope"], capture_output=True, timeout=30)
+    assert result.returncode == 2  # argparse's own code for a command line it cannot read
+    status = subprocess.run([sys.executable, "-m", "gateway.cli", "nope"], capture_output=True, timeout=30)
+    assert status.returncode == 2
+
+
+def test_a_call_is_one_call(running, transport):
+    """Only arguments whose type is in doubt make netops ask for the method's parameters first."""
+    url = f"{transport}://127.0.0.1:{running.port(transport)}"
+    before = running.gateway.services  # the metrics observer counts every call by method
+    metrics = next(o for o in running.gateway.observers if hasattr(o, "calls"))
+
+    def count(method: str) -> float:
+        name = method if transport in ("xmlrpc", "jsonrpc") else method.replace(".", "_")
+        return sum(
+            s.value for m in metrics.registry.collect() if m.name == "netops_calls" for s in m.samples
+            if s.name == "netops_calls_total" and s.labels["method"] == name and s.labels["transport"] == transport
+        )  # fmt: skip
+
+    assert before is not None
+    helps = count("system.methodHelp")
+    assert run("call", "--url", url, "resolve", "www.example.test")[0] == 0
+    assert count("system.methodHelp") == helps  # strings only: no question asked
+    assert run("call", "--url", url, "resolve", "127.1")[0] == 0  # reads as a number: the type is asked, once
+    assert count("system.methodHelp") == helps + 1
+
+
+def test_completion_scripts_name_every_command():
+    for shell in ("bash", "zsh"):
+        status, out, _ = run("completion", shell)
+        assert status == 0 and "complete -F _netops netops" in out
+        assert all(command in out for command in ("call", "help", "methods", "multicall", "bench"))
+        assert "--url" in out and "--json" in out
