@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from gateway.auth import Tokens
 from gateway.config import Settings
 from gateway.errors import TIMEOUT, GatewayError
+from gateway.limits import ResultBudget
 from gateway.names import Names
 from gateway.policy import TargetPolicy
 
@@ -50,16 +51,18 @@ class Services:
     policy: TargetPolicy
     tls: Trust
     tokens: Tokens = field(default_factory=Tokens)
+    results: ResultBudget = field(default_factory=lambda: ResultBudget(0))  # 0: no budget
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        """Build resolver, target policy, TLS trust store and tokens from settings."""
+        """Build resolver, target policy, TLS trust store, tokens and the result budget from settings."""
         return cls(
             settings=settings,
             names=Names(settings.nameserver_addresses() or None),
             policy=TargetPolicy(settings.allow_targets),
             tls=Trust.from_ca_file(settings.ca_file),
             tokens=Tokens.load(settings.token_file),
+            results=ResultBudget(settings.max_result_bytes),
         )
 
 

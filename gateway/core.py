@@ -23,7 +23,7 @@ from typing import Any, Literal, TypedDict, TypeVar
 from gateway.config import operation_settings
 from gateway.context import Context, Deadline, Services
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, UNAUTHENTICATED, GatewayError
-from gateway.limits import Admission
+from gateway.limits import Admission, Hold, ResultBudget
 from gateway.observe import NO_CALLER, Caller, Observer
 from gateway.registry import Operation, Registry, describe, operation
 
@@ -265,7 +265,8 @@ class Gateway:
         start = time.perf_counter()
         try:
             settings = self._settings[op.name]
-            result = op.func(Context(self.services, Deadline(settings.timeout), settings), **bound)
+            with self.services.results.scope():  # nested in the connection layer's: held until encoded
+                result = op.func(Context(self.services, Deadline(settings.timeout), settings), **bound)
         except GatewayError:
             raise
         except Exception:
@@ -303,7 +304,8 @@ class Gateway:
         if len(tasks) <= 1 or getattr(_on_pool, "active", False):
             return [task() for task in tasks]
         pool = self._executor()
-        futures = [pool.submit(_pooled, task) for task in tasks]
+        holds = ResultBudget.current()  # what the elements hold counts in this call's scope
+        futures = [pool.submit(_pooled, task, holds) for task in tasks]
         return [f.result() for f in futures]
 
     def _one_of_many(self, item: Any, style: Style, caller: Caller) -> Any:
@@ -348,10 +350,11 @@ class Failed:
 _on_pool = threading.local()
 
 
-def _pooled(task: Callable[[], T]) -> T:
+def _pooled(task: Callable[[], T], holds: list[Hold] | None = None) -> T:
     _on_pool.active = True
     try:
-        return task()
+        with ResultBudget.joined(holds):
+            return task()
     finally:
         _on_pool.active = False
 

@@ -2,7 +2,8 @@
 
 - a token bucket per client: ``rate`` calls per second on average, ``burst`` at once;
 - a cap on one client's calls in flight;
-- a cap on networking operations in flight across all clients.
+- a cap on networking operations in flight across all clients;
+- a budget of result bytes held at once across all clients (:class:`ResultBudget`).
 
 A call over any of them is refused with ``rate_limited`` before it does any
 work. A client is its token's name once authentication exists, its IP
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 
 from gateway.errors import RATE_LIMITED, GatewayError
 
-__all__ = ["Admission"]
+__all__ = ["Admission", "Hold", "ResultBudget"]
 
 MAX_TRACKED_CLIENTS = 10_000  # buckets kept; idle full ones are dropped past this
 
@@ -94,3 +95,90 @@ class Admission:
                         del self._in_flight[client]
                 if takes_outbound:
                     self._outbound_in_flight -= 1
+
+
+class ResultBudget:
+    """Bytes of results the gateway holds at once, across every caller (``max_result_bytes``).
+
+    An operation that may return a large result (fetch_url's body) holds its cap before it reads a byte,
+    then what it really kept; the hold lasts until the answer has been encoded (the connection layer opens
+    a *scope* around each request, and holds made inside it, on a multicall's threads too, end with it).
+    A call that would go over the budget is refused with ``rate_limited`` at once: memory stays bounded
+    however many large calls arrive, and everyone else is served.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def hold(self, size: int) -> Hold:
+        """Hold ``size`` bytes until the current scope ends, or raise ``rate_limited``."""
+        with self._lock:
+            if self.limit and self.held and self.held + size > self.limit:
+                raise GatewayError(
+                    RATE_LIMITED,
+                    f"the gateway is holding {self.held // 1024 // 1024} MiB of results (its budget is "
+                    f"{self.limit // 1024 // 1024} MiB); try again shortly or ask for less (max_bytes)",
+                )
+            self.held += size
+        held = Hold(self, size)
+        scope = getattr(_scope, "holds", None)
+        if scope is not None:  # the gateway runs every operation in a scope: outside one, the caller releases
+            scope.append(held)
+        return held
+
+    @contextmanager
+    def scope(self) -> Iterator[None]:
+        """Release every hold made inside (on this thread, or in a multicall it ran) when the block ends;
+        an inner scope defers to the outer one."""
+        if getattr(_scope, "holds", None) is not None:
+            yield
+            return
+        holds: list[Hold] = []
+        _scope.holds = holds
+        try:
+            yield
+        finally:
+            _scope.holds = None
+            for held in holds:
+                held.release()
+
+    @staticmethod
+    def current() -> list[Hold] | None:
+        """The open scope's holds (for a multicall to carry to its threads), or None."""
+        return getattr(_scope, "holds", None)
+
+    @staticmethod
+    @contextmanager
+    def joined(holds: list[Hold] | None) -> Iterator[None]:
+        """Make the holds of this thread's block count in ``holds`` (another thread's scope)."""
+        previous = getattr(_scope, "holds", None)
+        _scope.holds = holds
+        try:
+            yield
+        finally:
+            _scope.holds = previous
+
+
+class Hold:
+    """Bytes held in a :class:`ResultBudget`: resized to what was really kept, released once."""
+
+    __slots__ = ("budget", "size")
+
+    def __init__(self, budget: ResultBudget, size: int) -> None:
+        self.budget = budget
+        self.size = size
+
+    def resize(self, size: int) -> None:
+        """Hold ``size`` bytes instead (less, once the result's real size is known)."""
+        with self.budget._lock:
+            self.budget.held += size - self.size
+            self.size = size
+
+    def release(self) -> None:
+        """Give the bytes back (idempotent)."""
+        self.resize(0)
+
+
+_scope = threading.local()

@@ -69,3 +69,36 @@ def test_a_failing_call_releases_its_place():
         with admission.admit("192.0.2.1", outbound=True):
             raise RuntimeError("the operation failed")
     assert admitted(admission, "192.0.2.1")
+
+
+def test_result_budget_holds_until_the_outer_scope_ends_and_refuses_beyond_it():
+    import threading as _threading
+
+    from gateway.errors import GatewayError as _Error
+    from gateway.limits import ResultBudget
+
+    budget = ResultBudget(100)
+    with budget.scope():  # the connection layer's, around one request
+        with budget.scope():  # the operation's own: defers to the outer one
+            budget.hold(60).resize(40)  # held at the cap, then what was kept
+        assert budget.held == 40  # the operation has returned; its result is not yet encoded
+        outer = ResultBudget.current()
+
+        def element() -> None:  # a multicall element on another thread
+            with ResultBudget.joined(outer), budget.scope():
+                budget.hold(50)
+
+        thread = _threading.Thread(target=element)
+        thread.start()
+        thread.join()
+        assert budget.held == 90
+        try:
+            budget.hold(20)
+        except _Error as exc:
+            assert exc.code == "rate_limited"
+        else:
+            raise AssertionError("went over the budget")
+    assert budget.held == 0
+    with budget.scope():
+        budget.hold(500)  # alone, a hold larger than the budget still runs: nothing else is held
+    assert budget.held == 0

@@ -214,6 +214,7 @@ class _Connection(asyncio.Protocol):
         self.deadline: asyncio.TimerHandle | None = None
         self.expires: float | None = None  # when the connection is closed unless it has moved on
         self.quick_ack = listener.codec.quick_ack and layer.tls is None
+        self.results = layer.gateway.services.results
 
     # -- life cycle ------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -395,7 +396,8 @@ class _Connection(asyncio.Protocol):
     def _answer(self, request: Any) -> bytes | None:
         assert self.session is not None
         try:
-            return self.session.handle(request)
+            with self.results.scope():  # results held by the call stay counted until they are encoded
+                return self.session.handle(request)
         except Exception:
             log.exception("%s session failed; closing the connection", self.listener.name)
             self.session.close_after = True

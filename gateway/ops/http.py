@@ -172,6 +172,8 @@ def fetch_url(
             raise GatewayError(INVALID_ARGUMENT, f"max_bytes must be at most {ctx.settings.max_body_bytes}")
         max_bytes = ctx.settings.max_body_bytes  # the caller left the default: the operator's lower cap applies
     extra = _request_headers(headers)
+    # Held before a byte is read, then only what was kept: bounded memory across every caller.
+    held = ctx.services.results.hold(max_bytes)
     redirects: list[Redirect] = []
     current = url
     while True:
@@ -188,6 +190,7 @@ def fetch_url(
             extra = [(k, v) for k, v in extra if k not in ORIGIN_BOUND_HEADERS]
         current = following
     content_type = response.headers.get("content-type", "")
+    held.resize(len(response.body))
     body, encoding, charset = _body_text(response.body, content_type, response.truncated)
     timings = {**response.timings, "total_ms": round((time.perf_counter() - start) * 1000, 3)}
     return {  # type: ignore[typeddict-item]

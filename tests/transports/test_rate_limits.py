@@ -78,3 +78,35 @@ def test_global_cap_on_operations_in_flight(transport_settings, dns_server):
         assert busy["error"]["data"]["code"] == "rate_limited" and "limit of 1 operations" in busy["error"]["message"]
         listing = post_from(port, "127.0.0.2", {"jsonrpc": "2.0", "method": "system.listMethods", "id": 3})
         assert "resolve" in listing["result"]  # introspection is never held back
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_results_held_at_once_are_budgeted(transport_settings, http_server, transport):
+    """A call whose body would take the gateway over max_result_bytes is refused at once; the budget comes
+    back when the call holding it ends, and a multicall's elements count in it too."""
+    budget = Running(transport_settings.replace(max_result_bytes=3 * 1024 * 1024, timeout=2.0))
+    budget.start()
+    slow = f"http://web.local.test:{http_server.port}/slow"
+    held: list[BaseException] = []
+    holder = connect(budget, transport)
+    thread = threading.Thread(target=record_error, args=(held, holder.call, "fetch_url", slow, "GET", {}, 2 << 20))
+    try:
+        thread.start()
+        wait_until(lambda: budget.gateway.services.results.held >= 2 << 20)
+        client = connect(budget, transport)
+        try:
+            with pytest.raises(RemoteError) as refused:
+                client.call("fetch_url", slow, "GET", {}, 2 << 20)
+            assert refused.value.code == "rate_limited" and "MiB of results" in refused.value.message
+            assert client.call("fetch_url", slow.replace("/slow", "/text"), "GET", {}, 1024)["status"] == 200
+            thread.join()
+            assert budget.gateway.services.results.held == 0  # the slow call timed out and gave it back
+            outcomes = client.multicall([("fetch_url", [slow, "GET", {}, 2 << 20])] * 2)
+            assert sorted(getattr(o, "code", "ok") for o in outcomes) == ["rate_limited", "timeout"]
+        finally:
+            client.close()
+    finally:
+        thread.join()
+        holder.close()
+        budget.stop()
+    assert budget.gateway.services.results.held == 0
