@@ -1,5 +1,6 @@
 """What the HTTP ports answer to GET: the docs page, health, readiness, metrics and the OpenRPC document.
 
+``GET /idl/netops.thrift`` is the Thrift IDL the gateway serves.
 ``GET /`` on the JSON-RPC port is the documentation page, whose forms call
 JSON-RPC on the same origin; on the XML-RPC port it redirects there (or, with
 no JSON-RPC running, serves the page without forms).
@@ -39,6 +40,7 @@ class Site:
         self._page = render_page(operations, endpoints, "/").encode()
         self._page_without_forms = render_page(operations, endpoints, "").encode()
         self._openrpc = json.dumps(openrpc_document(gateway, DOTTED), indent=1).encode()
+        self._thrift_idl = _thrift_idl(gateway)
 
     def get(self, path: str, transport: str, local: str) -> Response:
         """Answer ``GET path`` arriving on ``transport``'s port at the gateway's address ``local``.
@@ -60,6 +62,8 @@ class Site:
             return 200, self.metrics.exposition(), CONTENT_TYPE, ()
         if path == "/openrpc.json":
             return 200, self._openrpc, "application/json", ()
+        if path == "/idl/netops.thrift":
+            return 200, self._thrift_idl, "text/plain; charset=utf-8", ()
         if path in ("/", "/docs"):
             if transport == "jsonrpc":
                 return 200, self._page, "text/html; charset=utf-8", ()
@@ -70,3 +74,12 @@ class Site:
                 return 302, b"", "text/plain", (("Location", location),)
             return 200, self._page_without_forms, "text/html; charset=utf-8", ()
         return 404, b"not found\n", "text/plain", ()
+
+
+def _thrift_idl(gateway: Gateway) -> bytes:
+    """The Thrift IDL of the operations this gateway serves (what idl/netops.thrift holds for all of them)."""
+    from gateway.core import SYSTEM_NAMES
+    from gateway.idl import render
+    from gateway.registry import Registry
+
+    return render(Registry([op for op in gateway.registry if op.name not in SYSTEM_NAMES])).encode()

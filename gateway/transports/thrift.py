@@ -173,7 +173,8 @@ class ThriftCodec(Codec):
         """thriftpy2 calling resolve, with the IDL the gateway serves."""
         return (
             "import thriftpy2\nfrom thriftpy2.rpc import make_client\n"
-            'netops = thriftpy2.load("netops.thrift", module_name="netops_thrift")  # netops methods --format thrift\n'
+            "# netops.thrift: GET /idl/netops.thrift on the gateway's HTTP ports (or: netops methods --format thrift)\n"
+            'netops = thriftpy2.load("netops.thrift", module_name="netops_thrift")\n'
             f'make_client(netops.NetOps, "{host}", {port}).resolve("example.com")'
         )
 

@@ -227,3 +227,10 @@ def test_pyro_name_server_registration(transport_settings):
         with Pyro5.api.locate_ns("127.0.0.1", int(ns_port)) as ns:
             assert "netops" not in ns.list()  # removed on stop
         ns_daemon.shutdown()
+
+
+def test_the_thrift_idl_is_served_at_a_stable_url(running):
+    for port in (running.port("xmlrpc"), running.port("jsonrpc")):
+        status, headers, body = get(port, "/idl/netops.thrift")
+        assert status == 200 and headers["content-type"].startswith("text/plain")
+        assert body.decode() == (Path(__file__).resolve().parents[2] / "idl" / "netops.thrift").read_text()
