@@ -33,6 +33,8 @@ log = logging.getLogger("gateway.net")
 
 BACKLOG = 1024  # connections the kernel queues while the loop is busy; a burst of clients is not reset
 _QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
+LINGER_BYTES = 4 * 1024 * 1024  # what a refused client may still send while it reads the refusal
+LINGER_SECONDS = 2.0
 MAX_QUEUED = 16  # complete requests queued on one connection (pipelining) before it stops being read
 
 
@@ -213,6 +215,8 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.deadline: asyncio.TimerHandle | None = None
         self.expires: float | None = None  # when the connection is closed unless it has moved on
+        self.lingering = 0  # bytes a refused connection may still send (dropped) before it is reset
+        self.linger: asyncio.TimerHandle | None = None
         self.quick_ack = listener.codec.quick_ack and layer.tls is None
         self.results = layer.gateway.services.results
 
@@ -291,6 +295,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._disarm()
+        if self.linger is not None:
+            self.linger.cancel()
+            self.linger = None
         if self.counted:
             self.counted = False
             self.layer.release(self)
@@ -307,6 +314,10 @@ class _Connection(asyncio.Protocol):
     # -- reading ------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         if self.closed:
+            if self.lingering > 0:
+                self.lingering -= len(data)
+                if self.lingering <= 0:
+                    self.transport.abort()
             return
         if self.quick_ack:
             self._quick_ack()
@@ -372,7 +383,18 @@ class _Connection(asyncio.Protocol):
             self.transport.write(refusal.reply)
         self.closed = True
         self._disarm()
-        self.transport.close()
+        if refusal.reply and self.transport.can_write_eof():
+            self._linger()
+        else:
+            self.transport.close()
+
+    def _linger(self) -> None:
+        """Close after the reply, dropping what the client still sends for a moment (at most LINGER_BYTES,
+        LINGER_SECONDS): closing with unread bytes makes the kernel reset the connection, and a client still
+        sending a refused body would lose the reply it has not read yet. Nothing of it is kept or decoded."""
+        self.transport.write_eof()
+        self.lingering = LINGER_BYTES
+        self.linger = self.loop.call_later(LINGER_SECONDS, self.transport.abort)
 
     # -- running requests -------------------------------------------------------------
     def _pump(self) -> None:

@@ -4,6 +4,7 @@ gateway serves on."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -85,3 +86,21 @@ def test_a_thrift_message_over_budget_gets_too_large_for_its_method(running):
     result = module.NetOps.resolve_result()
     result.read(proto)
     assert result.error.code == "invalid_argument" and "too many values" in result.error.message
+
+
+@pytest.mark.parametrize(
+    ("transport", "path", "media"), [("xmlrpc", "/RPC2", "text/xml"), ("jsonrpc", "/", "application/json")]
+)
+def test_a_client_still_sending_a_refused_body_reads_the_refusal(running, transport, path, media):
+    """Refused from its head, the body is never read into anything; but the gateway keeps dropping what
+    still arrives for a moment, so the client finishes sending and reads the answer (no reset)."""
+    size = 3 * 1024 * 1024  # over the 1 MiB request cap
+    with socket.create_connection(("127.0.0.1", running.port(transport)), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {media}\r\nContent-Length: {size}\r\n\r\n".encode()
+        )
+        sock.sendall(b" " * size)  # raises BrokenPipeError or ConnectionResetError if the gateway reset
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"too_large" in answer
