@@ -183,8 +183,9 @@ class JSONRPCCodec(HTTPCodec):
     app_class = _JSONRPCApp
 
     def snippet(self, host: str, port: int, tls: bool) -> str:
-        """curl calling resolve."""
+        """curl calling resolve (with the token header when the gateway requires one)."""
+        token = '  -H "Authorization: Bearer $NETOPS_TOKEN" \\\n' if self.gateway.services.tokens.required else ""
         return (
-            f"curl -s {self.endpoint(host, port, tls)} -H 'Content-Type: application/json' \\\n"
+            f"curl -s {self.endpoint(host, port, tls)} -H 'Content-Type: application/json' \\\n{token}"
             '  -d \'{"jsonrpc": "2.0", "method": "resolve", "params": ["example.com"], "id": 1}\''
         )

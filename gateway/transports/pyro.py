@@ -320,8 +320,14 @@ class PyroCodec(Codec):
         return f"PYRO:{OBJECT_ID}@{host}:{port}"
 
     def snippet(self, host: str, port: int, tls: bool) -> str:
-        """A stock Pyro5 proxy calling resolve."""
-        return f'import Pyro5.api\nPyro5.api.Proxy("{self.endpoint(host, port, tls)}").resolve("example.com")'
+        """A stock Pyro5 proxy calling resolve (the token goes in its connect handshake)."""
+        proxy = f'Pyro5.api.Proxy("{self.endpoint(host, port, tls)}")'
+        if self.gateway.services.tokens.required:
+            return (
+                f"import os, Pyro5.api\nproxy = {proxy}\n"
+                'proxy._pyroHandshake = os.environ["NETOPS_TOKEN"]\nproxy.resolve("example.com")'
+            )
+        return f'import Pyro5.api\n{proxy}.resolve("example.com")'
 
     def register(self, name_server: str, uri: str) -> None:
         """Register the object as ``netops`` in the Pyro5 name server at ``HOST:PORT``."""

@@ -593,5 +593,12 @@ class RPyCCodec(Codec):
         return f'rpyc.connect("{host}", {port}).root'
 
     def snippet(self, host: str, port: int, tls: bool) -> str:
-        """A stock rpyc client calling resolve."""
-        return f'import rpyc\ndict(rpyc.connect("{host}", {port}).root.resolve("example.com"))'
+        """A stock rpyc client calling resolve (after the token line when the gateway requires a token)."""
+        if self.gateway.services.tokens.required:
+            return (
+                "import json, os, socket, rpyc\nfrom rpyc.core.stream import SocketStream\n"
+                f'sock = socket.create_connection(("{host}", {port}))\n'
+                'sock.sendall(b"NETOPS-TOKEN " + os.environ["NETOPS_TOKEN"].encode() + b"\\n")\n'
+                'json.loads(str(rpyc.connect_stream(SocketStream(sock)).root.resolve("example.com")))'
+            )
+        return f'import json, rpyc\njson.loads(str(rpyc.connect("{host}", {port}).root.resolve("example.com")))'

@@ -170,12 +170,22 @@ class ThriftCodec(Codec):
         return f"{host}:{port} (service NetOps, idl/netops.thrift)"
 
     def snippet(self, host: str, port: int, tls: bool) -> str:
-        """thriftpy2 calling resolve, with the IDL the gateway serves."""
-        return (
-            "import thriftpy2\nfrom thriftpy2.rpc import make_client\n"
+        """thriftpy2 calling resolve, with the IDL the gateway serves (after the token line when required)."""
+        load = (
             "# netops.thrift: GET /idl/netops.thrift on the gateway's HTTP ports (or: netops methods --format thrift)\n"
             'netops = thriftpy2.load("netops.thrift", module_name="netops_thrift")\n'
-            f'make_client(netops.NetOps, "{host}", {port}).resolve("example.com")'
+        )
+        if not self.gateway.services.tokens.required:
+            return (
+                f"import thriftpy2\nfrom thriftpy2.rpc import make_client\n{load}"
+                f'make_client(netops.NetOps, "{host}", {port}).resolve("example.com")'
+            )
+        return (
+            "import os, socket, thriftpy2\nfrom thriftpy2.protocol import TBinaryProtocol\n"
+            "from thriftpy2.thrift import TClient\nfrom thriftpy2.transport import TBufferedTransport, TSocket\n"
+            f'{load}sock = socket.create_connection(("{host}", {port}))\n'
+            'sock.sendall(b"NETOPS-TOKEN " + os.environ["NETOPS_TOKEN"].encode() + b"\\n")\n'
+            'TClient(netops.NetOps, TBinaryProtocol(TBufferedTransport(TSocket(sock=sock)))).resolve("example.com")'
         )
 
 

@@ -129,6 +129,12 @@ class XMLRPCCodec(HTTPCodec):
     app_class = _XMLRPCApp
 
     def snippet(self, host: str, port: int, tls: bool) -> str:
-        """A stdlib client calling resolve."""
+        """A stdlib client calling resolve (presenting $NETOPS_TOKEN when the gateway requires a token)."""
         url = self.endpoint(host, port, tls)
+        if self.gateway.services.tokens.required:
+            return (
+                "import os, xmlrpc.client\n"
+                'bearer = [("Authorization", "Bearer " + os.environ["NETOPS_TOKEN"])]\n'
+                f'xmlrpc.client.ServerProxy("{url}", headers=bearer).resolve("example.com")'
+            )
         return f'import xmlrpc.client\nxmlrpc.client.ServerProxy("{url}").resolve("example.com")'

@@ -67,3 +67,47 @@ def test_the_xmlrpc_port_sends_the_browser_to_the_docs(browser, running):
     page = browser.new_page()
     page.goto(f"http://127.0.0.1:{running.port('xmlrpc')}/")
     assert page.url == f"http://127.0.0.1:{running.port('jsonrpc')}/" and page.title() == "NetOps Gateway"
+
+
+@pytest.mark.parametrize("locked", [False, True], ids=["open", "tokens"])
+def test_every_snippet_runs_as_written(transport_settings, tmp_path, locked):
+    """Each transport's snippet on the docs page, run as a user would paste it (resolving an address, so no
+    DNS is needed), against a gateway with and without tokens ($NETOPS_TOKEN set, as the snippet says)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import urllib.request
+
+    from gateway.server import Running
+    from gateway.transports import TRANSPORTS
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text("docs:snippet-token-0123456789\n")
+    running = Running(transport_settings.replace(token_file=str(tokens) if locked else ""))
+    running.start()
+    try:
+        idl = urllib.request.Request(
+            f"http://127.0.0.1:{running.port('jsonrpc')}/idl/netops.thrift",
+            headers={"Authorization": "Bearer snippet-token-0123456789"},
+        )
+        with urllib.request.urlopen(idl, timeout=10) as response:  # where the Thrift snippet says to get it
+            (tmp_path / "netops.thrift").write_bytes(response.read())
+        env = {**os.environ, "NETOPS_TOKEN": "snippet-token-0123456789"}
+        for listener in running.listeners:
+            snippet = listener.codec.snippet("127.0.0.1", listener.port, False).replace("example.com", "127.0.0.1")
+            if snippet.startswith("curl"):
+                if shutil.which("curl") is None:
+                    continue
+                result = subprocess.run(
+                    ["bash", "-c", snippet], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+                )
+                assert '"result"' in result.stdout, (listener.name, result.stdout, result.stderr)
+            else:
+                result = subprocess.run(
+                    [sys.executable, "-c", snippet], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+                )
+                assert result.returncode == 0, (listener.name, snippet, result.stderr[-2000:])
+        assert {listener.name for listener in running.listeners} == set(TRANSPORTS)
+    finally:
+        running.stop()
