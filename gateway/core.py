@@ -283,7 +283,10 @@ class Gateway:
     def call_many(self, calls: Sequence[Any], style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[Any]:
         """``system.multicall`` through the same door as every call, with each element's result, or
         :class:`Failed` holding its error, in order (for transports that type each outcome: Thrift)."""
-        return self.call(public_name("system.multicall", style), [list(calls)], style=style, caller=caller, raw=True)
+        outcomes: list[Any] = self.call(
+            public_name("system.multicall", style), [list(calls)], style=style, caller=caller, raw=True
+        )
+        return outcomes
 
     def multicall(self, calls: Sequence[Any], style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[Any]:
         """Run calls concurrently on a bounded pool; results in order, failures as faults."""

@@ -53,7 +53,8 @@ class Listener:
     def port(self) -> int:
         """The bound port."""
         assert self.sock is not None
-        return self.sock.getsockname()[1]
+        port: int = self.sock.getsockname()[1]
+        return port
 
     def bind(self, reuse_port: bool) -> None:
         """Bind and listen now, so a busy port is reported before anything runs (OSError)."""

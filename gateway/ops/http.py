@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import codecs
 import re
+import socket
 import ssl
 import time
 import zlib
@@ -295,7 +296,7 @@ def _exchange(
 
 def _converse(
     ctx: Context,
-    sock,  # noqa: ANN001 - socket.socket or ssl.SSLSocket
+    sock: socket.socket,  # or an ssl.SSLSocket (a subclass)
     target: _Target,
     method: str,
     extra: list[tuple[str, str]],
