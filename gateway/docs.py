@@ -86,7 +86,7 @@ def _operation(op: Operation, name: str, try_it: bool) -> str:
         form = (
             f"<form class=try data-method='{_e(name)}' id='try-{_e(anchor)}'>{inputs}"
             f"<button type=submit>Call {_e(name)}</button></form>"
-            f"<pre class=result id='result-{_e(anchor)}' aria-live=polite></pre>"
+            f"<div class=result id='result-{_e(anchor)}' aria-live=polite></div>"
         )
     return f"""
 <section id="{_e(anchor)}">
@@ -111,6 +111,9 @@ td,th{border-bottom:1px solid #eef1f4;padding:.15rem .6rem;text-align:left;verti
 .fields{margin:.2rem 0}.try{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:end;margin:.5rem 0}
 .field{display:flex;flex-direction:column}input[type=text],textarea{min-width:16rem}
 button{padding:.3rem .9rem}.result:empty{display:none}.error{color:#b31d28}nav a{margin-right:.6rem}
+.result{background:#f4f6f8;padding:.5rem .8rem;border-radius:6px;overflow:auto}
+.result table{margin:0}.result th{color:#444;font-weight:600}.result pre{max-height:16rem;margin:0}
+.result details{margin-top:.5rem}
 """
 
 SCRIPT = """
@@ -122,6 +125,48 @@ function value(el) {
   if (kind === 'double') return parseFloat(el.value);
   if (kind === 'string') return el.value;
   return JSON.parse(el.value);
+}
+// A result for people: structs as tables of fields, lists of structs as tables of rows, lists of values
+// joined; the raw JSON one click away. Built with textContent only: results carry what remote servers said.
+function cell(text) { const td = document.createElement('td'); td.textContent = text; return td; }
+function view(v) {
+  if (Array.isArray(v)) {
+    if (v.length && v.every(x => x !== null && typeof x === 'object' && !Array.isArray(x))) {
+      const columns = [...new Set(v.flatMap(Object.keys))];
+      const table = document.createElement('table');
+      const head = table.insertRow();
+      for (const c of columns) { const th = document.createElement('th'); th.textContent = c; head.appendChild(th); }
+      for (const row of v) {
+        const tr = table.insertRow();
+        for (const c of columns) tr.insertCell().appendChild(view(row[c]));
+      }
+      return table;
+    }
+    const items = v.map(x => typeof x === 'object' ? JSON.stringify(x) : String(x));
+    return document.createTextNode(items.length ? items.join(', ') : '—');
+  }
+  if (v !== null && typeof v === 'object') {
+    const table = document.createElement('table');
+    for (const [key, item] of Object.entries(v)) {
+      const tr = table.insertRow();
+      const th = document.createElement('th'); th.textContent = key; tr.appendChild(th);
+      tr.insertCell().appendChild(view(item));
+    }
+    return table;
+  }
+  if (typeof v === 'string' && (v.length > 120 || v.includes('\\n'))) {
+    const pre = document.createElement('pre'); pre.textContent = v; return pre;
+  }
+  return document.createTextNode(v === '' ? '—' : String(v));
+}
+function show(out, result) {
+  out.className = 'result';
+  out.replaceChildren(view(result));
+  const raw = document.createElement('details');
+  const summary = document.createElement('summary'); summary.textContent = 'raw JSON';
+  const pre = document.createElement('pre'); pre.textContent = JSON.stringify(result, null, 2);
+  raw.append(summary, pre);
+  out.appendChild(raw);
 }
 for (const form of document.querySelectorAll('form.try')) {
   form.addEventListener('submit', async (event) => {
@@ -140,7 +185,7 @@ for (const form of document.querySelectorAll('form.try')) {
         body: JSON.stringify({jsonrpc: '2.0', method: form.dataset.method, params, id: Date.now()})});
       const answer = await response.json();
       if (answer.error) { out.className = 'result error'; out.textContent = answer.error.message; }
-      else { out.textContent = JSON.stringify(answer.result, null, 2); }
+      else { show(out, answer.result); }
     } catch (err) { out.className = 'result error'; out.textContent = 'request failed: ' + err; }
   });
 }

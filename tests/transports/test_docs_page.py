@@ -6,6 +6,7 @@ screenshot under test-artifacts/. Outside CI the test skips when Chromium is not
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,13 @@ def test_try_it_form_calls_resolve_and_shows_the_answer(browser, running):
     page.click("#try-resolve button")
     result = page.locator("#result-resolve")
     result.filter(has_text="2001:db8::10").wait_for(timeout=10_000)
-    assert '"canonical_name": "www.example.test"' in result.inner_text()
+    # For people: the struct's fields as a table, its list of addresses as rows with a column per field.
+    fields = result.locator(":scope > table > tbody > tr > th").all_inner_texts()
+    assert fields == ["host", "canonical_name", "addresses", "elapsed_ms"]
+    rows = result.locator("table table tr").all_inner_texts()
+    assert rows[0].split() == ["family", "address"] and rows[1].split() == ["ipv6", "2001:db8::10"]
+    raw = result.locator("details pre").text_content() or ""  # the raw JSON, one click away
+    assert json.loads(raw)["canonical_name"] == "www.example.test"
     page.fill("#resolve-host", "nope.example.test")
     page.click("#try-resolve button")
     page.locator("#result-resolve.error").filter(has_text="not_found").wait_for(timeout=10_000)
