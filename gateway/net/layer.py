@@ -406,7 +406,7 @@ class _Connection(asyncio.Protocol):
             if self.paused and len(self.queue) < MAX_QUEUED // 2:
                 self.paused = False
                 self.transport.resume_reading()
-            if self.session.instant(request):
+            if self._instant(request):
                 self._reply(self._answer(request))
                 continue
             self.busy = True
@@ -415,6 +415,14 @@ class _Connection(asyncio.Protocol):
             return
         if not self.busy and not self.closed:
             self._arm(self.layer.idle_timeout)
+
+    def _instant(self, request: Any) -> bool:
+        assert self.session is not None
+        try:
+            return self.session.instant(request)
+        except Exception:  # a bug in a codec's look: the request goes to a worker, which answers or logs it
+            log.exception("%s session could not look at a request", self.listener.name)
+            return False
 
     def _answer(self, request: Any) -> bytes | None:
         assert self.session is not None
