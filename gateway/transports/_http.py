@@ -51,17 +51,13 @@ class App(ABC):
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
-    def handle(self, body: bytes, caller: Caller) -> bytes | None:
-        """Answer one request body; None means no response body (HTTP 204)."""
-        return self.answer(self.decode(body, caller), caller)
-
     @abstractmethod
     def decode(self, body: bytes, caller: Caller) -> Any:
         """Parse a request body: what :meth:`answer` takes, or the reply (bytes) to a body that is refused."""
 
     @abstractmethod
     def answer(self, decoded: Any, caller: Caller) -> bytes | None:
-        """Answer a decoded request (or pass on the reply :meth:`decode` made)."""
+        """Answer a decoded request (or pass on the reply :meth:`decode` made); None: no body (HTTP 204)."""
 
     @abstractmethod
     def instant(self, decoded: Any) -> bool:

@@ -198,7 +198,7 @@ class PyroSession(Session):
         self.buffer = bytearray()
         self.connect_seen = False  # the connect message has been framed (it is answered before anything else)
         self.connected = False  # the daemon accepted the handshake
-        self.instant_names = codec.instant
+        self.instant_ops = codec.instant_ops
 
     def receive(self, data: bytes) -> list[Any]:
         """Complete messages; the size and the flags are checked from the header before the body is kept."""
@@ -234,7 +234,7 @@ class PyroSession(Session):
         if kind != Pyro5.protocol.MSG_INVOKE or flags & _NOT_INSTANT or len(data) > INSTANT_BYTES:
             return False
         call = _CALL_START.match(data, _HEADER.size + annotations)
-        return call is not None and call[1].decode() in self.instant_names
+        return call is not None and call[1].decode() in self.instant_ops
 
     def handle(self, data: bytes) -> bytes | None:
         """Answer one message on a worker."""
@@ -307,7 +307,7 @@ class PyroCodec(Codec):
         self.daemon = _Daemon(connected_socket=self._pair[0], interface=DaemonObject)
         self.daemon.gateway = gateway
         self.daemon.register(_service_class(gateway)(), OBJECT_ID)
-        self.instant = self.instant_names(UNDERSCORE)
+        self.instant_ops = self.instant_names(UNDERSCORE)
         self._name_server = ""
 
     def session(self, link: Link) -> Session:

@@ -194,9 +194,7 @@ class SequenceView(_View, collections.abc.Sequence):
         self._data = data
 
     def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return view(self._data[index])
-        return view(self._data[index])
+        return view(self._data[index])  # a slice too: a list, by value or as a view
 
     def __len__(self) -> int:
         return len(self._data)
@@ -446,7 +444,7 @@ class RPyCSession(Session):
         service = self.service = NetOpsService(link.gateway, link.caller)
         self.conn = service._connect(self.channel, codec.config)
         self.root_class = codec.root_class
-        self.instant_names = codec.instant
+        self.instant_ops = codec.instant_ops
         root = codec.root_class()
         root._service = service
         self.conn._HANDLERS[consts.HANDLE_GETROOT] = lambda conn: root  # the root clients see; not the service
@@ -505,7 +503,7 @@ class RPyCSession(Session):
             target, *rest = self.conn._unbox(boxed)
         except Exception:
             return False
-        service, names = self.service, self.instant_names
+        service, names = self.service, self.instant_ops
         if isinstance(target, _View):
             return handler == consts.HANDLE_CALLATTR  # a read of the per-call copy
         if getattr(target, "__func__", None) is NetOpsService._call_json and target.__self__ is service:
@@ -582,7 +580,7 @@ class RPyCCodec(Codec):
         settings = gateway.services.settings
         self.config = {**PROTOCOL_CONFIG, "sync_request_timeout": settings.timeout + 5, "logger": _server_log}
         self.root_class = root_class(gateway)
-        self.instant = self.instant_names(UNDERSCORE)
+        self.instant_ops = self.instant_names(UNDERSCORE)
 
     def session(self, link: Link) -> Session:
         """A session for one connection."""

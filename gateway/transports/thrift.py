@@ -155,7 +155,7 @@ class ThriftCodec(Codec):
         self.processor = TProcessor(self.module.NetOps, self.handler)
         self.framed = settings.thrift_transport == "framed"
         self.compact = settings.thrift_protocol == "compact"
-        self.instant = frozenset(name.encode() for name in self.instant_names(UNDERSCORE))
+        self.instant_ops = frozenset(name.encode() for name in self.instant_names(UNDERSCORE))
 
     def session(self, link: Link) -> Session:
         """A session for one connection."""
@@ -246,7 +246,7 @@ class ThriftSession(Session):
     def instant(self, message: tuple[Any, ...]) -> bool:
         """A small message calling an instant operation (the scanner has read its name)."""
         data, name = message[0], message[1]
-        return data is not None and not self.refused and len(data) <= INSTANT_BYTES and name in self.codec.instant
+        return data is not None and not self.refused and len(data) <= INSTANT_BYTES and name in self.codec.instant_ops
 
     def handle(self, message: tuple[Any, ...]) -> bytes:
         """Decode one message, call, encode the answer."""
