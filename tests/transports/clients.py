@@ -7,6 +7,7 @@ in the registry's dotted form and translated for the underscore transports.
 
 from __future__ import annotations
 
+import contextvars
 import http.client
 import json
 import re
@@ -37,8 +38,15 @@ LEAKS = re.compile(
 )
 
 
+# What the caller itself sent (a test's generated arguments): an error may quote it back, and that is no leak.
+ECHOED: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("echoed", default=())
+
+
 def assert_no_leak(message: str) -> None:
     """Fail the test that received ``message`` if it carries anything internal."""
+    for sent in ECHOED.get():
+        if LEAKS.search(sent):  # only input that itself looks like a leak is taken out of the message
+            message = message.replace(repr(sent)[1:-1], "").replace(sent, "")
     leak = LEAKS.search(message)
     assert leak is None, f"an error leaks {leak.group(0)!r}: {message!r}"
 
