@@ -264,6 +264,14 @@ def cmd_multicall(client: NetOpsClient, args: argparse.Namespace, out: TextIO, s
     return EXIT_ERROR if failed else 0
 
 
+def cmd_mcp(client: NetOpsClient, args: argparse.Namespace, out: TextIO, style: Style) -> int:
+    """Serve MCP on standard input and output until the agent closes it."""
+    from gateway.transports.mcp import serve_stdio
+
+    serve_stdio(client, sys.stdin, out)
+    return 0
+
+
 def _print(result: Any, as_json: bool, out: TextIO, style: Style) -> None:
     if as_json:
         json.dump(result, out, indent=2, ensure_ascii=False)
@@ -327,7 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
     multi = sub.add_parser("multicall", parents=[common], help="run JSON-lines calls concurrently")
     multi.add_argument("file", nargs="?", help="file of JSON lines (default: standard input)")
     multi.set_defaults(run=cmd_multicall)
-    completion = sub.add_parser("completion", help="print a completion script: eval \"$(netops completion bash)\"")
+    serve = sub.add_parser(
+        "mcp",
+        parents=[common],
+        help="serve MCP on stdio for an AI agent, forwarding each tool call to the gateway at --url",
+        description="An MCP server on standard input and output (for an agent's command setting) whose tools "
+        "call the gateway at --url, over that URL's transport.",
+    )
+    serve.set_defaults(run=cmd_mcp)
+    completion = sub.add_parser("completion", help='print a completion script: eval "$(netops completion bash)"')
     completion.add_argument("shell", choices=("bash", "zsh"))
     return parser
 

@@ -180,6 +180,7 @@ class _XMLRPC(_Backend):
 
 class _JSONRPC(_Backend):
     dotted = True
+    path = "/"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -192,12 +193,14 @@ class _JSONRPC(_Backend):
         self.headers = {"Content-Type": "application/json", **dict(_bearer(self.token))}
         self.next_id = 0
 
-    def _post(self, body: bytes) -> Any:
+    def _post(self, body: bytes, headers: Mapping[str, str] | None = None) -> tuple[int, Any, Any]:
+        """POST ``body``; the status, the response's headers and its JSON (None when it has no body)."""
         for attempt in (1, 2):  # a kept-alive connection the server closed is reopened once
             try:
-                self.conn.request("POST", "/", body, self.headers)
+                self.conn.request("POST", self.path, body, {**self.headers, **(headers or {})})
                 response = self.conn.getresponse()
-                return json.loads(response.read() or b"null")
+                data = response.read()
+                return response.status, response.headers, json.loads(data) if data else None
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                 self.conn.close()
                 if attempt == 2:
@@ -212,17 +215,77 @@ class _JSONRPC(_Backend):
             raise GatewayError("invalid_argument", "JSON-RPC takes positional or named arguments, not both")
         self.next_id += 1
         params = dict(kwargs) if kwargs else list(args)
-        answer = self._post(
+        _, _, answer = self._post(
             json.dumps({"jsonrpc": "2.0", "method": name, "params": params, "id": self.next_id}).encode()
         )
-        if "error" in answer:
-            error = answer["error"]
-            code = (error.get("data") or {}).get("code") or code_for_number(error["code"])
-            raise GatewayError(code, _coded(error["message"]).message)
-        return answer["result"]
+        return _result(answer)
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _result(answer: Any) -> Any:
+    """The result of a JSON-RPC response, or its error raised with the gateway's code."""
+    if not isinstance(answer, dict):
+        raise GatewayError(INTERNAL, "unexpected reply from the gateway")
+    if "error" in answer:
+        error = answer["error"]
+        code = (error.get("data") or {}).get("code") or code_for_number(error["code"])
+        raise GatewayError(code, _coded(error["message"]).message)
+    return answer["result"]
+
+
+class _MCP(_JSONRPC):
+    """MCP's tools/call over Streamable HTTP: a session from initialize, named arguments, the result's text."""
+
+    dotted = False
+    path = "/mcp"
+    version = "2025-11-25"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.session: dict[str, str] = {}
+        self.params: dict[str, list[str]] = {}  # each tool's parameter names in order, for positional calls
+        self.wrapped: set[str] = set()  # tools whose result is a list or a scalar: {"result": value}
+
+    def _request(self, method: str, params: Mapping[str, Any]) -> Any:
+        for _ in (1, 2):  # a session the gateway forgot (404) is opened again once
+            if not self.session and method != "initialize":
+                self._initialize()
+            self.next_id += 1
+            body = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": self.next_id}).encode()
+            status, headers, answer = self._post(body, self.session)
+            if status == 401:
+                raise _refused_token(self.token)
+            if status != 404 or method == "initialize":
+                return headers, _result(answer)
+            self.session = {}
+        raise GatewayError(INTERNAL, "the gateway keeps forgetting the MCP session")
+
+    def _initialize(self) -> None:
+        headers, _ = self._request(
+            "initialize",
+            {"protocolVersion": self.version, "capabilities": {}, "clientInfo": {"name": "netops", "version": "1"}},
+        )
+        self.session = {"Mcp-Session-Id": headers.get("Mcp-Session-Id", ""), "MCP-Protocol-Version": self.version}
+        self._post(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode(), self.session)
+
+    def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if not self.params:  # once per client: the tools' parameters, and which results come wrapped
+            _, listed = self._request("tools/list", {})
+            for tool in listed["tools"]:
+                self.params[tool["name"]] = list(tool["inputSchema"]["properties"])
+                if list(tool["outputSchema"]["properties"]) == ["result"]:
+                    self.wrapped.add(tool["name"])
+        names = self.params.get(name, [])
+        if len(args) > len(names):
+            raise GatewayError("invalid_argument", f"{name} takes at most {len(names)} arguments")
+        arguments = {**dict(zip(names, args, strict=False)), **kwargs}
+        _, result = self._request("tools/call", {"name": name, "arguments": arguments})
+        if result.get("isError"):
+            raise _coded(result["content"][0]["text"])
+        value = result["structuredContent"]  # the result itself: the text beside it may be cut short
+        return value["result"] if name in self.wrapped else value
 
 
 def _pyro_handshake(sock: Any, token: str | None) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.transports.table import TRANSPORTS, row
+from gateway.transports.table import TABLE, TRANSPORTS
 
 __all__ = ["TRANSPORTS", "ConfigError", "Settings", "load_settings", "parse_nameserver"]
 
@@ -135,6 +135,14 @@ def _optional_address(value: Any) -> str:
     return text
 
 
+def _origin(value: Any) -> str:
+    text = str(value).rstrip("/")
+    scheme, sep, rest = text.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+        raise ValueError("must be an origin: http(s)://host[:port]")
+    return text
+
+
 def _transport(value: Any) -> str:
     if value not in TRANSPORTS:
         raise ValueError(f"must be one of {', '.join(TRANSPORTS)}")
@@ -163,11 +171,11 @@ class Settings:
 
     # Where to listen. Loopback by default: exposing the gateway is a decision.
     host: str = _setting("127.0.0.1", str, "address every transport listens on")
-    xmlrpc_port: int = _setting(row("xmlrpc").default_port, _port, "XML-RPC port")
-    jsonrpc_port: int = _setting(row("jsonrpc").default_port, _port, "JSON-RPC port")
-    pyro_port: int = _setting(row("pyro").default_port, _port, "Pyro5 port")
-    thrift_port: int = _setting(row("thrift").default_port, _port, "Thrift port")
-    rpyc_port: int = _setting(row("rpyc").default_port, _port, "RPyC port (RPyC's customary port)")
+    # One port per transport (xmlrpc_port, …), from the transport table: a new transport needs no line here.
+    for _row in TABLE:
+        __annotations__[f"{_row.name}_port"] = "int"
+        vars()[f"{_row.name}_port"] = _setting(_row.default_port, _port, f"{_row.label} port")
+    del _row
     transports: tuple[str, ...] = _setting(TRANSPORTS, _transport, "transports to start", many=True)
     # Buffered binary is what a stock Apache Thrift client speaks.
     thrift_transport: str = _setting("buffered", _choice("buffered", "framed"), "Thrift transport")
@@ -245,9 +253,14 @@ class Settings:
     reuse_port: bool = _setting(False, _boolean, "set SO_REUSEPORT on listening sockets (set by --workers)")
     # Register the Pyro5 object in a Pyro5 name server so clients find it as PYRONAME:netops.
     pyro_ns: str = _setting("", _optional_address, "Pyro5 name server HOST:PORT to register with (empty: none)")
+    # MCP refuses a request whose Origin is another site (a page using DNS rebinding to reach this gateway
+    # through a visitor's browser); this host's own address and localhost are always allowed.
+    mcp_origins: tuple[str, ...] = _setting(
+        (), _origin, "Origin (scheme://host[:port]) a web page may call MCP from", flag="--mcp-origin", many=True
+    )
 
     def __post_init__(self) -> None:
-        for name in ("nameservers", "allow_targets", "transports"):
+        for name in ("nameservers", "allow_targets", "transports", "mcp_origins"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("settings tls_cert and tls_key go together: set both or neither")

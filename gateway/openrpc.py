@@ -17,8 +17,8 @@ __all__ = ["json_schema", "openrpc_document"]
 OPENRPC_VERSION = "1.2.6"
 
 
-def json_schema(schema: Schema, structs: dict[str, Any]) -> dict[str, Any]:
-    """JSON Schema of a wire type; structs are collected into ``structs`` and referenced."""
+def json_schema(schema: Schema, structs: dict[str, Any], ref: str = "#/components/schemas/") -> dict[str, Any]:
+    """JSON Schema of a wire type; structs are collected into ``structs`` and referenced as ``ref`` + name."""
     out: dict[str, Any]
     if schema.kind == "string":
         out = {"type": "string", **({"enum": list(schema.choices)} if schema.choices else {})}
@@ -31,21 +31,21 @@ def json_schema(schema: Schema, structs: dict[str, Any]) -> dict[str, Any]:
         out = {"type": "boolean"}
     elif schema.kind == "array":
         assert schema.item is not None
-        out = {"type": "array", "items": json_schema(schema.item, structs)}
+        out = {"type": "array", "items": json_schema(schema.item, structs, ref)}
     elif schema.kind == "map":
         assert schema.item is not None
-        out = {"type": "object", "additionalProperties": json_schema(schema.item, structs)}
+        out = {"type": "object", "additionalProperties": json_schema(schema.item, structs, ref)}
     elif schema.kind == "struct":
         if schema.name not in structs:
             structs[schema.name] = {}  # placeholder against recursion
             structs[schema.name] = {
                 "type": "object",
                 "description": schema.doc,
-                "properties": {f.name: json_schema(f.schema, structs) for f in schema.fields},
+                "properties": {f.name: json_schema(f.schema, structs, ref) for f in schema.fields},
                 "required": [f.name for f in schema.fields],
                 "additionalProperties": False,
             }
-        return {"$ref": f"#/components/schemas/{schema.name}"}
+        return {"$ref": ref + schema.name}
     else:
         out = {}
     if schema.doc:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.server import Running
+from gateway.transports import TRANSPORTS
 from tests.transports.clients import RemoteError, connect
 from tests.transports.test_conformance import record_error, wait_until
 
@@ -79,11 +80,12 @@ def gateway_flags(dns_server, pki) -> list[str]:
     ]
 
 
-def test_starts_all_five_prints_the_table_and_stops_cleanly(gateway_flags):
+def test_starts_every_transport_prints_the_table_and_stops_cleanly(gateway_flags):
     with ServerProcess(*ALL_FREE, *gateway_flags) as server:
-        server.wait_ready(5)
-        assert server.lines[0].startswith("NetOps Gateway") and "12 methods on 5 transports" in server.lines[0]
-        assert list(server.ports) == ["xmlrpc", "jsonrpc", "pyro", "thrift", "rpyc"]
+        server.wait_ready(len(TRANSPORTS))
+        assert server.lines[0].startswith("NetOps Gateway")
+        assert f"12 methods on {len(TRANSPORTS)} transports" in server.lines[0]
+        assert list(server.ports) == list(TRANSPORTS)
         assert f"http://127.0.0.1:{server.port('xmlrpc')}/RPC2" in "\n".join(server.lines)
         for name in server.ports:
             client = connect(server, name)  # type: ignore[arg-type]

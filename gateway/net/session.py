@@ -97,7 +97,6 @@ class Session(ABC):
         return None
 
 
-
 class Codec(ABC):
     """A transport as the connection layer sees it: shared state, and a :class:`Session` per connection.
 

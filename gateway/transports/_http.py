@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -27,7 +28,7 @@ from gateway.transports.table import row
 if TYPE_CHECKING:
     from gateway.web import Site
 
-__all__ = ["App", "HTTPCodec"]
+__all__ = ["App", "HTTPCodec", "Reply"]
 
 log = logging.getLogger("gateway.http")
 
@@ -47,16 +48,26 @@ class App(ABC):
     # pages a visitor's browser loads from calling a gateway that browser can reach.
     accepts: frozenset[str] = frozenset()
     transport = ""
+    headers: frozenset[bytes] = frozenset()  # request headers (lower case) the app reads, kept for decode()
+    post_only = False  # a GET of the app's paths is 405, not a page
+
+    def delete(self, headers: Mapping[str, str], caller: Caller) -> Reply:
+        """Answer a DELETE of the app's path (only asked of a ``post_only`` app): end what the caller opened."""
+        return Reply(405, headers=(("Allow", "POST"),))
+
+    def check_head(self, headers: Mapping[str, str], link: Link) -> bytes | None:
+        """A reply refusing a request from its head alone, before its body is read (default: none)."""
+        return None
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
     @abstractmethod
-    def decode(self, body: bytes, caller: Caller) -> Any:
+    def decode(self, body: bytes, caller: Caller, headers: Mapping[str, str]) -> Any:
         """Parse a request body: what :meth:`answer` takes, or the reply (bytes) to a body that is refused."""
 
     @abstractmethod
-    def answer(self, decoded: Any, caller: Caller) -> bytes | None:
+    def answer(self, decoded: Any, caller: Caller) -> bytes | Reply | None:
         """Answer a decoded request (or pass on the reply :meth:`decode` made); None: no body (HTTP 204)."""
 
     @abstractmethod
@@ -66,6 +77,15 @@ class App(ABC):
     @abstractmethod
     def refuse(self, error: GatewayError) -> bytes:
         """A transport-native error for a request refused before it was read."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer that is not a plain 200: its status, body and extra headers."""
+
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def response(status: int, body: bytes, content_type: str, headers: tuple = (), close: bool = False) -> bytes:
@@ -96,6 +116,7 @@ class _Request:
     caller: Caller | None = None
     keep_alive: bool = True
     body: list[bytes] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # those the app asked for (App.headers)
     decoded: Any = _UNDECODED  # the body, parsed on the loop thread when it was small enough to look at there
 
 
@@ -177,6 +198,8 @@ class HTTPSession(Session):
             self.length = int(value) if value.isdigit() else None
         elif key == b"transfer-encoding" or (key == b"content-encoding" and value.lower() != b"identity"):
             self.framing = "encoded"
+        if key in self.app.headers:
+            self.request.headers[key.decode("latin-1")] = value.decode("latin-1")
 
     def _count_head(self, size: int) -> None:
         self.head += size
@@ -196,11 +219,16 @@ class HTTPSession(Session):
             if path not in OPEN_PATHS:
                 request.caller = self._caller()
             return
-        if request.method != "POST":
+        if request.method != "POST" and not (request.method == "DELETE" and self.app.post_only):
             self._refuse("bad_method", _text(405, "use POST (or GET for the pages)", (("Allow", "GET, POST"),)))
         if path not in self.app.paths:
             self._refuse("not_found", _text(404, "not found"))
+        refusal = self.app.check_head(request.headers, self.link)
+        if refusal is not None:
+            self._refuse("bad_origin", refusal)
         caller = request.caller = self._caller()
+        if request.method == "DELETE":
+            return  # ends what the caller opened (App.delete): no body to frame
         gateway = self.link.gateway
         if self.content_type not in self.app.accepts:
             accepted = ", ".join(sorted(self.app.accepts))
@@ -237,10 +265,13 @@ class HTTPSession(Session):
 
     # -- answering (a worker, or the loop for an instant request) --------------------------------------
     def instant(self, request: _Request) -> bool:
-        """A small POST whose calls are all instant: parsed here, and the parse is kept for handle()."""
+        """A small POST whose calls are all instant: parsed here, and the parse is kept for handle(). A DELETE
+        (only a ``post_only`` app takes one) ends a session: no I/O either."""
+        if request.method == "DELETE":
+            return True
         if request.method != "POST" or sum(map(len, request.body)) > INSTANT_BYTES:
             return False
-        request.decoded = self.app.decode(b"".join(request.body), request.caller or self.link.caller)
+        request.decoded = self.app.decode(b"".join(request.body), request.caller or self.link.caller, request.headers)
         return self.app.instant(request.decoded)
 
     def handle(self, request: _Request) -> bytes:
@@ -250,16 +281,21 @@ class HTTPSession(Session):
         if request.method in ("GET", "HEAD"):
             return self._get(request, close)
         caller = request.caller or self.link.caller
+        if request.method == "DELETE":
+            ended = self.app.delete(request.headers, caller)
+            return response(ended.status, ended.body, self.app.content_type, ended.headers, close=close)
         if request.decoded is _UNDECODED:
-            request.decoded = self.app.decode(b"".join(request.body), caller)
+            request.decoded = self.app.decode(b"".join(request.body), caller, request.headers)
         answer = self.app.answer(request.decoded, caller)
         if answer is None:
             return response(204, b"", self.app.content_type, close=close)
+        if isinstance(answer, Reply):
+            return response(answer.status, answer.body, self.app.content_type, answer.headers, close=close)
         return response(200, answer, self.app.content_type, close=close)
 
     def _get(self, request: _Request, close: bool) -> bytes:
         site = self.codec.site
-        if site is None:
+        if site is None or (self.app.post_only and request.path.split("?", 1)[0] in self.app.paths):
             return _text(405, "use POST", (("Allow", "POST"),), close)
         if request.path.split("?", 1)[0] not in OPEN_PATHS:
             # The docs page, OpenRPC and metrics describe the methods: closed like introspection.

@@ -1,7 +1,8 @@
-"""What every transport codec shares: the last-resort error mapping."""
+"""What every transport codec shares: the last-resort error mapping, and JSON read and written one way."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from typing import Any
 
 from gateway.errors import INTERNAL, GatewayError
 
-__all__ = ["guarded", "internal_error"]
+__all__ = ["dump_json", "guarded", "internal_error", "load_json"]
 
 log = logging.getLogger("gateway.transports")
 
@@ -30,3 +31,21 @@ def guarded(func: Callable[[], Any], where: str) -> Any:
         raise
     except Exception as exc:
         raise internal_error(exc, where) from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_json(body: bytes) -> Any:
+    """Parse a JSON document; NaN and Infinity are refused (ValueError, or RecursionError when too deep)."""
+    return json.loads(body, parse_constant=_reject_constant)
+
+
+def dump_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON of plain data."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate a caller sent (an id, say): JSON escapes it, UTF-8 cannot
+        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()

@@ -16,7 +16,6 @@ registry's types; ``null`` and NaN are refused.  Errors: ``{"code": N,
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -30,7 +29,7 @@ from gateway.errors import INVALID_ARGUMENT, INVALID_REQUEST, PARSE_ERROR, Gatew
 from gateway.net.budget import MAX_DEPTH, MAX_ITEMS, nested_within
 from gateway.observe import Caller
 from gateway.transports._http import App, HTTPCodec
-from gateway.transports.base import guarded
+from gateway.transports.base import dump_json, guarded, load_json
 
 __all__ = ["JSONRPCCodec"]
 
@@ -44,10 +43,6 @@ def error_object(error: GatewayError, number: int | None = None, id: Any = None)
         "error": {"code": number or error.number, "message": str(error), "data": {"code": error.code}},
         "id": id,
     }
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _invalid(element: Any) -> str:
@@ -107,12 +102,12 @@ class _JSONRPCApp(App):
     accepts = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
     transport = "jsonrpc"
 
-    def decode(self, body: bytes, caller: Caller) -> Any:
+    def decode(self, body: bytes, caller: Caller, headers: Mapping[str, str]) -> Any:
         try:
-            request = json.loads(body, parse_constant=_reject_constant)
+            request = load_json(body)
         except (ValueError, RecursionError):
             self.gateway.refused(caller, "parse_error")
-            return _dump(error_object(GatewayError(INVALID_ARGUMENT, "request is not valid JSON"), PARSE_ERROR))
+            return dump_json(error_object(GatewayError(INVALID_ARGUMENT, "request is not valid JSON"), PARSE_ERROR))
         # json's C parser builds at most ~25 MB from a body under the 1 MiB cap, in milliseconds; the budget is
         # then applied to what it built, before any of it reaches jsonrpcserver or an operation.
         if not nested_within(request, MAX_DEPTH, MAX_ITEMS):
@@ -120,7 +115,7 @@ class _JSONRPCApp(App):
             too_much = GatewayError(
                 INVALID_ARGUMENT, f"a request holds at most {MAX_ITEMS} values, nested at most {MAX_DEPTH} deep"
             )
-            return _dump(error_object(too_much, id=_id_of(request)))
+            return dump_json(error_object(too_much, id=_id_of(request)))
         return _Parsed(request)
 
     def instant(self, decoded: Any) -> bool:
@@ -136,17 +131,17 @@ class _JSONRPCApp(App):
         methods = _Methods(self.gateway, caller)
         if not isinstance(request, list):
             answer = self._one(request, methods)
-            return None if answer is None else _dump(answer)  # a notification gets no response
+            return None if answer is None else dump_json(answer)  # a notification gets no response
         if not request:
-            return _dump(error_object(GatewayError(INVALID_ARGUMENT, "empty batch"), INVALID_REQUEST))
+            return dump_json(error_object(GatewayError(INVALID_ARGUMENT, "empty batch"), INVALID_REQUEST))
         limit = self.gateway.services.settings.max_batch
         if len(request) > limit:
             self.gateway.refused(caller, "batch_too_large")
             too_many = GatewayError(INVALID_ARGUMENT, f"a batch holds at most {limit} requests ({len(request)} given)")
-            return _dump(error_object(too_many))
+            return dump_json(error_object(too_many))
         answers = self.gateway.run_all([functools.partial(self._one, element, methods) for element in request])
         answers = [a for a in answers if a is not None]
-        return _dump(answers) if answers else None  # a batch of notifications gets no response
+        return dump_json(answers) if answers else None  # a batch of notifications gets no response
 
     def _one(self, element: Any, methods: _Methods) -> dict[str, Any] | None:
         problem = _invalid(element)
@@ -159,20 +154,12 @@ class _JSONRPCApp(App):
         return dispatch_deserialized(methods, NOCONTEXT, to_serializable_one, element)  # type: ignore[arg-type,return-value]
 
     def refuse(self, error: GatewayError) -> bytes:
-        return _dump(error_object(error))
+        return dump_json(error_object(error))
 
 
 def _id_of(request: Any) -> Any:
     """The request's id when it has a usable one (a string or an integer), else None."""
     return request.get("id") if isinstance(request, dict) and type(request.get("id")) in (str, int) else None
-
-
-def _dump(value: Any) -> bytes:
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    try:
-        return text.encode()
-    except UnicodeEncodeError:  # a lone surrogate a caller sent (an id, say): JSON escapes it, UTF-8 cannot
-        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
 
 
 class JSONRPCCodec(HTTPCodec):

@@ -205,9 +205,7 @@ class PyroSession(Session):
         self.buffer += data
         messages = []
         while len(self.buffer) >= _HEADER.size:
-            tag, version, kind, _, flags, _, data_size, annotations_size, _, _, magic = _HEADER.unpack_from(
-                self.buffer
-            )
+            tag, version, kind, _, flags, _, data_size, annotations_size, _, _, magic = _HEADER.unpack_from(self.buffer)
             if tag != b"PYRO" or version != Pyro5.protocol.PROTOCOL_VERSION or magic != 0x4DC5:
                 raise Refuse("parse_error")
             size = data_size + annotations_size

@@ -307,7 +307,6 @@ class NetOpsService(rpyc.Service):
             raise native_exception(exc) from None
 
 
-
 def root_class(gateway: Gateway) -> type:
     """The class of ``conn.root``: exactly one method per public name, so a stock client's netref knows them.
 
@@ -464,7 +463,7 @@ class RPyCSession(Session):
             if len(self.buffer) < end:
                 break
             frame = bytes(self.buffer[_FRAME.size : end - len(_FLUSHER)])
-            del self.buffer[: end]
+            del self.buffer[:end]
             frames.append(self._inflate(frame) if compressed else frame)
         requests: list[Any] = []
         with self.channel.ready:

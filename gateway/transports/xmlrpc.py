@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import xml.parsers.expat
 import xmlrpc.client
+from collections.abc import Mapping
 from typing import Any
 
 from defusedxml import DefusedXmlException
@@ -89,7 +90,7 @@ class _XMLRPCApp(App):
     accepts = frozenset({"text/xml", "application/xml"})
     transport = "xmlrpc"
 
-    def decode(self, body: bytes, caller: Caller) -> tuple[tuple[Any, ...], str] | bytes:
+    def decode(self, body: bytes, caller: Caller, headers: Mapping[str, str]) -> tuple[tuple[Any, ...], str] | bytes:
         try:
             return loads(body)
         except _Budget:

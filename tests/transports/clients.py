@@ -25,6 +25,7 @@ from gateway.errors import code_for_number
 from gateway.idl import args_struct_name
 from gateway.ops import default_registry
 from gateway.server import Running
+from gateway.transports.mcp import TEXT_LIMIT
 
 IDL = Path(__file__).resolve().parents[2] / "idl" / "netops.thrift"
 REGISTRY = default_registry()
@@ -230,7 +231,52 @@ class ThriftClient(Client):
         self.client.close()
 
 
-CLIENTS = {c.name: c for c in (XMLRPCClient, JSONRPCClient, PyroClient, ThriftClient, RPyCClient)}
+class MCPClient(Client):
+    """The official MCP SDK's client (Streamable HTTP), driven from this thread through an anyio portal."""
+
+    name = "mcp"
+    dotted = False
+
+    def __init__(self, port: int, url: Any = "", **options: Any) -> None:
+        import mcp
+        from anyio.from_thread import start_blocking_portal
+
+        self._portal = start_blocking_portal()
+        self.portal = self._portal.__enter__()
+        self._session = self.portal.wrap_async_context_manager(
+            mcp.Client(url or f"http://127.0.0.1:{port}/mcp", **options)
+        )
+        self.session = self._session.__enter__()
+        tools = self.portal.call(self.session.list_tools)
+        self.tools = {t.name: t for t in tools.tools}
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        from mcp.shared.exceptions import MCPError
+
+        name = self.method(method)
+        names = list(self.tools[name].input_schema["properties"]) if name in self.tools else []
+        names += [f"extra{i}" for i in range(len(args) - len(names))]  # too many: the gateway says so
+        arguments = {**dict(zip(names, args, strict=False)), **kwargs}
+        try:
+            result = self.portal.call(self.session.call_tool, name, arguments)
+        except MCPError as exc:
+            data = exc.error.data if isinstance(exc.error.data, dict) else {}
+            raise RemoteError(data.get("code", "protocol_error"), exc.error.message, exc) from None
+        text = result.content[0].text
+        if result.is_error:
+            raise RemoteError(result.meta["netops/code"], text, result)
+        structured = result.structured_content
+        value = structured["result"] if list(self.tools[name].output_schema["properties"]) == ["result"] else structured
+        if len(text) <= TEXT_LIMIT:  # the text rendering is the same result, unless it was too long to repeat
+            assert json.loads(text) == value
+        return value
+
+    def close(self) -> None:
+        self._session.__exit__(None, None, None)
+        self._portal.__exit__(None, None, None)
+
+
+CLIENTS = {c.name: c for c in (XMLRPCClient, JSONRPCClient, PyroClient, ThriftClient, RPyCClient, MCPClient)}
 
 
 def connect(running: Running, name: str) -> Client:

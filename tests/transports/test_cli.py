@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from gateway.cli import main, parse_value
+from gateway.transports import TRANSPORTS, codec_class, row
 
 
 def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
@@ -80,7 +81,8 @@ def test_methods_lists_signatures_and_help(url):
     assert 'resolve(host: string, family: string="any") -> ResolveResult' in out
     assert "    Look up the addresses of a host name" in out
     status, out, _ = run("methods", "--url", url, "--json")
-    assert len(json.loads(out)) == (11 if "thrift" in url else 12)  # rpc.discover has no fixed type for Thrift
+    typed = codec_class(url.partition(":")[0]).typed  # rpc.discover has no fixed type for Thrift and MCP
+    assert len(json.loads(out)) == (11 if typed else 12)
 
 
 def test_multicall_from_standard_input(url):
@@ -164,8 +166,8 @@ def test_options_go_before_or_after_the_command(url):
 @pytest.mark.parametrize(
     ("url", "hint"),
     [
-        ("http://127.0.0.1:7002/", "use xmlrpc|jsonrpc|pyro|thrift|rpyc://host:port, e.g. jsonrpc://127.0.0.1:7002"),
-        ("127.0.0.1:7002", "use xmlrpc|jsonrpc|pyro|thrift|rpyc://host:port"),
+        ("http://127.0.0.1:7002/", f"use {'|'.join(TRANSPORTS)}://host:port, e.g. jsonrpc://127.0.0.1:7002"),
+        ("127.0.0.1:7002", f"use {'|'.join(TRANSPORTS)}://host:port"),
         ("jsonrpc://127.0.0.1:7002/rpc", "give host:port only, e.g. jsonrpc://127.0.0.1:7002"),
     ],
 )
@@ -187,7 +189,7 @@ def test_a_call_is_one_call(running, transport):
     metrics = next(o for o in running.gateway.observers if hasattr(o, "calls"))
 
     def count(method: str) -> float:
-        name = method if transport in ("xmlrpc", "jsonrpc") else method.replace(".", "_")
+        name = method if row(transport).style == "dotted" else method.replace(".", "_")
         return sum(
             s.value for m in metrics.registry.collect() if m.name == "netops_calls" for s in m.samples
             if s.name == "netops_calls_total" and s.labels["method"] == name and s.labels["transport"] == transport

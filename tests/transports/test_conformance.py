@@ -9,7 +9,7 @@ import time
 import pytest
 
 from gateway.registry import conforms
-from gateway.transports import TRANSPORTS
+from gateway.transports import TRANSPORTS, codec_class
 from tests.transports.clients import RemoteError, connect
 
 OPERATIONS = ["dns_query", "fetch_url", "mx_lookup", "resolve", "reverse_lookup", "tcp_connect", "tls_check"]
@@ -49,7 +49,7 @@ def calls_for(http_server, https_server):
 def test_list_methods_names_exactly_what_is_callable(client):
     names = client.call("system.listMethods")
     separator = "." if client.dotted else "_"
-    discover = [] if client.name == "thrift" else [f"rpc{separator}discover"]  # Thrift cannot type its result
+    discover = [] if codec_class(client.name).typed else [f"rpc{separator}discover"]  # Thrift, MCP type each result
     assert names == sorted(OPERATIONS + [f"system{separator}{n}" for n in SYSTEM] + discover)
     for name in names:
         help_text = client.call("system.methodHelp", name)

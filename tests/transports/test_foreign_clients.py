@@ -35,6 +35,35 @@ def run(*argv: str | Path, env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
+def test_node_mcp_sdk(running):
+    """The official TypeScript MCP SDK: list the tools, call resolve and mx_lookup, and a failing call."""
+    need_node_packages()
+    url = f"http://127.0.0.1:{running.port('mcp')}/mcp"
+    out = json.loads(run("node", CLIENTS / "node" / "mcp_demo.mjs", url, "www.example.test", "example.test"))
+    assert out["server"] == "netops-gateway" and "mx_lookup" in out["tools"] and "rpc_discover" not in out["tools"]
+    assert out["resolve"]["canonical_name"] == "www.example.test"
+    assert [mx["exchange"] for mx in out["mx_lookup"]["mx"]][:2] == ["mx1.example.test", "mx2.example.test"]
+    failed = out["failed"]
+    assert failed["isError"] and failed["code"] == "not_found" and failed["text"].startswith("not_found: no such")
+
+
+def test_mcp_inspector_cli_lists_and_calls(running, tmp_path):
+    """MCP Inspector's CLI mode, as people poke at an MCP server from a terminal."""
+    need_node_packages()
+    inspector = NODE_MODULES / ".bin" / "mcp-inspector"
+    url = f"http://127.0.0.1:{running.port('mcp')}/mcp"
+    env = {"MCP_CATALOG_PATH": str(tmp_path / "catalog.json"), "HOME": str(tmp_path)}
+    listed = json.loads(run(inspector, "--cli", url, "--transport", "http", "--method", "tools/list", env=env))
+    assert {t["name"] for t in listed["tools"]} >= {"resolve", "mx_lookup", "system_multicall"}
+    called = json.loads(
+        run(
+            inspector, "--cli", url, "--transport", "http", "--method", "tools/call",
+            "--tool-name", "resolve", "--tool-arg", "host=www.example.test", env=env,
+        )
+    )  # fmt: skip
+    assert called["structuredContent"]["host"] == "www.example.test"
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     """Python and Node.js code generated from idl/netops.thrift by the Apache Thrift compiler."""

@@ -64,8 +64,8 @@ def start_gateway(host: str, ports: dict[str, int]) -> subprocess.Popen:
 
 def test_calls_survive_the_loss_of_one_gateway():
     haproxy = require_tool("haproxy", "apt-get install haproxy, or run scripts/setup-tools")
-    backend = dict(zip(TRANSPORTS, free_ports(5, ("127.0.0.1", "127.0.0.2")), strict=True))
-    front = dict(zip(TRANSPORTS, free_ports(5, ("127.0.0.1",)), strict=True))
+    backend = dict(zip(TRANSPORTS, free_ports(len(TRANSPORTS), ("127.0.0.1", "127.0.0.2")), strict=True))
+    front = dict(zip(TRANSPORTS, free_ports(len(TRANSPORTS), ("127.0.0.1",)), strict=True))
     env = {
         **os.environ,
         "GW1": "127.0.0.1",

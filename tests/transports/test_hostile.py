@@ -47,6 +47,7 @@ SLOW_MESSAGES = {
     ).data,
     "thrift": _thrift_message(),
     "rpyc": struct.pack("!LB", BODY, 0) + b"\x00" * BODY,
+    "mcp": _http_message("/mcp", "application/json"),
 }
 
 
