@@ -80,6 +80,7 @@ def tls_context(
     context = ssl.create_default_context(cafile=ca_file)
     if cert_file:
         context.load_cert_chain(cert_file, key_file)
+    context.netops_files = (ca_file, cert_file, key_file)  # type: ignore[attr-defined]  # gRPC takes PEM bytes
     return context
 
 
@@ -245,6 +246,7 @@ class _MCP(_JSONRPC):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.session: dict[str, str] = {}
+        self.headers["Accept"] = "application/json, text/event-stream"  # what the specification asks clients
         self.params: dict[str, list[str]] = {}  # each tool's parameter names in order, for positional calls
         self.wrapped: set[str] = set()  # tools whose result is a list or a scalar: {"result": value}
 
@@ -456,6 +458,148 @@ class _Thrift(_Backend):
         if self.client is not None:
             self.client.close()
             self.client = None
+
+
+class _GRPC(_Backend):
+    """grpcio with the service's messages (built from the registry, as the gateway serves them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        import grpc
+
+        from gateway.proto import PACKAGE, SERVICE, default_pool
+
+        super().__init__(*args, **kwargs)
+        target = f"[{self.host}]:{self.port}" if ":" in self.host else self.where
+        # A receive window as large as a result may be, and no probing pings: a call is one round trip.
+        options = [("grpc.http2.lookahead_bytes", 16 * 1024 * 1024), ("grpc.http2.bdp_probe", 0)]
+        if self.tls is not None:
+            self.channel = grpc.secure_channel(target, _grpc_credentials(self.tls), options)
+        else:
+            self.channel = grpc.insecure_channel(target, options)
+        self.metadata = (("authorization", f"Bearer {self.token}"),) if self.token else ()
+        self.pool, file = default_pool()
+        self.service = file.services_by_name[SERVICE]
+        self.prefix = f"/{PACKAGE}.{SERVICE}/"
+        self.stubs: dict[str, Any] = {}
+
+    def _stub(self, name: str) -> tuple[Any, Any]:
+        from google.protobuf.message_factory import GetMessageClass
+
+        from gateway.proto import rpc_name
+
+        if name not in self.stubs:
+            method = self.service.methods_by_name.get(rpc_name(name.replace("system_", "system.")))
+            if method is None:
+                raise GatewayError("method_not_found", f"no method named {name!r}")
+            request, response = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
+            call = self.channel.unary_unary(self.prefix + method.name, request.SerializeToString, response.FromString)
+            self.stubs[name] = (call, request)
+        return self.stubs[name]
+
+    def call(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        import grpc
+
+        call, request = self._stub(name)
+        fields = [f.name for f in request.DESCRIPTOR.fields]
+        if len(args) > len(fields):
+            raise GatewayError("invalid_argument", f"{name} takes at most {len(fields)} arguments")
+        arguments = {**dict(zip(fields, args, strict=False)), **kwargs}
+        if name == "system_multicall":
+            arguments = {"calls": [_grpc_call(c) for c in arguments.get("calls", [])]}
+        try:
+            message = request(**arguments)
+        except (TypeError, ValueError) as exc:
+            raise GatewayError("invalid_argument", str(exc)) from None
+        try:
+            reply = call(message, timeout=self.timeout, metadata=self.metadata)
+        except grpc.RpcError as exc:
+            raise _grpc_error(exc, self.where) from None
+        plain = _message_data(reply)
+        if name == "system_multicall":
+            return [_grpc_outcome(o) for o in plain["outcomes"]]
+        if name in ("system_listMethods", "system_methodHelp"):
+            return next(iter(plain.values()))
+        if name == "system_methodSignature":
+            return [s["types"] for s in plain["signatures"]]
+        return plain
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def _message_data(message: Any) -> Any:
+    """A protobuf message as plain data, every field in declared order (as every transport lists them)."""
+    out: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        kind = field.message_type
+        if kind is not None and kind.GetOptions().map_entry:
+            # by key, as the gateway sends maps: protobuf keeps no order in one
+            out[field.name] = {k: _message_data(v) if hasattr(v, "DESCRIPTOR") else v for k, v in sorted(value.items())}
+        elif field.is_repeated:
+            out[field.name] = [_message_data(v) if kind is not None else v for v in value]
+        elif kind is not None:
+            if field.containing_oneof is not None and not message.HasField(field.name):
+                continue  # a oneof holds only the member that is set
+            out[field.name] = _message_data(value)
+        else:
+            out[field.name] = value
+    return out
+
+
+def _grpc_credentials(tls: ssl.SSLContext) -> Any:
+    import grpc
+
+    ca_file, cert_file, key_file = getattr(tls, "netops_files", (None, None, None))
+    if ca_file:
+        roots: bytes | None = open(ca_file, "rb").read()
+    else:
+        roots = "".join(ssl.DER_cert_to_PEM_cert(c) for c in tls.get_ca_certs(binary_form=True)).encode() or None
+    chain = open(cert_file, "rb").read() if cert_file else None
+    key = open(key_file or cert_file, "rb").read() if cert_file else None
+    return grpc.ssl_channel_credentials(roots, key, chain)
+
+
+def _grpc_call(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A multicall element {methodName, params} as the typed Call message's fields."""
+    from gateway.proto import default_pool
+
+    name, params = item["methodName"], item.get("params", [])
+    pool, _ = default_pool()
+    try:
+        fields = [f.name for f in pool.FindMessageTypeByName(f"netops.v1.{_rpc(name)}Request").fields]
+    except KeyError:
+        raise GatewayError("method_not_found", f"no method named {name!r}") from None
+    return {name: dict(params) if isinstance(params, Mapping) else dict(zip(fields, params, strict=False))}
+
+
+def _rpc(name: str) -> str:
+    from gateway.proto import rpc_name
+
+    return rpc_name(name)
+
+
+def _grpc_outcome(outcome: Mapping[str, Any]) -> Any:
+    """An Outcome as the other transports' multicall elements: [result] or a fault."""
+    ((name, value),) = outcome.items()
+    if name == "error":
+        return {"faultCode": NUMERIC.get(value["code"], NUMERIC[INTERNAL]), "faultString": value["message"]}
+    return [value]
+
+
+def _grpc_error(exc: Any, where: str) -> GatewayError:
+    """The gateway's error from a gRPC status (its code in netops-code), else a failure to reach it."""
+    import grpc
+
+    trailing = dict(exc.trailing_metadata() or ())
+    code = trailing.get("netops-code")
+    if code in NUMERIC:
+        return GatewayError(code, _coded(exc.details() or "").message)
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return GatewayUnreachable(TIMEOUT, f"no answer from the gateway at {where} in time")
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        return GatewayUnreachable(CONNECTION_FAILED, f"cannot reach the gateway at {where}: {exc.details()}")
+    return GatewayError(INTERNAL, f"unexpected reply from the gateway at {where}: {exc.code().name}")
 
 
 def _plain(value: Any) -> Any:

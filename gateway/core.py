@@ -179,8 +179,11 @@ class Gateway:
         caller: Caller = NO_CALLER,
         element: bool = False,
         raw: bool = False,
+        timeout: float | None = None,
     ) -> Any:
         """Validate the arguments, run the operation and return its plain-data result (``element``: of a multicall).
+
+        ``timeout``: the seconds the caller will wait (a gRPC deadline), when shorter than the operation's.
 
         The one door into the core: authorisation first (an unauthenticated call is reported as refused,
         never labelled with the name it sent), then the observers, admission, binding and the operation.
@@ -189,13 +192,13 @@ class Gateway:
         """
         self.authorize(name, caller)
         if not self.observers:
-            return self._call(name, args, kwargs or {}, style, caller, element, raw)
+            return self._call(name, args, kwargs or {}, style, caller, element, raw, timeout)
         method = name if isinstance(name, str) and name in self._by_style[style] else "unknown"
         for observer in self.observers:
             observer.started(caller, method)
         start, outcome = time.perf_counter(), "ok"
         try:
-            return self._call(name, args, kwargs or {}, style, caller, element, raw)
+            return self._call(name, args, kwargs or {}, style, caller, element, raw, timeout)
         except GatewayError as exc:
             outcome = exc.code
             raise
@@ -227,6 +230,7 @@ class Gateway:
         caller: Caller,
         element: bool,
         raw: bool,
+        timeout: float | None = None,
     ) -> Any:
         op = self.lookup(name, style, caller)
         system = op.name in SYSTEM_NAMES
@@ -236,7 +240,7 @@ class Gateway:
                 return self._call_many(bound["calls"], style, caller)
             if system:
                 return op.func(Session(self, style, caller), **bound)
-            return self.run(op, bound)
+            return self.run(op, bound, timeout)
 
     def _authorize(self, name: str, caller: Caller) -> None:
         """Refuse a caller without an accepted token, before the method is even looked up."""
@@ -260,13 +264,15 @@ class Gateway:
         name = self._tokens.name_of(token)
         return dataclasses.replace(caller, principal=name or "", rejected=name is None)
 
-    def run(self, op: Operation, bound: dict[str, Any]) -> Any:
-        """Run a non-system operation with already-bound arguments, mapping stray exceptions to ``internal``."""
+    def run(self, op: Operation, bound: dict[str, Any], timeout: float | None = None) -> Any:
+        """Run a non-system operation with already-bound arguments, mapping stray exceptions to ``internal``;
+        within the operation's time limit, or ``timeout`` seconds when the caller waits less."""
         start = time.perf_counter()
         try:
             settings = self._settings[op.name]
+            seconds = settings.timeout if timeout is None else max(0.001, min(settings.timeout, timeout))
             with self.services.results.scope():  # nested in the connection layer's: held until encoded
-                result = op.func(Context(self.services, Deadline(settings.timeout), settings), **bound)
+                result = op.func(Context(self.services, Deadline(seconds), settings), **bound)
         except GatewayError:
             raise
         except Exception:

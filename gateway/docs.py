@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway import __version__
-from gateway.errors import NUMERIC
+from gateway.errors import GRPC_STATUS, NUMERIC
 from gateway.registry import Operation, Schema
+from gateway.transports.table import TABLE
 
 __all__ = ["Endpoint", "render_page"]
 
@@ -199,18 +200,23 @@ def render_page(operations: Sequence[tuple[str, Operation]], endpoints: Sequence
         f"<h3>{_e(e.transport)}</h3><p><code>{_e(e.address)}</code></p><pre>{_e(e.snippet)}</pre>" for e in endpoints
     )
     sections = "".join(_operation(op, name, bool(jsonrpc_url)) for name, op in operations)
-    codes = "".join(f"<tr><td><code>{_e(c)}</code></td><td>{n}</td></tr>" for c, n in NUMERIC.items())
+    codes = "".join(
+        f"<tr><td><code>{_e(c)}</code></td><td>{n}</td><td><code>{GRPC_STATUS[c]}</code></td></tr>"
+        for c, n in NUMERIC.items()
+    )
+    labels = [row.label for row in TABLE]
     return f"""<!doctype html>
 <html lang=en><head><meta charset=utf-8><meta name=viewport content="width=device-width,initial-scale=1">
 <title>NetOps Gateway</title><style>{STYLE}</style></head>
 <body>
 <h1>NetOps Gateway</h1>
-<p>Version {_e(__version__)}. Networking operations over XML-RPC, JSON-RPC, Pyro5, Thrift and RPyC: the same
-methods, results and error codes on each. Machine-readable: <a href="/openrpc.json">OpenRPC</a>
-(<code>rpc.discover</code>), <code>idl/netops.thrift</code>, <a href="/metrics">metrics</a>.</p>
+<p>Version {_e(__version__)}. Networking operations over {_e(", ".join(labels[:-1]))} and {_e(labels[-1])}: the
+same methods, results and error codes on each. Machine-readable: <a href="/openrpc.json">OpenRPC</a>
+(<code>rpc.discover</code>), <a href="/idl/netops.thrift">netops.thrift</a>,
+<a href="/idl/netops.proto">netops.proto</a>, <a href="/metrics">metrics</a>.</p>
 <nav>{nav}</nav>
 <h2>Endpoints</h2>{transports}
 <h2>Operations</h2>{sections}
-<h2>Error codes</h2><table><tr><th>code</th><th>XML-RPC / JSON-RPC number</th></tr>{codes}</table>
+<h2>Error codes</h2><table><tr><th>code</th><th>XML-RPC / JSON-RPC number</th><th>gRPC status</th></tr>{codes}</table>
 <script>const JSONRPC_URL = {json.dumps(jsonrpc_url)};{SCRIPT}</script>
 </body></html>"""

@@ -55,6 +55,21 @@ NUMERIC: dict[str, int] = {
 }
 CODES: tuple[str, ...] = tuple(NUMERIC)
 
+# The gRPC status of each code (the code itself travels beside it, in the trailing metadata netops-code).
+GRPC_STATUS: dict[str, str] = {
+    INVALID_ARGUMENT: "INVALID_ARGUMENT",
+    METHOD_NOT_FOUND: "UNIMPLEMENTED",
+    INTERNAL: "INTERNAL",
+    NOT_FOUND: "NOT_FOUND",
+    TIMEOUT: "DEADLINE_EXCEEDED",
+    CONNECTION_FAILED: "UNAVAILABLE",
+    FORBIDDEN_TARGET: "PERMISSION_DENIED",
+    TOO_MANY_REDIRECTS: "FAILED_PRECONDITION",
+    TOO_LARGE: "RESOURCE_EXHAUSTED",
+    UNAUTHENTICATED: "UNAUTHENTICATED",
+    RATE_LIMITED: "RESOURCE_EXHAUSTED",
+}
+
 # Wire-level codes of JSON-RPC 2.0 (and the XML-RPC fault interop spec) for
 # payloads that never reach an operation.
 PARSE_ERROR = -32700

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.registry import Operation, Registry, Schema, describe
+from gateway.wire_ids import numbers
 
-__all__ = ["args_struct_name", "render", "thrift_module", "thrift_type"]
+__all__ = ["args_struct_name", "render", "scopes", "structs", "thrift_module", "thrift_type"]
 
 _SCALARS = {"string": "string", "int": "i32", "double": "double", "boolean": "bool"}
 ERROR_FIELD_ID = 99  # Outcome.error: far from the operations' ids so new operations never collide
@@ -64,7 +65,7 @@ def _comment(text: str, indent: str = "") -> list[str]:
     return [f"{indent}/**", *(f"{indent} * {line}".rstrip() for line in lines), f"{indent} */"]
 
 
-def _structs(registry: Registry) -> dict[str, Schema]:
+def structs(registry: Registry) -> dict[str, Schema]:
     """Every struct reachable from the results, dependencies first."""
     found: dict[str, Schema] = {}
 
@@ -81,10 +82,21 @@ def _structs(registry: Registry) -> dict[str, Schema]:
     return found
 
 
-def _struct(name: str, fields: Iterable[tuple[str, Schema, Any]], doc: str, keyword: str = "struct") -> list[str]:
+def scopes(registry: Registry) -> dict[str, list[str]]:
+    """Every list of numbered names the IDLs hold (see :mod:`gateway.wire_ids`), in declaration order."""
+    out = {f"struct:{name}": [f.name for f in schema.fields] for name, schema in structs(registry).items()}
+    out.update({f"args:{op.name}": [p.name for p in op.params] for op in registry})
+    out["call"] = [op.name for op in registry]
+    return out
+
+
+def _struct(scope: str, name: str, fields: Iterable[tuple[str, Schema, Any]], doc: str) -> list[str]:
     lines = _comment(doc) if doc else []
-    lines.append(f"{keyword} {name} {{")
-    for number, (field, schema, default) in enumerate(fields, 1):
+    lines.append(f"struct {name} {{")
+    fields = list(fields)
+    ids = numbers(scope, [f[0] for f in fields])
+    for field, schema, default in fields:
+        number = ids[field]
         if schema.doc:
             lines += _comment(schema.doc, "  ")
         suffix = "" if default is None else f" = {_literal(default)}"
@@ -93,9 +105,10 @@ def _struct(name: str, fields: Iterable[tuple[str, Schema, Any]], doc: str, keyw
 
 
 def _function(op: Operation) -> list[str]:
+    ids = numbers(f"args:{op.name}", [p.name for p in op.params])
     params = ", ".join(
-        f"{n}: {thrift_type(p.schema)} {p.name}" + ("" if p.required else f" = {_literal(p.default)}")
-        for n, p in enumerate(op.params, 1)
+        f"{ids[p.name]}: {thrift_type(p.schema)} {p.name}" + ("" if p.required else f" = {_literal(p.default)}")
+        for p in op.params
     )
     return [
         *_comment(op.help(), "  "),
@@ -110,7 +123,8 @@ def render(registry: Registry) -> str:
 
     ops = list(registry)
     lines = [
-        "// Generated from the NetOps Gateway registry by `python -m gateway.idl idl/netops.thrift`. Do not edit.",
+        "// Generated from the NetOps Gateway registry by `python -m gateway.idl`. Do not edit.",
+        "// Field ids never move: they are pinned in gateway/wire_ids.json.",
         "",
         "namespace py netops",
         "namespace java netops",
@@ -123,15 +137,17 @@ def render(registry: Registry) -> str:
         "}",
         "",
     ]
-    for name, schema in _structs(registry).items():
-        lines += _struct(name, ((f.name, f.schema, None) for f in schema.fields), schema.doc)
+    for name, schema in structs(registry).items():
+        lines += _struct(f"struct:{name}", name, ((f.name, f.schema, None) for f in schema.fields), schema.doc)
     for op in ops:
         fields = ((p.name, p.schema, None if p.required else p.default) for p in op.params)
-        lines += _struct(args_struct_name(op), fields, f"Arguments of {op.name}, for system_multicall.")
+        doc = f"Arguments of {op.name}, for system_multicall."
+        lines += _struct(f"args:{op.name}", args_struct_name(op), fields, doc)
+    call = numbers("call", [op.name for op in ops])
     lines += _comment("One call of a multicall: set exactly one field, named after the operation.")
-    lines += ["union Call {", *(f"  {n}: {args_struct_name(op)} {op.name}," for n, op in enumerate(ops, 1)), "}", ""]
+    lines += ["union Call {", *(f"  {call[op.name]}: {args_struct_name(op)} {op.name}," for op in ops), "}", ""]
     lines += _comment("The outcome of one call: the field of the operation called, or error.")
-    lines += ["union Outcome {", *(f"  {n}: {thrift_type(op.result)} {op.name}," for n, op in enumerate(ops, 1))]
+    lines += ["union Outcome {", *(f"  {call[op.name]}: {thrift_type(op.result)} {op.name}," for op in ops)]
     lines += [f"  {ERROR_FIELD_ID}: NetOpsError error,", "}", ""]
     lines.append("service NetOps {")
     for op in ops:
@@ -172,16 +188,25 @@ def _default_module() -> Any:
     return thrift_module(default_registry())
 
 
+IDL_DIR = Path(__file__).resolve().parents[1] / "idl"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Write the IDL to the path given (``-`` for standard output)."""
+    """Pin the numbers of new names in the lock, then write ``idl/netops.thrift`` and ``idl/netops.proto``
+    (or the Thrift IDL alone to standard output with ``-``)."""
+    from gateway import proto, wire_ids
+    from gateway.core import SYSTEM_OPERATIONS
     from gateway.ops import default_registry
 
     args = sys.argv[1:] if argv is None else argv
-    text = render(default_registry())
-    if not args or args[0] == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args[0]).write_text(text)
+    registry = default_registry()
+    if args and args[0] == "-":
+        sys.stdout.write(render(registry))
+        return 0
+    wire_ids.write(scopes(registry))
+    folder = Path(args[0]) if args else IDL_DIR
+    (folder / "netops.thrift").write_text(render(registry))
+    (folder / "netops.proto").write_text(proto.render(registry, [describe(f) for f in SYSTEM_OPERATIONS]))
     return 0
 
 

@@ -24,6 +24,7 @@ from gateway.docs import Endpoint
 from gateway.metrics import MULTIPROCESS_DIR, Metrics
 from gateway.net import ConnectionLayer, Listener
 from gateway.net.layer import BACKLOG
+from gateway.net.session import ServingCodec
 from gateway.net.tls import server_context
 from gateway.observe import Observer
 from gateway.ops import default_registry
@@ -185,8 +186,7 @@ def supervise(settings: Settings) -> int:
         for name in settings.transports:
             port = getattr(settings, f"{name}_port")
             try:
-                family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-                sockets[name] = socket.create_server((settings.host, port), family=family, backlog=BACKLOG)
+                sockets[name] = _hold(name, settings.host, port)
             except OSError as exc:
                 reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
                 print(f"error: cannot start {name} on {settings.host} port {port}: {reason}", file=sys.stderr)
@@ -196,6 +196,22 @@ def supervise(settings: Settings) -> int:
     finally:
         for sock in sockets.values():
             sock.close()
+
+
+def _hold(name: str, host: str, port: int) -> socket.socket:
+    """The supervisor's socket on a transport's port: listening, for the workers to accept on; or, for a
+    transport whose library binds its own (gRPC), bound but not listening, so the workers bind beside it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if not issubclass(codec_class(name), ServingCodec):
+        return socket.create_server((host, port), family=family, backlog=BACKLOG)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _run_workers(worker: Settings, count: int, sockets: dict[str, socket.socket]) -> int:

@@ -1,6 +1,6 @@
 """What the HTTP ports answer to GET: the docs page, health, readiness, metrics and the OpenRPC document.
 
-``GET /idl/netops.thrift`` is the Thrift IDL the gateway serves.
+``GET /idl/netops.thrift`` and ``GET /idl/netops.proto`` are the IDLs the gateway serves.
 ``GET /`` on the JSON-RPC port is the documentation page, whose forms call
 JSON-RPC on the same origin; on the XML-RPC port it redirects there (or, with
 no JSON-RPC running, serves the page without forms).
@@ -41,6 +41,7 @@ class Site:
         self._page_without_forms = render_page(operations, endpoints, "").encode()
         self._openrpc = json.dumps(openrpc_document(gateway, DOTTED), indent=1).encode()
         self._thrift_idl = _thrift_idl(gateway)
+        self._proto = _proto()
 
     def get(self, path: str, transport: str, local: str) -> Response:
         """Answer ``GET path`` arriving on ``transport``'s port at the gateway's address ``local``.
@@ -64,6 +65,8 @@ class Site:
             return 200, self._openrpc, "application/json", ()
         if path == "/idl/netops.thrift":
             return 200, self._thrift_idl, "text/plain; charset=utf-8", ()
+        if path == "/idl/netops.proto":
+            return 200, self._proto, "text/plain; charset=utf-8", ()
         if path in ("/", "/docs"):
             if transport == "jsonrpc":
                 return 200, self._page, "text/html; charset=utf-8", ()
@@ -83,3 +86,13 @@ def _thrift_idl(gateway: Gateway) -> bytes:
     from gateway.registry import Registry
 
     return render(Registry([op for op in gateway.registry if op.name not in SYSTEM_NAMES])).encode()
+
+
+def _proto() -> bytes:
+    """The gRPC service's .proto (what idl/netops.proto holds): the service serves every operation's RPC."""
+    from gateway.core import SYSTEM_OPERATIONS
+    from gateway.ops import default_registry
+    from gateway.proto import render
+    from gateway.registry import describe
+
+    return render(default_registry(), [describe(f) for f in SYSTEM_OPERATIONS]).encode()

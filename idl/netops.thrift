@@ -1,4 +1,5 @@
-// Generated from the NetOps Gateway registry by `python -m gateway.idl idl/netops.thrift`. Do not edit.
+// Generated from the NetOps Gateway registry by `python -m gateway.idl`. Do not edit.
+// Field ids never move: they are pinned in gateway/wire_ids.json.
 
 namespace py netops
 namespace java netops
@@ -157,7 +158,7 @@ struct FetchResult {
   4: string reason,
   /** e.g. HTTP/1.1 */
   5: string http_version,
-  /** lower-case name to value; repeated headers joined with ', ' */
+  /** lower-case name to value, by name; repeated headers joined with ', ' */
   6: map<string, string> headers,
   7: list<Redirect> redirects,
   8: string content_type,

@@ -20,7 +20,7 @@ from tests.transports.clients import RemoteError, connect
 from tests.transports.test_conformance import record_error, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_FREE = ["--xmlrpc-port", "0", "--jsonrpc-port", "0", "--pyro-port", "0", "--thrift-port", "0", "--rpyc-port", "0"]
+ALL_FREE = [arg for name in TRANSPORTS for arg in (f"--{name}-port", "0")]
 
 
 class ServerProcess:

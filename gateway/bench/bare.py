@@ -1,6 +1,6 @@
 """The bare libraries, serving the same trivial work as the gateway, each as its documentation shows.
 
-    python -m gateway.bench.bare xmlrpc|jsonrpc|pyro|thrift|rpyc|echo PORT
+    python -m gateway.bench.bare xmlrpc|jsonrpc|pyro|thrift|rpyc|mcp|grpc|echo PORT
 
 Each answers ``system.listMethods`` (``system_listMethods``) with the same list the gateway
 returns, in its best documented configuration (keep-alive on, Nagle off, a listen backlog
@@ -139,6 +139,49 @@ def thrift(port: int) -> None:
     server.serve()
 
 
+def grpc_server(port: int) -> None:
+    """A plain grpcio server of the same .proto (idl/netops.proto), as grpc.io's examples start one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+    from google.protobuf.message_factory import GetMessageClass
+
+    from gateway.proto import PACKAGE, SERVICE, default_pool
+
+    pool, _ = default_pool()
+    request = GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.ListMethodsRequest"))
+    response = GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.ListMethodsResponse"))
+    names = [n.replace(".", "_") for n in list_methods() if n != "rpc.discover"]
+    handler = grpc.unary_unary_rpc_method_handler(
+        lambda _request, _context: response(methods=names),
+        request_deserializer=request.FromString,
+        response_serializer=response.SerializeToString,
+    )
+    server = grpc.server(ThreadPoolExecutor(max_workers=10))
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler(f"{PACKAGE}.{SERVICE}", {"ListMethods": handler})]
+    )
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print("ready", flush=True)
+    server.wait_for_termination()
+
+
+def mcp_server(port: int) -> None:
+    """A minimal server built with the official MCP SDK (MCPServer, Streamable HTTP, JSON answers)."""
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer("bare")
+
+    @server.tool(name="system_listMethods")
+    def system_list_methods() -> list[str]:
+        """List the names of every method."""
+        return [n.replace(".", "_") for n in list_methods() if n != "rpc.discover"]
+
+    print("ready", flush=True)
+    server.run("streamable-http", host="127.0.0.1", port=port, json_response=True)
+
+
 def echo(port: int) -> None:
     """A raw length-prefixed TCP echo: the floor."""
 
@@ -164,7 +207,10 @@ def echo(port: int) -> None:
     server.serve_forever()
 
 
-SERVERS = {"xmlrpc": xmlrpc, "jsonrpc": jsonrpc, "pyro": pyro, "thrift": thrift, "rpyc": rpyc_server, "echo": echo}
+SERVERS = {
+    "xmlrpc": xmlrpc, "jsonrpc": jsonrpc, "pyro": pyro, "thrift": thrift, "rpyc": rpyc_server, "mcp": mcp_server,
+    "grpc": grpc_server, "echo": echo,
+}  # fmt: skip
 
 if __name__ == "__main__":
     threading.current_thread().name = f"bare-{sys.argv[1]}"

@@ -23,7 +23,7 @@ import threading
 from typing import Any
 
 from gateway.core import Gateway
-from gateway.net.session import MAX_TOKEN_LINE, TOKEN_PREFIX, Codec, Link, Refuse, Session
+from gateway.net.session import MAX_TOKEN_LINE, TOKEN_PREFIX, Codec, Link, Refuse, ServingCodec, Session
 from gateway.net.workers import Workers
 from gateway.observe import Caller
 
@@ -48,16 +48,22 @@ class Listener:
         self.requested_port = port
         self.sock: socket.socket | None = None
         self.server: asyncio.AbstractServer | None = None
+        self.own_port = 0  # the port a ServingCodec bound
 
     @property
     def port(self) -> int:
         """The bound port."""
+        if isinstance(self.codec, ServingCodec):
+            return self.own_port
         assert self.sock is not None
         port: int = self.sock.getsockname()[1]
         return port
 
     def bind(self, reuse_port: bool) -> None:
         """Bind and listen now, so a busy port is reported before anything runs (OSError)."""
+        if isinstance(self.codec, ServingCodec):
+            self.own_port = self.codec.bind(self.host, self.requested_port, reuse_port)
+            return
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -73,13 +79,20 @@ class Listener:
         self.sock = sock
 
     def adopt(self, fd: int) -> None:
-        """Serve on a listening socket a supervisor bound and handed over (``--workers``)."""
+        """Serve on a listening socket a supervisor bound and handed over (``--workers``); a ServingCodec binds
+        the port of the socket the supervisor holds for it, beside the other workers (SO_REUSEPORT)."""
         sock = socket.socket(fileno=fd)
+        if isinstance(self.codec, ServingCodec):
+            self.own_port = self.codec.bind(self.host, sock.getsockname()[1], reuse_port=True)
+            self.sock = sock  # kept open: the supervisor's hold on the port
+            return
         sock.setblocking(False)
         self.sock = sock
 
     def serving(self) -> bool:
-        """True while the loop accepts on this listener."""
+        """True while the loop (or the codec's own server) accepts on this listener."""
+        if isinstance(self.codec, ServingCodec):
+            return self.codec.serving()
         return self.server is not None and self.server.is_serving()
 
 
@@ -122,6 +135,9 @@ class ConnectionLayer:
         self.loop_thread = threading.get_ident()
         asyncio.set_event_loop(self.loop)
         for listener in self.listeners:
+            if isinstance(listener.codec, ServingCodec):
+                listener.codec.start()
+                continue
             assert listener.sock is not None, "bind() every listener before start()"
             listener.server = self.loop.run_until_complete(
                 self.loop.create_server(

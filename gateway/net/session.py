@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from gateway.config import Settings
     from gateway.core import Gateway, Style
 
-__all__ = ["INSTANT_BYTES", "TOKEN_PREFIX", "Codec", "Link", "Refuse", "Session", "token_line"]
+__all__ = ["INSTANT_BYTES", "TOKEN_PREFIX", "Codec", "Link", "Refuse", "ServingCodec", "Session", "token_line"]
 
 # RPyC and Thrift have no header for a credential: a client may send this line before its first message.
 # Neither protocol can begin with these bytes (an RPyC frame would claim 1.3 GB, a Thrift message starts
@@ -138,3 +138,24 @@ class Codec(ABC):
     def close(self) -> None:
         """Release what the codec holds (called when the gateway stops)."""
         return None
+
+
+class ServingCodec(Codec):
+    """A transport whose library owns its connections (gRPC's core owns HTTP/2): it binds, serves and caps
+    them itself, configured from the same settings; the layer only starts, watches and stops it."""
+
+    def session(self, link: Link) -> Session:
+        """Never called: the library accepts its own connections."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def bind(self, host: str, port: int, reuse_port: bool) -> int:
+        """Bind now, so a busy port is reported before anything runs (OSError); return the bound port."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start serving on the bound port."""
+
+    @abstractmethod
+    def serving(self) -> bool:
+        """True while it serves."""

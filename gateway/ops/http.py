@@ -105,7 +105,7 @@ class FetchResult(TypedDict):
     status: int
     reason: str
     http_version: Annotated[str, "e.g. HTTP/1.1"]
-    headers: Annotated[dict[str, str], "lower-case name to value; repeated headers joined with ', '"]
+    headers: Annotated[dict[str, str], "lower-case name to value, by name; repeated headers joined with ', '"]
     redirects: list[Redirect]
     content_type: str
     body: Annotated[str, "text for textual types that decode in a text charset, else base64"]
@@ -200,7 +200,8 @@ def fetch_url(
         "status": response.status,
         "reason": response.reason,
         "http_version": response.http_version,
-        "headers": response.headers,
+        # Sorted by name: a map has no order on every transport (protobuf's has none), so none is promised.
+        "headers": dict(sorted(response.headers.items())),
         "redirects": redirects,
         "content_type": content_type,
         "body": body,

@@ -47,6 +47,7 @@ TABLE: tuple[TransportRow, ...] = (
     TransportRow("thrift", "Thrift", 7004, "underscore", _T + "thrift:ThriftCodec", _C + "_Thrift", "thrift"),
     TransportRow("rpyc", "RPyC", 18861, "underscore", _T + "rpyc:RPyCCodec", _C + "_RPyC", "rpyc"),
     TransportRow("mcp", "MCP", 7005, "underscore", _T + "mcp:MCPCodec", _C + "_MCP", "http", "/mcp"),
+    TransportRow("grpc", "gRPC", 50051, "underscore", _T + "grpc:GRPCCodec", _C + "_GRPC", "grpc"),
 )
 TRANSPORTS = tuple(r.name for r in TABLE)
 _BY_NAME = {r.name: r for r in TABLE}

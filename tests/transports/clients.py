@@ -69,6 +69,7 @@ class Client:
     name = ""
     named_arguments = True
     dotted = True
+    idl_typed = False  # calls are typed by an IDL (Thrift, gRPC): no missing fields, no wrong types, no free names
 
     def method(self, name: str) -> str:
         return name if self.dotted else name.replace(".", "_")
@@ -178,6 +179,7 @@ class RPyCClient(Client):
 class ThriftClient(Client):
     name = "thrift"
     dotted = False
+    idl_typed = True
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -276,7 +278,89 @@ class MCPClient(Client):
         self._portal.__exit__(None, None, None)
 
 
-CLIENTS = {c.name: c for c in (XMLRPCClient, JSONRPCClient, PyroClient, ThriftClient, RPyCClient, MCPClient)}
+class GRPCClient(Client):
+    """grpcio knowing nothing in advance: the service, its methods and messages come from server reflection."""
+
+    name = "grpc"
+    dotted = False
+    idl_typed = True
+    SYSTEM = {
+        "system_listMethods": "ListMethods",
+        "system_methodHelp": "MethodHelp",
+        "system_methodSignature": "MethodSignature",
+        "system_multicall": "Multicall",
+    }
+
+    def __init__(self, port: int, target: str = "", channel: Any = None) -> None:
+        import grpc
+        from google.protobuf.descriptor_pool import DescriptorPool
+        from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+        self.channel = channel or grpc.insecure_channel(target or f"127.0.0.1:{port}")
+        self.pool = DescriptorPool(ProtoReflectionDescriptorDatabase(self.channel))
+        self.service = self.pool.FindServiceByName("netops.v1.NetOps")
+
+    def rpc(self, name: str) -> str:
+        return self.SYSTEM.get(name) or "".join(part.capitalize() for part in name.split("_"))
+
+    def stub(self, rpc: str) -> tuple[Any, Any, Any]:
+        from google.protobuf.message_factory import GetMessageClass
+
+        method = self.service.methods_by_name[rpc]
+        request, result = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
+        path = f"/netops.v1.NetOps/{rpc}"
+        return self.channel.unary_unary(path, request.SerializeToString, result.FromString), request, method
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        import grpc
+        from google.protobuf.json_format import MessageToDict
+
+        name = self.method(method)
+        rpc = self.rpc(name)
+        try:
+            if rpc not in self.service.methods_by_name:  # a name the service does not have, sent anyway
+                self.channel.unary_unary(f"/netops.v1.NetOps/{rpc}")(b"", timeout=30)
+            stub, request, descriptor = self.stub(rpc)
+            fields = [f.name for f in descriptor.input_type.fields]
+            if len(args) > len(fields):  # a generated stub cannot send more fields than the message has
+                raise RemoteError("invalid_argument", f"{rpc} takes {len(fields)} fields")
+            arguments = {**dict(zip(fields, args, strict=False)), **kwargs}
+            if rpc == "Multicall":
+                arguments = {"calls": [self.typed_call(c) for c in arguments["calls"]]}
+            reply = stub(request(**arguments), timeout=30)
+        except grpc.RpcError as exc:
+            code = dict(exc.trailing_metadata() or ()).get("netops-code")
+            if code is None and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                code = "method_not_found"
+            raise RemoteError(code or exc.code().name, exc.details() or "", exc) from None
+        plain = MessageToDict(reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+        if rpc in ("ListMethods", "MethodHelp"):
+            return next(iter(plain.values()))
+        if rpc == "MethodSignature":
+            return [s["types"] for s in plain["signatures"]]
+        if rpc == "Multicall":
+            return [
+                {"faultCode": -1, "faultString": o["error"]["message"]} if "error" in o else [next(iter(o.values()))]
+                for o in plain["outcomes"]
+            ]
+        return plain
+
+    def typed_call(self, item: Any) -> dict[str, Any]:
+        name, params = item["methodName"], item.get("params", [])
+        fields = [f.name for f in self.service.methods_by_name[self.rpc(name)].input_type.fields]
+        return {name: dict(params) if isinstance(params, dict) else dict(zip(fields, params, strict=False))}
+
+    def multicall(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        out = self.call("system.multicall", [{"methodName": self.method(m), "params": p} for m, p in calls])
+        return [r[0] if isinstance(r, list) else RemoteError(code_of(r["faultString"]), r["faultString"]) for r in out]
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+CLIENTS = {
+    c.name: c for c in (XMLRPCClient, JSONRPCClient, PyroClient, ThriftClient, RPyCClient, MCPClient, GRPCClient)
+}
 
 
 def connect(running: Running, name: str) -> Client:

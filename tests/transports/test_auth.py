@@ -314,7 +314,6 @@ def test_bad_tls_settings_stop_the_start(transport_settings, tmp_path):
         Running(transport_settings.replace(tls_cert=str(tmp_path / "no.pem"), tls_key=str(tmp_path / "no.key")))
 
 
-
 @pytest.mark.parametrize("transport", ["jsonrpc", "rpyc"])
 def test_the_netops_command_with_a_token_file_and_tls(mtls_gateway, pki, client_pem, tmp_path, transport, monkeypatch):
     from tests.transports.test_cli import run

@@ -61,8 +61,8 @@ def test_list_methods_names_exactly_what_is_callable(client):
 def test_every_listed_method_is_callable(client):
     """Calling each listed name with no arguments reaches it: never method_not_found."""
     for name in client.call("system.listMethods"):
-        if client.name == "thrift":
-            continue  # Thrift clients cannot omit arguments: the IDL function signature is the contract
+        if client.idl_typed:
+            continue  # Thrift and gRPC clients cannot omit arguments: the IDL signature is the contract
         dotted = name.replace("system_", "system.")
         try:
             client.call(dotted)
@@ -127,8 +127,8 @@ def test_defaults_apply_when_arguments_are_left_out(client, http_server):
     ],
 )
 def test_errors_carry_their_stable_code(client, method, args, code):
-    if client.name == "thrift" and args and not isinstance(args[0], str):
-        pytest.skip("a Thrift client cannot send an int where the IDL says string")
+    if client.idl_typed and args and not isinstance(args[0], str):
+        pytest.skip("a Thrift or gRPC client cannot send an int where the IDL says string")
     err = error(client, method, *args)
     assert err.code == code
     assert err.message.startswith(f"{code}: ")
@@ -183,14 +183,16 @@ def test_multicall_runs_concurrently(client, dns_server):
 def test_multicall_over_the_limit_is_refused_whole(client):
     if client.name == "thrift":
         err = error(client, "system.multicall", [client.module.Call(resolve=client.module.ResolveArgs(host="x"))] * 51)
+    elif client.idl_typed:
+        err = error(client, "system.multicall", [{"methodName": "resolve", "params": ["x"]}] * 51)
     else:
         err = error(client, "system.multicall", [{"methodName": client.method("system.listMethods")}] * 51)
     assert err.code == "invalid_argument" and "at most 50" in err.message
 
 
 def test_nested_multicall_is_a_fault_for_that_element(client):
-    if client.name == "thrift":
-        pytest.skip("a Thrift Call cannot hold a multicall")
+    if client.idl_typed:
+        pytest.skip("a typed Call (Thrift, gRPC) cannot hold a multicall")
     nested = client.method("system.multicall")
     out = client.call(
         "system.multicall",

@@ -47,6 +47,22 @@ def test_node_mcp_sdk(running):
     assert failed["isError"] and failed["code"] == "not_found" and failed["text"].startswith("not_found: no such")
 
 
+def test_node_grpc_js_with_the_proto(running):
+    """@grpc/grpc-js with @grpc/proto-loader on idl/netops.proto: listing, a call, a multicall, an error code."""
+    need_node_packages()
+    out = json.loads(
+        run(
+            "node", CLIENTS / "node" / "grpc_demo.js", ROOT / "idl" / "netops.proto",
+            f"127.0.0.1:{running.port('grpc')}", "www.example.test",
+        )
+    )  # fmt: skip
+    assert "mx_lookup" in out["methods"] and "rpc_discover" not in out["methods"]
+    assert out["resolve"]["canonical_name"] == "www.example.test" and out["resolve"]["addresses"]
+    assert out["multicall"] == [{"host": "www.example.test"}, {"error": "not_found"}]
+    assert out["error"]["status"] == "PERMISSION_DENIED" and out["error"]["code"] == "forbidden_target"
+    assert out["error"]["details"].startswith("forbidden_target: ")
+
+
 def test_mcp_inspector_cli_lists_and_calls(running, tmp_path):
     """MCP Inspector's CLI mode, as people poke at an MCP server from a terminal."""
     need_node_packages()

@@ -39,6 +39,24 @@ def _http_message(path: str, content_type: str) -> bytes:
     return head.encode() + b" " * BODY
 
 
+def _grpc_message() -> bytes:
+    """HTTP/2 as a gRPC client starts it: the preface, SETTINGS, the call's HEADERS, then DATA frames."""
+
+    def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+        return struct.pack("!I", len(payload))[1:] + bytes([kind, flags]) + struct.pack("!I", stream) + payload
+
+    headers = b"".join(
+        b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value  # HPACK literals, no indexing
+        for name, value in (
+            (b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/netops.v1.NetOps/Resolve"),
+            (b":authority", b"x"), (b"content-type", b"application/grpc"), (b"te", b"trailers"),
+        )
+    )  # fmt: skip
+    body = b"\x00" + struct.pack("!I", BODY) + b"a" * BODY  # one gRPC message claiming BODY bytes
+    data = b"".join(frame(0, 0, 1, body[i : i + 16384]) for i in range(0, len(body), 16384))
+    return b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(1, 4, 1, headers) + data
+
+
 SLOW_MESSAGES = {
     "xmlrpc": _http_message("/RPC2", "text/xml"),
     "jsonrpc": _http_message("/", "application/json"),
@@ -48,6 +66,7 @@ SLOW_MESSAGES = {
     "thrift": _thrift_message(),
     "rpyc": struct.pack("!LB", BODY, 0) + b"\x00" * BODY,
     "mcp": _http_message("/mcp", "application/json"),
+    "grpc": _grpc_message(),
 }
 
 

@@ -55,7 +55,7 @@ def carried(transport: str, value: Any) -> bool:
     if isinstance(value, str):
         surrogate = any("\ud800" <= c <= "\udfff" for c in value)
         control = any(c < " " and c not in "\t\n\r" for c in value)
-        return not (surrogate and transport in ("xmlrpc", "pyro", "thrift", "rpyc")) and not (
+        return not (surrogate and transport in ("xmlrpc", "pyro", "thrift", "rpyc", "mcp")) and not (
             control and transport == "xmlrpc"
         )
     if isinstance(value, list):

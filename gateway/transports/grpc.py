@@ -1,0 +1,362 @@
+"""gRPC: grpcio serving ``netops.v1.NetOps`` (see :mod:`gateway.proto`), with server reflection and health.
+
+gRPC's core owns its HTTP/2 connections, so this is the one transport the
+connection layer does not accept for (a :class:`ServingCodec`): the caps are
+the same settings, given to the core as its channel arguments (connections,
+message sizes, concurrent streams, idle and handshake time, keep-alive pings,
+metadata size), and a pool of ``call_workers`` threads runs the calls, so
+threads never grow with connections either.  Nothing is deserialized before
+authentication: a call without an accepted token is refused by an
+interceptor whose handler never parses the request.
+
+Tokens are ``authorization: Bearer …`` metadata; TLS and mutual TLS come from
+``tls_cert``/``tls_key``/``tls_client_ca``.  A failure is a status from
+:data:`STATUS` with the message ``code: text`` and the gateway's stable code
+in the trailing metadata ``netops-code``.  A client deadline shorter than the
+operation's time limit becomes the operation's deadline.  Reflection and
+listing are introspection (closed without a token unless
+``open_introspection``); the health service answers everyone, like
+``/healthz``.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gateway.core import SYSTEM_OPERATIONS, UNDERSCORE, Failed, Gateway, public_name
+from gateway.errors import GRPC_STATUS, INVALID_ARGUMENT, UNAUTHENTICATED, GatewayError
+from gateway.net.session import ServingCodec
+from gateway.observe import Caller
+from gateway.proto import PACKAGE, SERVICE, Method, default_pool, methods
+from gateway.registry import Operation, describe
+from gateway.transports.base import internal_error
+
+__all__ = ["STATUS", "GRPCCodec"]
+
+log = logging.getLogger("gateway.grpc")
+
+FULL_SERVICE = f"{PACKAGE}.{SERVICE}"
+STATUS = {code: grpc.StatusCode[name] for code, name in GRPC_STATUS.items()}  # our stable codes as gRPC's
+CODE_KEY = "netops-code"
+MAX_STREAMS = 100  # concurrent calls on one HTTP/2 connection (gRPC's usual default)
+INTROSPECTION = frozenset(
+    {f"/{FULL_SERVICE}/{m}" for m in ("ListMethods", "MethodHelp", "MethodSignature")}
+    | {f"/{reflection.SERVICE_NAME}/ServerReflectionInfo", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"}
+)
+OPEN = frozenset({f"/{health.SERVICE_NAME}/Check", f"/{health.SERVICE_NAME}/Watch"})
+
+
+def _token(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization":
+            scheme, _, token = str(value).partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return None
+
+
+def _peer(context: grpc.ServicerContext) -> str:
+    kind, _, rest = context.peer().partition(":")  # "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000"
+    return rest if kind in ("ipv4", "ipv6") else context.peer()
+
+
+class _Malformed:
+    """A request whose bytes are not its message: answered invalid_argument, never internal."""
+
+
+MALFORMED = _Malformed()
+
+
+def _parser(message: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return message.FromString(data)
+        except Exception:  # DecodeError, or a message nested past protobuf's recursion limit
+            return MALFORMED
+
+    return parse
+
+
+class _Refuser(grpc.ServerInterceptor):
+    """Refuse a call without an accepted token from its metadata alone: its message is never parsed."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        introspection_open = gateway.services.settings.open_introspection
+        self.open = OPEN | (INTROSPECTION if introspection_open else frozenset())
+
+    def intercept_service(self, continuation: Callable[..., Any], details: Any) -> Any:
+        tokens = self.gateway.services.tokens
+        if not tokens.required or details.method in self.open:
+            return continuation(details)
+        token = _token(details.invocation_metadata)
+        if token is not None and tokens.name_of(token):
+            return continuation(details)
+        caller = Caller("grpc", "", typed=True, rejected=token is not None)
+        error = self.gateway.refusal(caller) or GatewayError(UNAUTHENTICATED, "this gateway requires a token")
+        self.gateway.refused(caller, UNAUTHENTICATED)
+
+        def refuse(_: Any, context: grpc.ServicerContext) -> None:
+            _abort(context, error)
+
+        # grpcio reads a None from a deserializer as a failure: the unread request stands as MALFORMED
+        return grpc.unary_unary_rpc_method_handler(refuse, request_deserializer=lambda _: MALFORMED)
+
+
+def _abort(context: grpc.ServicerContext, error: GatewayError) -> None:
+    context.set_trailing_metadata(((CODE_KEY, error.code),))
+    context.abort(STATUS.get(error.code, grpc.StatusCode.INTERNAL), str(error))
+
+
+class GRPCCodec(ServingCodec):
+    """``netops.v1.NetOps`` on grpcio's server, reflection and health beside it."""
+
+    name = "grpc"
+    typed = True  # every RPC has typed messages: rpc.discover (any shape) has none
+
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway)
+        self.pool, _ = default_pool()
+        try:  # the health service's types, for reflection (they live in protobuf's default pool)
+            self.pool.FindFileByName(health_pb2.DESCRIPTOR.name)
+        except KeyError:
+            self.pool.AddSerializedFile(health_pb2.DESCRIPTOR.serialized_pb)
+        self.server: grpc.Server | None = None
+        self.started = self.stopped = False
+        self.health = health.HealthServicer()
+
+    # -- the server --------------------------------------------------------------------------------
+    def bind(self, host: str, port: int, reuse_port: bool) -> int:
+        """Build the server with every cap from the settings and bind its port."""
+        settings = self.gateway.services.settings
+        options = [
+            ("grpc.so_reuseport", int(reuse_port)),
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ("grpc.max_send_message_length", settings.max_result_bytes or -1),
+            ("grpc.max_allowed_incoming_connections", settings.max_connections),
+            ("grpc.max_concurrent_streams", MAX_STREAMS),
+            ("grpc.max_connection_idle_ms", int(settings.idle_timeout * 1000)),
+            ("grpc.server_handshake_timeout_ms", int(settings.handshake_timeout * 1000)),
+            ("grpc.max_metadata_size", 16 * 1024),
+            # Keep-alive: answer a client's pings at most every 10 s; more is a ping flood and closes it.
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+            ("grpc.http2.max_ping_strikes", 2),
+            # No bandwidth-probing pings with each answer: a call is one round trip on the wire.
+            ("grpc.http2.bdp_probe", 0),
+        ]
+        workers = ThreadPoolExecutor(settings.call_workers, thread_name_prefix="grpc")
+        server = grpc.server(
+            workers,
+            handlers=[self._service()],
+            interceptors=[_Refuser(self.gateway)],
+            options=options,
+            maximum_concurrent_rpcs=settings.call_workers * 4,  # beyond: RESOURCE_EXHAUSTED at once
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = (FULL_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server, pool=self.pool)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            bound = server.add_secure_port(address, self._credentials()) if settings.tls_cert else None
+            bound = bound if bound is not None else server.add_insecure_port(address)
+        except RuntimeError:
+            bound = 0
+        if not bound:  # grpcio says only "failed to bind"; a busy port is by far the likeliest cause
+            raise OSError(errno.EADDRINUSE, "address already in use")
+        self.server = server
+        return bound
+
+    def _credentials(self) -> grpc.ServerCredentials:
+        settings = self.gateway.services.settings
+        key, cert = Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes()
+        client_ca = Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
+        return grpc.ssl_server_credentials([(key, cert)], client_ca, require_client_auth=client_ca is not None)
+
+    def start(self) -> None:
+        """Serve."""
+        assert self.server is not None, "bind() before start()"
+        self.server.start()
+        self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self.health.set(FULL_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        self.started = True
+
+    def serving(self) -> bool:
+        """Started and not stopped."""
+        return self.started and not self.stopped
+
+    def close(self) -> None:
+        """Stop: calls in progress get a second to finish."""
+        if self.server is not None and not self.stopped:
+            self.stopped = True
+            self.health.enter_graceful_shutdown()
+            self.server.stop(grace=1.0).wait(5)
+
+    # -- the calls ---------------------------------------------------------------------------------
+    def _service(self) -> grpc.GenericRpcHandler:
+        from gateway.ops import default_registry
+
+        system = [describe(f) for f in SYSTEM_OPERATIONS]
+        ops = {op.name: op for op in (*default_registry(), *system)}
+        handlers = {m.name: self._handler(m, ops[m.operation]) for m in methods(default_registry(), system)}
+        return grpc.method_handlers_generic_handler(FULL_SERVICE, handlers)
+
+    def _message(self, name: str) -> Any:
+        return message_factory.GetMessageClass(self.pool.FindMessageTypeByName(f"{PACKAGE}.{name}"))
+
+    def _handler(self, method: Method, op: Operation) -> grpc.RpcMethodHandler:
+        request, response = self._message(method.request), self._message(method.response)
+        public = public_name(op.name, UNDERSCORE)
+        shape: Callable[[Any], Any]
+        if op.name == "system.multicall":
+            return grpc.unary_unary_rpc_method_handler(
+                functools.partial(self._multicall, response),
+                request_deserializer=_parser(request),
+                response_serializer=response.SerializeToString,
+            )
+        if op.name == "system.listMethods":
+            shape = lambda names: response(methods=names)  # noqa: E731
+        elif op.name == "system.methodHelp":
+            shape = lambda text: response(help=text)  # noqa: E731
+        elif op.name == "system.methodSignature":
+            signature = self._message("Signature")
+            shape = lambda sigs: response(signatures=[signature(types=s) for s in sigs])  # noqa: E731
+        else:
+            shape = lambda result: response(**result)  # noqa: E731
+        params = [(p.name, not p.required) for p in op.params]
+
+        def handle(message: Any, context: grpc.ServicerContext) -> Any:
+            caller = self._caller(context)
+            if message is MALFORMED:
+                self.gateway.refused(caller, "parse_error")
+                _abort(context, GatewayError(INVALID_ARGUMENT, f"the request is not a valid {method.request}"))
+            try:
+                kwargs = _arguments(message, params)
+                result = self.gateway.call(
+                    public, (), kwargs, style=UNDERSCORE, caller=caller, timeout=context.time_remaining()
+                )
+                return shape(result)
+            except GatewayError as exc:
+                _abort(context, exc)
+            except Exception as exc:  # a result the message cannot hold: a defect, logged with an incident id
+                _abort(context, internal_error(exc, f"grpc {method.name}"))
+            return None
+
+        return grpc.unary_unary_rpc_method_handler(
+            handle, request_deserializer=_parser(request), response_serializer=response.SerializeToString
+        )
+
+    def _caller(self, context: grpc.ServicerContext) -> Caller:
+        caller = Caller("grpc", _peer(context), typed=True)
+        return self.gateway.identify(caller, _token(context.invocation_metadata()))
+
+    def _multicall(self, response: Any, message: Any, context: grpc.ServicerContext) -> Any:
+        caller = self._caller(context)
+        if message is MALFORMED:
+            self.gateway.refused(caller, "parse_error")
+            _abort(context, GatewayError(INVALID_ARGUMENT, "the request is not a valid MulticallRequest"))
+        limit = self.gateway.services.settings.max_batch
+        if len(message.calls) > limit:  # before a dict is built for any of them
+            self.gateway.refused(caller, "batch_too_large")
+            given = len(message.calls)
+            _abort(context, GatewayError(INVALID_ARGUMENT, f"a multicall holds at most {limit} calls ({given} given)"))
+        outcome, error = self._message("Outcome"), self._message("Error")
+        calls: list[Any] = []
+        for call in message.calls:
+            picked = call.WhichOneof("call")
+            if picked is None:
+                calls.append(None)
+                continue
+            arguments = getattr(call, picked)
+            fields = arguments.DESCRIPTOR.fields
+            params = [(f.name, f.has_presence) for f in fields]
+            calls.append({"methodName": picked, "params": _arguments(arguments, params)})
+        try:
+            runnable = [c for c in calls if c is not None]
+            results = iter(self.gateway.call_many(runnable, UNDERSCORE, caller))
+        except GatewayError as exc:
+            _abort(context, exc)
+        outcomes = []
+        for call in calls:
+            if call is None:
+                failed = GatewayError(INVALID_ARGUMENT, "each Call sets the field of one operation")
+                outcomes.append(outcome(error=error(code=failed.code, message=str(failed))))
+                continue
+            result = next(results)
+            if isinstance(result, Failed):
+                outcomes.append(outcome(error=error(code=result.error.code, message=str(result.error))))
+            else:
+                outcomes.append(outcome(**{call["methodName"]: result}))
+        return response(outcomes=outcomes)
+
+    # -- what clients are told ---------------------------------------------------------------------
+    def endpoint(self, host: str, port: int, tls: bool) -> str:
+        """The target a gRPC channel opens (``grpc.secure_channel`` when TLS is on), and what it serves."""
+        host = f"[{host}]" if ":" in host else host
+        return f"{host}:{port} (service {FULL_SERVICE}, idl/netops.proto, server reflection)"
+
+    def snippet(self, host: str, port: int, tls: bool) -> str:
+        """grpcio calling Resolve with no .proto at all: the service's types come from server reflection."""
+        target = self.endpoint(host, port, tls).split(" ", 1)[0]
+        channel = (
+            f"grpc.secure_channel({target!r}, grpc.ssl_channel_credentials())"
+            if tls
+            else (f"grpc.insecure_channel({target!r})")
+        )
+        token = self.gateway.services.tokens.required
+        lines = [
+            *(["import os"] if token else []),
+            "import grpc",
+            "from google.protobuf.descriptor_pool import DescriptorPool",
+            "from google.protobuf.message_factory import GetMessageClass",
+            "from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (",
+            "    ProtoReflectionDescriptorDatabase,",
+            ")",
+            "",
+            f"channel = {channel}",
+        ]
+        if token:
+            lines += [
+                "",
+                "class Token(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):",
+                "    def add(self, details):",
+                "        bearer = ('authorization', 'Bearer ' + os.environ['NETOPS_TOKEN'])",
+                "        return details._replace(metadata=[*(details.metadata or ()), bearer])",
+                "    intercept_unary_unary = lambda self, call, details, request: call(self.add(details), request)",
+                "    intercept_stream_stream = lambda self, call, details, requests: call(self.add(details), requests)",
+                "",
+                "channel = grpc.intercept_channel(channel, Token())",
+            ]
+        lines += [
+            "pool = DescriptorPool(ProtoReflectionDescriptorDatabase(channel))",
+            "method = pool.FindServiceByName('netops.v1.NetOps').methods_by_name['Resolve']",
+            "Request, Result = GetMessageClass(method.input_type), GetMessageClass(method.output_type)",
+            "resolve = channel.unary_unary('/netops.v1.NetOps/Resolve', Request.SerializeToString, Result.FromString)",
+            "print(resolve(Request(host='example.com')))",
+        ]
+        return "\n".join(lines)
+
+
+def _arguments(message: Any, params: list[tuple[str, bool]]) -> dict[str, Any]:
+    """A request message's fields as keyword arguments: an optional one only when the caller set it."""
+    out: dict[str, Any] = {}
+    for name, optional in params:
+        value = getattr(message, name)
+        if hasattr(value, "keys"):  # a map
+            if value:
+                out[name] = dict(value)
+        elif isinstance(value, (str, bytes, int, float, bool)):
+            if not optional or message.HasField(name):
+                out[name] = value
+        elif len(value):  # a repeated field
+            out[name] = list(value)
+    return out
