@@ -158,7 +158,8 @@ class GRPCCodec(ServingCodec):
         server = grpc.server(
             workers,
             handlers=[self._service()],
-            interceptors=[_Refuser(self.gateway)],
+            # Only when tokens are required: grpcio runs an interceptor in Python on every call.
+            interceptors=[_Refuser(self.gateway)] if self.gateway.services.tokens.required else [],
             options=options,
             maximum_concurrent_rpcs=settings.call_workers * 4,  # beyond: RESOURCE_EXHAUSTED at once
         )

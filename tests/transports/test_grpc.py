@@ -243,3 +243,33 @@ def test_idle_connections_do_not_grow_threads(running):
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_connections_over_the_cap_are_closed(transport_settings):
+    """max_connections, handed to gRPC's core: a connection over it is closed at once, never left hanging."""
+    import socket
+
+    running = Running(transport_settings.replace(transports=("grpc",), max_connections=5))
+    running.start()
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    socks = []
+    try:
+        for _ in range(10):
+            sock = socket.create_connection(("127.0.0.1", running.port("grpc")))
+            sock.sendall(preface)
+            socks.append(sock)
+        answers = []
+        for sock in socks:
+            sock.settimeout(3)
+            try:
+                answers.append(sock.recv(100))  # b"": closed by the gateway
+            except ConnectionResetError:
+                answers.append(b"")
+            except TimeoutError:
+                answers.append(b"(kept, silent)")
+        served = [a for a in answers if a[3:4] == b"\x04"]  # the server's SETTINGS frame
+        assert len(served) == 5 and answers.count(b"") == 5, answers
+    finally:
+        for sock in socks:
+            sock.close()
+        running.stop()

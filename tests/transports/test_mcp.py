@@ -134,8 +134,9 @@ def test_get_is_405_no_stream_and_notifications_are_202(raw):
         (json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": [1]}).encode(), -32600),
         (json.dumps({"jsonrpc": "2.0", "id": 1, "method": "x", "params": {"v": [[[[]]]] * 60_000}}).encode(), -32600),
         (b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"n": NaN}}', -32700),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "p\xffing"}', -32700),  # not UTF-8
     ],
-    ids=["parse", "deep", "batch", "version", "params", "budget", "nan"],
+    ids=["parse", "deep", "batch", "version", "params", "budget", "nan", "utf8"],
 )
 def test_malformed_messages_are_json_rpc_errors(raw, body, number):
     status, _, answer = raw.send(body)
