@@ -13,18 +13,23 @@ JSON-RPC batches in its 2025-06-18 revision.
 
 :class:`Protocol` is the protocol without I/O: the HTTP app below and
 ``netops mcp`` (MCP on stdio, forwarding to a remote gateway) share it.
-The HTTP side follows the handshake-era Streamable HTTP transport
-(revisions 2024-11-05 to 2025-11-25, negotiated at ``initialize``): a
-session per ``initialize`` (``Mcp-Session-Id``, bound to the caller's
-token, bounded in number and idle time), JSON answers rather than event
-streams (a call has one answer), ``GET`` 405 (the gateway sends nothing
-unasked), and the ``Origin`` check the specification requires against DNS
-rebinding.  Everything else (tokens, TLS, caps, metrics) is the connection
+Both eras of the Streamable HTTP transport are served.  The current,
+stateless revision (2026-07-28): no handshake and no session, each request
+carries its revision and the client's capabilities in ``params._meta`` and
+repeats its revision, method and tool name in headers, checked in the
+specification's order; ``server/discover`` says what is served.  The
+handshake era (2024-11-05 to 2025-11-25, negotiated at ``initialize``): a
+session per ``initialize`` (``Mcp-Session-Id``, bound to the caller's token,
+bounded in number and idle time).  In both, answers are JSON rather than
+event streams (a call has one answer), ``GET`` is 405 (the gateway sends
+nothing unasked), and the ``Origin`` check the specification requires
+against DNS rebinding comes first.  Everything else (tokens, TLS, caps, metrics) is the connection
 layer's, as on every transport.
 """
 
 from __future__ import annotations
 
+import base64
 import collections
 import json
 import secrets
@@ -48,13 +53,17 @@ from gateway.transports.base import dump_json, guarded, load_json
 if TYPE_CHECKING:
     from gateway.client import NetOpsClient
 
-__all__ = ["VERSIONS", "MCPCodec", "Protocol", "serve_stdio", "tool"]
+__all__ = ["MODERN", "VERSIONS", "MCPCodec", "Protocol", "serve_stdio", "tool"]
 
-VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")  # oldest to newest, all served
+VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")  # handshake era, oldest to newest
+MODERN = ("2026-07-28",)  # the stateless revisions: no initialize, no session, each request carries its version
 UNVERSIONED = "2025-03-26"  # a request without MCP-Protocol-Version is read as this (the specification's rule)
 MAX_SESSIONS = 10_000  # the oldest idle session goes first when more are opened
 SESSION_IDLE = 3600.0  # seconds a session lives unused
 STRUCTURED = "2025-06-18"  # the first revision with structuredContent
+VERSION_KEY = "io.modelcontextprotocol/protocolVersion"  # a stateless request's _meta: its revision…
+CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"  # …and its client's capabilities
+LIST_TTL_MS = 300_000  # how long a client may cache tools/list and server/discover (the tools change on restart)
 # The text rendering of a result repeats structuredContent for clients that read only text; from the revision
 # with structuredContent on, it stops after this many characters, so a 10 MiB body is not sent twice.
 TEXT_LIMIT = 16 * 1024
@@ -64,9 +73,12 @@ INSTRUCTIONS = (
     "with system_multicall."
 )
 
-# JSON-RPC 2.0 error numbers
+# JSON-RPC 2.0 error numbers, and MCP's for stateless requests
 PARSE_ERROR, INVALID_REQUEST, NO_METHOD, INVALID_PARAMS = -32700, -32600, -32601, -32602
+HEADER_MISMATCH, UNSUPPORTED_VERSION = -32020, -32022
+MODERN_STATUS = {NO_METHOD: 404}  # a stateless error's HTTP status besides 400 (200 for a result)
 LOCAL_ORIGINS = frozenset({"localhost", "127.0.0.1", "::1"})
+SERVER_INFO = {"name": "netops-gateway", "title": "NetOps Gateway", "version": __version__}
 
 
 def tool(name: str, op: Operation) -> dict[str, Any]:
@@ -150,7 +162,7 @@ class Protocol:
         return {
             "protocolVersion": asked if asked in VERSIONS else VERSIONS[-1],
             "capabilities": {"tools": {"listChanged": False}},
-            "serverInfo": {"name": "netops-gateway", "title": "NetOps Gateway", "version": __version__},
+            "serverInfo": SERVER_INFO,
             "instructions": INSTRUCTIONS,
         }
 
@@ -162,6 +174,13 @@ class Protocol:
         method, params, id = message["method"], message.get("params", {}), message["id"]
         if method == "initialize":
             result = self.initialize(params)
+        elif method == "server/discover" and version in MODERN:
+            result = {
+                "supportedVersions": list(MODERN),
+                "capabilities": {"tools": {"listChanged": False}},
+                "serverInfo": SERVER_INFO,
+                "instructions": INSTRUCTIONS,
+            }
         elif method == "ping":
             result = {}
         elif method == "tools/list":
@@ -173,12 +192,16 @@ class Protocol:
             if not isinstance(arguments, dict):
                 return _error(INVALID_PARAMS, "a tool's arguments are an object", id)
             try:
-                structured = VERSIONS.index(version) >= VERSIONS.index(STRUCTURED)
+                structured = version in MODERN or VERSIONS.index(version) >= VERSIONS.index(STRUCTURED)
                 result = self.call_tool(params["name"], arguments, call, structured)
             except GatewayError as exc:  # no such tool: a protocol error, as the specification asks
                 return _error(INVALID_PARAMS, str(exc), id, exc.code)
         else:
             return _error(NO_METHOD, f"method not found: {str(method)[:100]!r}", id)
+        if version in MODERN:  # a stateless result says what it is, and how long it may be cached
+            result = {**result, "resultType": "complete"}
+            if method in ("server/discover", "tools/list"):
+                result.update(cacheScope="public", ttlMs=LIST_TTL_MS)
         return {"jsonrpc": "2.0", "id": id, "result": result}
 
     def call_tool(
@@ -205,6 +228,24 @@ class Protocol:
             "structuredContent": value if isinstance(value, dict) else {"result": value},
             "isError": False,
         }
+
+
+def _stateless(message: dict[str, Any], headers: Mapping[str, str]) -> bool:
+    """Whether a request is of a stateless revision: it names one in its header or carries the envelope."""
+    if message["method"] == "server/discover" or headers.get("mcp-protocol-version") in MODERN:
+        return True
+    meta = (message.get("params") or {}).get("_meta")
+    return isinstance(meta, dict) and VERSION_KEY in meta
+
+
+def _header_value(value: str | None) -> str | None:
+    """An Mcp-Name header's value: text outside printable ASCII travels as ``=?base64?…?=``."""
+    if value is not None and value.startswith("=?base64?") and value.endswith("?="):
+        try:
+            return base64.b64decode(value[9:-2], validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+    return value
 
 
 def invalid(message: Any) -> str:
@@ -270,8 +311,14 @@ def serve_stdio(client: NetOpsClient, stdin: TextIO, stdout: TextIO) -> None:
             elif "id" not in message or "method" not in message:
                 answer = None  # notifications/initialized and the like, or a response
             else:
-                answer = protocol.handle(message, call, version)
-                if message["method"] == "initialize":
+                meta = (message.get("params") or {}).get("_meta")
+                stated = meta.get(VERSION_KEY) if isinstance(meta, dict) else None  # a stateless request
+                if stated is not None and stated not in MODERN:
+                    answer = _error(UNSUPPORTED_VERSION, "Unsupported protocol version", message["id"])
+                    answer["error"]["data"] = {"supported": list(MODERN), "requested": stated}
+                else:
+                    answer = protocol.handle(message, call, stated or version)
+                if message["method"] == "initialize" and "result" in answer:
                     version = answer["result"]["protocolVersion"]
         if answer is not None:
             stdout.write(dump_json(answer).decode() + "\n")
@@ -329,7 +376,7 @@ class _MCPApp(App):
     content_type = "application/json"
     accepts = frozenset({"application/json"})
     transport = "mcp"
-    headers = frozenset({b"origin", b"mcp-session-id", b"mcp-protocol-version"})
+    headers = frozenset({b"origin", b"mcp-session-id", b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
     post_only = True  # no server-to-client stream: the gateway sends nothing it was not asked
 
     def __init__(self, gateway: Gateway) -> None:
@@ -383,6 +430,8 @@ class _MCPApp(App):
         message, headers = decoded.message, decoded.headers
         if "id" not in message or "method" not in message:
             return Reply(202)  # a notification or a response: nothing to answer
+        if _stateless(message, headers):
+            return self._stateless(message, headers, caller)
         if message["method"] == "initialize":
             result = self.protocol.initialize(message.get("params"))
             session = self.sessions.open(caller.principal, result["protocolVersion"])
@@ -400,11 +449,40 @@ class _MCPApp(App):
         if version is None:  # 404: the client starts a new session
             return Reply(404, dump_json(_error(INVALID_REQUEST, "no such session; initialize again", message["id"])))
 
+        return Reply(200, dump_json(self.protocol.handle(message, self._caller(caller), version)))
+
+    def _caller(self, caller: Caller) -> Callable[[str, dict[str, Any]], Any]:
         def call(name: str, arguments: dict[str, Any]) -> Any:
             run = lambda: self.gateway.call(name, (), arguments, style=UNDERSCORE, caller=caller)  # noqa: E731
             return guarded(run, f"mcp {name[:50]}")
 
-        return Reply(200, dump_json(self.protocol.handle(message, call, version)))
+        return call
+
+    def _stateless(self, message: dict[str, Any], headers: Mapping[str, str], caller: Caller) -> Reply:
+        """A request of the 2026-07-28 revision: its envelope checked as the specification orders the checks."""
+        id, params = message["id"], message.get("params") or {}
+        meta = params.get("_meta")
+        if not isinstance(meta, dict) or VERSION_KEY not in meta or CAPABILITIES_KEY not in meta:
+            missing = f"params._meta must carry {VERSION_KEY!r} and {CAPABILITIES_KEY!r}"
+            return Reply(400, dump_json(_error(INVALID_PARAMS, missing, id)))
+        version = meta[VERSION_KEY]
+        name = params.get("name") if message["method"] == "tools/call" else None
+        if (
+            headers.get("mcp-protocol-version") != version
+            or headers.get("mcp-method") != message["method"]
+            or (name is not None and _header_value(headers.get("mcp-name")) != name)
+        ):
+            mismatch = "the MCP-Protocol-Version, Mcp-Method and Mcp-Name headers must repeat the request's"
+            return Reply(400, dump_json(_error(HEADER_MISMATCH, mismatch, id)))
+        if not isinstance(version, str):
+            return Reply(400, dump_json(_error(INVALID_PARAMS, "the protocol version is a string", id)))
+        if version not in MODERN:
+            unsupported = _error(UNSUPPORTED_VERSION, "Unsupported protocol version", id)
+            unsupported["error"]["data"] = {"supported": list(MODERN), "requested": version}
+            return Reply(400, dump_json(unsupported))
+        answer = self.protocol.handle(message, self._caller(caller), version)
+        status = MODERN_STATUS.get(answer["error"]["code"], 400) if "error" in answer else 200
+        return Reply(status, dump_json(answer))
 
     def delete(self, headers: Mapping[str, str], caller: Caller) -> Reply:
         """End the caller's session (a client closing cleanly)."""

@@ -17,8 +17,8 @@ import jsonschema
 import pytest
 
 from gateway.server import Running
-from gateway.transports.mcp import VERSIONS
-from tests.transports.clients import MCPClient
+from gateway.transports.mcp import MODERN, VERSIONS
+from tests.transports.clients import MCPClient, RemoteError
 
 LATEST = VERSIONS[-1]
 
@@ -216,13 +216,66 @@ def test_tokens_bind_the_session(transport_settings, tmp_path):
 
 
 def test_sdk_in_both_eras_reads_the_same_results(running):
-    """The SDK's default (probe for the 2026 stateless revision, then fall back) and its handshake mode."""
-    for mode in ("auto", "legacy"):
+    """The SDK's default probes server/discover and speaks the stateless 2026-07-28 revision; its legacy mode
+    the initialize handshake of 2025-11-25. Same tools, same results."""
+    results = {}
+    for mode, version in (("auto", MODERN[-1]), ("legacy", VERSIONS[-1])):
         client = MCPClient(running.port("mcp"), mode=mode)
         try:
-            assert client.call("resolve", "www.example.test")["host"] == "www.example.test"
+            assert client.session.session.protocol_version == version
+            result = client.call("mx_lookup", "example.test")
+            results[mode] = {k: v for k, v in result.items() if k != "elapsed_ms"}
+            with pytest.raises(RemoteError) as failed:
+                client.call("resolve", "nxdomain.example.test")
+            assert failed.value.code == "not_found"
         finally:
             client.close()
+    assert results["auto"] == results["legacy"]
+
+
+# -- the stateless revision (2026-07-28), by hand ------------------------------------------------------
+def stateless(raw: Raw, method: str, params: dict[str, Any] | None = None, version: str = MODERN[-1], **headers: str):
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    wanted = {"MCP-Protocol-Version": version, "Mcp-Method": method, **headers}
+    if params and "name" in params and method == "tools/call":
+        wanted.setdefault("Mcp-Name", params["name"])
+    return raw.request(method, {**(params or {}), "_meta": meta}, **wanted)
+
+
+def test_stateless_results_are_the_specifications_shapes(raw):
+    from mcp_types import _v2026_07_28 as modern
+
+    status, headers, answer = stateless(raw, "server/discover")
+    assert status == 200 and "Mcp-Session-Id" not in headers  # no session in this revision
+    discovered = modern.DiscoverResult.model_validate(answer["result"])
+    assert discovered.supported_versions == list(MODERN) and discovered.result_type == "complete"
+    status, _, answer = stateless(raw, "tools/list")
+    listed = modern.ListToolsResult.model_validate(answer["result"])
+    assert {t.name for t in listed.tools} >= {"resolve", "system_multicall"} and listed.ttl_ms > 0
+    status, _, answer = stateless(raw, "tools/call", {"name": "resolve", "arguments": {"host": "www.example.test"}})
+    called = modern.CallToolResult.model_validate(answer["result"])
+    assert not called.is_error and called.structured_content["host"] == "www.example.test"
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "number"),
+    [("no envelope", 400, -32602), ("header", 400, -32020), ("version", 400, -32022), ("method", 404, -32601)],
+)
+def test_stateless_requests_are_checked_in_the_specifications_order(raw, case, status, number):
+    if case == "no envelope":
+        got = raw.request("tools/list", {}, **{"MCP-Protocol-Version": MODERN[-1], "Mcp-Method": "tools/list"})
+    elif case == "header":
+        got = stateless(raw, "tools/call", {"name": "resolve", "arguments": {"host": "x"}}, **{"Mcp-Name": "mx_lookup"})
+    elif case == "version":
+        got = stateless(raw, "tools/list", version="2099-01-01", **{"MCP-Protocol-Version": "2099-01-01"})
+    else:
+        got = stateless(raw, "resources/list")
+    assert got[0] == status and got[2]["error"]["code"] == number, got
+    if case == "version":
+        assert got[2]["error"]["data"] == {"supported": list(MODERN), "requested": "2099-01-01"}
 
 
 @pytest.mark.parametrize("transport", ["jsonrpc", "thrift", "rpyc", "mcp"])
@@ -235,6 +288,7 @@ def test_netops_mcp_on_stdio_forwards_to_a_gateway(running, transport):
     client = MCPClient(0, url=StdioServerParameters(command=netops, args=["mcp", "--url", url]))  # type: ignore[arg-type]
     try:
         assert "mx_lookup" in client.tools and "rpc_discover" not in client.tools
+        assert client.session.session.protocol_version == MODERN[-1]  # the SDK's probe found the stateless revision
         assert client.call("resolve", "www.example.test")["host"] == "www.example.test"
         assert client.call("mx_lookup", "example.test")["mx"]
         with pytest.raises(Exception) as failed:
