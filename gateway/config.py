@@ -217,7 +217,7 @@ class Settings:
     )
     # Keep-alive connections stay this long without a request, then are closed.
     idle_timeout: float = _setting(60.0, _positive(float), "seconds an idle client connection stays open")
-    # Admission (0 = no limit). Off by default; SECURITY-minded deployments set them (see the README).
+    # Admission (0 = no limit). Off by default; SECURITY-minded deployments set them (see docs/security.md).
     rate_limit: float = _setting(0.0, _non_negative(float), "calls per second one client may make on average")
     rate_burst: int = _setting(
         0, _non_negative(int), "calls one client may make at once above the rate (default: the rate)"

@@ -246,7 +246,8 @@ def test_idle_connections_do_not_grow_threads(running):
 
 
 def test_connections_over_the_cap_are_closed(transport_settings):
-    """max_connections, handed to gRPC's core: a connection over it is closed at once, never left hanging."""
+    """max_connections, handed to gRPC's core: a connection over it is closed at once, never left hanging; the
+    ones served are told at most 100 concurrent streams."""
     import socket
 
     running = Running(transport_settings.replace(transports=("grpc",), max_connections=5))
@@ -269,6 +270,7 @@ def test_connections_over_the_cap_are_closed(transport_settings):
                 answers.append(b"(kept, silent)")
         served = [a for a in answers if a[3:4] == b"\x04"]  # the server's SETTINGS frame
         assert len(served) == 5 and answers.count(b"") == 5, answers
+        assert b"\x00\x03\x00\x00\x00\x64" in served[0]  # SETTINGS_MAX_CONCURRENT_STREAMS = 100 a connection
     finally:
         for sock in socks:
             sock.close()
