@@ -78,7 +78,7 @@ def operations(registry: Registry, system: list[Operation]) -> str:
         "`system.methodHelp`). Names are dotted on XML-RPC and JSON-RPC (`system.listMethods`) and "
         "underscored elsewhere (`system_listMethods`); gRPC's RPCs are the PascalCase names "
         "(`MxLookup`, `ListMethods`). Types are only string, int (32-bit), double, boolean, array, map and "
-        "struct; an absent value is `\"\"` or `[]`, never null; every result carries `elapsed_ms`.",
+        'struct; an absent value is `""` or `[]`, never null; every result carries `elapsed_ms`.',
         "",
     ]
     for op in [*registry, *system]:

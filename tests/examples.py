@@ -1,8 +1,8 @@
-"""Print the README's example calls, run against the test bed: ``python -m tests.examples [--cli]``.
+"""Print the example calls of docs/examples.md, run against the test bed: ``python -m tests.examples [--cli]``.
 
-Starts the test DNS, TLS and HTTP servers and a gateway on all five
-transports, makes each example call through JSON-RPC and prints the result,
-so the README shows real output anyone can reproduce; ``--cli`` shows the
+Starts the test DNS, TLS and HTTP servers and a gateway on every
+transport, makes each example call through JSON-RPC and prints the result,
+so the docs show real output anyone can reproduce; ``--cli`` shows the
 same through the ``netops`` command (with ``--url`` left out for brevity).
 """
 

@@ -54,6 +54,8 @@ CONNECT_LIMIT = 16 * 1024
 # The start of a serpent-encoded call, (object id, method, ...): where a small call shows its method name.
 # Quoted without escapes, the name cannot read differently to serpent; anything else does not match.
 _CALL_START = re.compile(rb"# serpent utf-8 python3\.2\n\('[A-Za-z0-9_.:-]*',\s*'([A-Za-z_][A-Za-z0-9_]*)',")
+# A snippet's TLS line: Pyro5 then trusts the system store, or the CA in SSL_CERT_FILE.
+TLS_LINE = "Pyro5.config.SSL = True  # trusts the system store, or SSL_CERT_FILE\n"
 
 
 def configure_pyro(max_response_bytes: int) -> None:
@@ -320,12 +322,13 @@ class PyroCodec(Codec):
     def snippet(self, host: str, port: int, tls: bool) -> str:
         """A stock Pyro5 proxy calling resolve (the token goes in its connect handshake)."""
         proxy = f'Pyro5.api.Proxy("{self.endpoint(host, port, tls)}")'
+        secure = TLS_LINE if tls else ""
         if self.gateway.services.tokens.required:
             return (
-                f"import os, Pyro5.api\nproxy = {proxy}\n"
+                f"import os, Pyro5.api\n{secure}proxy = {proxy}\n"
                 'proxy._pyroHandshake = os.environ["NETOPS_TOKEN"]\nproxy.resolve("example.com")'
             )
-        return f'import Pyro5.api\n{proxy}.resolve("example.com")'
+        return f'import Pyro5.api\n{secure}{proxy}.resolve("example.com")'
 
     def register(self, name_server: str, uri: str) -> None:
         """Register the object as ``netops`` in the Pyro5 name server at ``HOST:PORT``."""

@@ -591,11 +591,18 @@ class RPyCCodec(Codec):
 
     def snippet(self, host: str, port: int, tls: bool) -> str:
         """A stock rpyc client calling resolve (after the token line when the gateway requires a token)."""
-        if self.gateway.services.tokens.required:
-            return (
-                "import json, os, socket, rpyc\nfrom rpyc.core.stream import SocketStream\n"
-                f'sock = socket.create_connection(("{host}", {port}))\n'
-                'sock.sendall(b"NETOPS-TOKEN " + os.environ["NETOPS_TOKEN"].encode() + b"\\n")\n'
-                'json.loads(str(rpyc.connect_stream(SocketStream(sock)).root.resolve("example.com")))'
+        token = self.gateway.services.tokens.required
+        if not (token or tls):
+            return f'import json, rpyc\njson.loads(str(rpyc.connect("{host}", {port}).root.resolve("example.com")))'
+        return (
+            f"import json, {'os, ' if token else ''}socket, {'ssl, ' if tls else ''}rpyc\n"
+            "from rpyc.core.stream import SocketStream\n"
+            f'sock = socket.create_connection(("{host}", {port}))\n'
+            + (
+                f'sock = ssl.create_default_context().wrap_socket(sock, server_hostname="{host}")  # or SSL_CERT_FILE\n'
+                if tls
+                else ""
             )
-        return f'import json, rpyc\njson.loads(str(rpyc.connect("{host}", {port}).root.resolve("example.com")))'
+            + ('sock.sendall(b"NETOPS-TOKEN " + os.environ["NETOPS_TOKEN"].encode() + b"\\n")\n' if token else "")
+            + 'json.loads(str(rpyc.connect_stream(SocketStream(sock)).root.resolve("example.com")))'
+        )

@@ -175,17 +175,24 @@ class ThriftCodec(Codec):
             "# netops.thrift: GET /idl/netops.thrift on the gateway's HTTP ports (or: netops methods --format thrift)\n"
             'netops = thriftpy2.load("netops.thrift", module_name="netops_thrift")\n'
         )
-        if not self.gateway.services.tokens.required:
+        token = self.gateway.services.tokens.required
+        if not (token or tls):
             return (
                 f"import thriftpy2\nfrom thriftpy2.rpc import make_client\n{load}"
                 f'make_client(netops.NetOps, "{host}", {port}).resolve("example.com")'
             )
         return (
-            "import os, socket, thriftpy2\nfrom thriftpy2.protocol import TBinaryProtocol\n"
+            f"import {'os, ' if token else ''}socket, {'ssl, ' if tls else ''}thriftpy2\n"
+            "from thriftpy2.protocol import TBinaryProtocol\n"
             "from thriftpy2.thrift import TClient\nfrom thriftpy2.transport import TBufferedTransport, TSocket\n"
             f'{load}sock = socket.create_connection(("{host}", {port}))\n'
-            'sock.sendall(b"NETOPS-TOKEN " + os.environ["NETOPS_TOKEN"].encode() + b"\\n")\n'
-            'TClient(netops.NetOps, TBinaryProtocol(TBufferedTransport(TSocket(sock=sock)))).resolve("example.com")'
+            + (
+                f'sock = ssl.create_default_context().wrap_socket(sock, server_hostname="{host}")  # or SSL_CERT_FILE\n'
+                if tls
+                else ""
+            )
+            + ('sock.sendall(b"NETOPS-TOKEN " + os.environ["NETOPS_TOKEN"].encode() + b"\\n")\n' if token else "")
+            + 'TClient(netops.NetOps, TBinaryProtocol(TBufferedTransport(TSocket(sock=sock)))).resolve("example.com")'
         )
 
 

@@ -76,12 +76,16 @@ def test_the_xmlrpc_port_sends_the_browser_to_the_docs(browser, running):
     assert page.url == f"http://127.0.0.1:{running.port('jsonrpc')}/" and page.title() == "NetOps Gateway"
 
 
-@pytest.mark.parametrize("locked", [False, True], ids=["open", "tokens"])
-def test_every_snippet_runs_as_written(transport_settings, tmp_path, locked):
+@pytest.mark.parametrize(
+    ("locked", "tls"), [(False, False), (True, False), (True, True)], ids=["open", "tokens", "tls"]
+)
+def test_every_snippet_runs_as_written(transport_settings, tmp_path, pki, locked, tls):
     """Each transport's snippet on the docs page, run as a user would paste it (resolving an address, so no
-    DNS is needed), against a gateway with and without tokens ($NETOPS_TOKEN set, as the snippet says)."""
+    DNS is needed), against a gateway with and without tokens ($NETOPS_TOKEN set, as the snippet says), and
+    under TLS (the test CA given the way each snippet says: SSL_CERT_FILE, or the library's own variable)."""
     import os
     import shutil
+    import ssl
     import subprocess
     import sys
     import urllib.request
@@ -91,18 +95,29 @@ def test_every_snippet_runs_as_written(transport_settings, tmp_path, locked):
 
     tokens = tmp_path / "tokens"
     tokens.write_text("docs:snippet-token-0123456789\n")
-    running = Running(transport_settings.replace(token_file=str(tokens) if locked else ""))
+    settings = transport_settings.replace(token_file=str(tokens) if locked else "")
+    if tls:
+        leaf = pki.ca.issue_cert("127.0.0.1", "localhost")
+        leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "gateway.pem"))
+        leaf.private_key_pem.write_to_path(str(tmp_path / "gateway.key"))
+        settings = settings.replace(tls_cert=str(tmp_path / "gateway.pem"), tls_key=str(tmp_path / "gateway.key"))
+    running = Running(settings)
     running.start()
     try:
         idl = urllib.request.Request(
-            f"http://127.0.0.1:{running.port('jsonrpc')}/idl/netops.thrift",
+            f"{'https' if tls else 'http'}://127.0.0.1:{running.port('jsonrpc')}/idl/netops.thrift",
             headers={"Authorization": "Bearer snippet-token-0123456789"},
         )
-        with urllib.request.urlopen(idl, timeout=10) as response:  # where the Thrift snippet says to get it
+        trust = ssl.create_default_context(cafile=str(pki.ca_file))
+        with urllib.request.urlopen(idl, timeout=10, context=trust) as response:  # where the Thrift snippet says
             (tmp_path / "netops.thrift").write_bytes(response.read())
         env = {**os.environ, "NETOPS_TOKEN": "snippet-token-0123456789"}
+        if tls:  # the test CA, where each client looks for a trust store
+            ca = str(pki.ca_file)
+            env.update(SSL_CERT_FILE=ca, CURL_CA_BUNDLE=ca, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=ca)
         for listener in running.listeners:
-            snippet = listener.codec.snippet("127.0.0.1", listener.port, False).replace("example.com", "127.0.0.1")
+            snippet = listener.codec.snippet("127.0.0.1", listener.port, tls).replace("example.com", "127.0.0.1")
+            assert ("https://" in snippet or "ssl" in snippet.lower()) == tls, snippet  # it says how it is secured
             if snippet.startswith("curl"):
                 if shutil.which("curl") is None:
                     continue
