@@ -210,7 +210,9 @@ class Settings:
     # the multicall pool).
     call_workers: int = _setting(64, _positive(int), "threads running calls, shared by every connection")
     # An idle connection costs ~2 KB and a descriptor, no thread; these caps bound what a flood can hold.
-    max_connections: int = _setting(10_000, _positive(int), "client connections open at once on the connection layer (gRPC's core caps its own at the same)")
+    max_connections: int = _setting(
+        10_000, _positive(int), "client connections open at once (gRPC's core counts its own against the same cap)"
+    )
     # Behind a proxy every client shares one address: raise this there (0 = no per-client cap).
     max_connections_per_client: int = _setting(
         256, _non_negative(int), "connections one client address may hold open at once"
