@@ -1,16 +1,15 @@
-"""Print the example calls of docs/examples.md, run against the test bed: ``python -m tests.examples [--cli]``.
+"""docs/examples.md, from real calls against the test bed: ``python -m tests.examples > docs/examples.md``.
 
 Starts the test DNS, TLS and HTTP servers and a gateway on every
 transport, makes each example call through JSON-RPC and prints the result,
-so the docs show real output anyone can reproduce; ``--cli`` shows the
-same through the ``netops`` command (with ``--url`` left out for brevity).
+then the same through the ``netops`` command (with ``--url`` left out for
+brevity), so the docs show real output anyone can reproduce.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -22,6 +21,16 @@ from tests.servers.dns import Authority, DNSServer
 from tests.servers.http import Server
 from tests.servers.pki import PKI
 from tests.transports.clients import RemoteError, connect
+
+HEAD = """# Examples: every operation against the test bed
+
+Real output, reproducible: `python -m tests.examples > docs/examples.md` starts the test suite's DNS
+server (with its zones), TLS and HTTP servers and a gateway, makes each call through JSON-RPC, then the
+same through `netops` (its `--url` left out for brevity). Every field is described in
+[operations.md](operations.md). Back to the [README](../README.md).
+
+## Results as JSON
+"""
 
 
 def main() -> None:
@@ -61,21 +70,22 @@ def main() -> None:
         ["call", "resolve", "nope.example.test"],
     ]
     try:
-        if "--cli" in sys.argv:
-            for command in commands:
-                print("$ netops " + " ".join(command))
-                out, err = io.StringIO(), io.StringIO()
-                status = cli.main([command[0], "--url", url, *command[1:]], out, err)
-                print((out.getvalue() + err.getvalue()).rstrip() + ("" if status == 0 else f"\n(exit {status})"))
-                print()
-            return
+        print(HEAD)
         for name, args in examples:
-            print(f"### {name}({', '.join(json.dumps(a) for a in args)})")
+            print(f"### `{name}({', '.join(json.dumps(a) for a in args)})`\n\n```json")
             try:
                 print(json.dumps(client.call(name, *args), indent=2))
             except RemoteError as exc:
                 print(json.dumps(exc.native, indent=2))
+            print("```\n")
+        print("## The same through `netops`\n\n```console")
+        for command in commands:
+            print("$ netops " + " ".join(command))
+            out, err = io.StringIO(), io.StringIO()
+            status = cli.main([command[0], "--url", url, *command[1:]], out, err)
+            print((out.getvalue() + err.getvalue()).rstrip() + ("" if status == 0 else f"\n(exit {status})"))
             print()
+        print("```")
     finally:
         client.close()
         running.stop()
