@@ -36,6 +36,9 @@ _QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 LINGER_BYTES = 4 * 1024 * 1024  # what a refused client may still send while it reads the refusal
 LINGER_SECONDS = 2.0
 MAX_QUEUED = 16  # complete requests queued on one connection (pipelining) before it stops being read
+# A larger answer is handed to the transport this much at a time, as the client reads: asyncio copies into
+# its write buffer whatever the socket does not take at once, and a 10 MiB result would be copied whole.
+WRITE_CHUNK = 256 * 1024
 
 
 class Listener:
@@ -230,6 +233,9 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.counted = False
         self.paused = False
+        self.unwritten: collections.deque[memoryview] = collections.deque()  # answer bytes not yet handed over
+        self.writing_paused = False  # the transport's buffer is over its high-water mark
+        self.close_when_written = False
         self.deadline: asyncio.TimerHandle | None = None
         self.expires: float | None = None  # when the connection is closed unless it has moved on
         self.lingering = 0  # bytes a refused connection may still send (dropped) before it is reset
@@ -310,6 +316,7 @@ class _Connection(asyncio.Protocol):
         self.connection_lost(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.unwritten.clear()
         self.closed = True
         self._disarm()
         if self.linger is not None:
@@ -323,6 +330,7 @@ class _Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         """Close at once, dropping anything unwritten."""
+        self.unwritten.clear()
         self.closed = True
         self._disarm()
         if self.transport is not None:
@@ -440,7 +448,7 @@ class _Connection(asyncio.Protocol):
             log.exception("%s session could not look at a request", self.listener.name)
             return False
 
-    def _answer(self, request: Any) -> bytes | None:
+    def _answer(self, request: Any) -> bytes | list[bytes] | None:
         assert self.session is not None
         try:
             with self.results.scope():  # results held by the call stay counted until they are encoded
@@ -458,19 +466,25 @@ class _Connection(asyncio.Protocol):
         except RuntimeError:
             pass  # the loop has stopped: the gateway is shutting down
 
-    def _done(self, reply: bytes | None) -> None:
+    def _done(self, reply: bytes | list[bytes] | None) -> None:
         self.busy = False
         self._reply(reply)
         self._pump()
 
-    def _reply(self, reply: bytes | None) -> None:
+    def _reply(self, reply: bytes | list[bytes] | None) -> None:
         if self.closed:
             return
-        if reply:
-            self.transport.write(reply)
+        for part in [reply] if isinstance(reply, bytes) else reply or ():
+            self._write(part)
         if self.session is not None and self.session.close_after:
-            self.closed = True
-            self._disarm()
+            self._close_when_written()
+
+    def _close_when_written(self) -> None:
+        self.closed = True
+        self._disarm()
+        if self.unwritten:
+            self.close_when_written = True  # _drain closes once the last chunk is handed over
+        else:
             self.transport.close()
 
     # -- thread-safe, for sessions -----------------------------------------------------
@@ -482,17 +496,45 @@ class _Connection(asyncio.Protocol):
             self.loop.call_soon_threadsafe(self._write, data)
 
     def _write(self, data: bytes) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        if not self.unwritten and len(data) <= WRITE_CHUNK:
             self.transport.write(data)
+            return
+        self.unwritten.append(memoryview(data))  # behind what is waiting, in order
+        self._drain()
+
+    def _drain(self) -> None:
+        """Hand queued answer bytes to the transport a chunk at a time while it is not over its high-water
+        mark; the answer's own bytes are held meanwhile, so nothing is copied but the chunk in flight."""
+        while self.unwritten and not self.writing_paused:
+            view = self.unwritten[0]
+            self.transport.write(view[:WRITE_CHUNK])
+            if len(view) > WRITE_CHUNK:
+                self.unwritten[0] = view[WRITE_CHUNK:]
+            else:
+                self.unwritten.popleft()
+        if not self.unwritten and self.close_when_written:
+            self.close_when_written = False
+            self.transport.close()
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is full: hold the rest of the answer."""
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        """The client read enough: hand over more (a client still reading is not idle)."""
+        self.writing_paused = False
+        if self.expires is not None and not self.closed:
+            self._arm(self.layer.idle_timeout)
+        self._drain()
 
     def close_soon(self) -> None:
         """Close from any thread, after what is queued for writing."""
 
         def close() -> None:
             if not self.closed:
-                self.closed = True
-                self._disarm()
-                self.transport.close()
+                self._close_when_written()
 
         try:
             self.loop.call_soon_threadsafe(close)

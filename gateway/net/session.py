@@ -81,8 +81,9 @@ class Session(ABC):
         """Take bytes from the client; return the requests now complete (raise :class:`Refuse` to close)."""
 
     @abstractmethod
-    def handle(self, request: Any) -> bytes | None:
-        """Answer one request on a worker thread: the bytes to send (None: nothing)."""
+    def handle(self, request: Any) -> bytes | list[bytes] | None:
+        """Answer one request on a worker thread: the bytes to send, or its parts in order, so a large body
+        is not copied to be joined to its head (None: nothing)."""
 
     def instant(self, request: Any) -> bool:
         """Whether ``request`` may be answered on the loop thread (it blocks on nothing and is small).

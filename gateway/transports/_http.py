@@ -33,6 +33,7 @@ __all__ = ["App", "HTTPCodec", "Reply"]
 log = logging.getLogger("gateway.http")
 
 MAX_HEAD_BYTES = 16 * 1024  # request line and headers: what h11 and most servers allow
+JOIN_BYTES = 64 * 1024  # a larger body is written after its head, not joined to it
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # what load balancers probe: answered without a token
 BEARER_CHALLENGE = ("WWW-Authenticate", 'Bearer realm="netops"')
 SERVER = b"netops-gateway"
@@ -90,16 +91,29 @@ class Reply:
 
 def response(status: int, body: bytes, content_type: str, headers: tuple = (), close: bool = False) -> bytes:
     """One complete HTTP/1.1 response."""
+    head = _head(status, len(body), content_type, headers, close)
+    return head + body
+
+
+def response_parts(
+    status: int, body: bytes, content_type: str, headers: tuple = (), close: bool = False
+) -> bytes | list[bytes]:
+    """A response as head and body, when the body is large enough that joining them would cost a copy."""
+    head = _head(status, len(body), content_type, headers, close)
+    return [head, body] if len(body) > JOIN_BYTES else head + body
+
+
+def _head(status: int, length: int, content_type: str, headers: tuple, close: bool) -> bytes:
     lines = [
         b"HTTP/1.1 %d %s" % (status, HTTPStatus(status).phrase.encode()),
         b"Server: " + SERVER,
         b"Content-Type: " + content_type.encode(),
-        b"Content-Length: %d" % len(body),
+        b"Content-Length: %d" % length,
     ]
     lines += [f"{name}: {value}".encode("latin-1") for name, value in headers]
     if close:
         lines.append(b"Connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 def _text(status: int, message: str, headers: tuple = (), close: bool = True) -> bytes:
@@ -274,7 +288,7 @@ class HTTPSession(Session):
         request.decoded = self.app.decode(b"".join(request.body), request.caller or self.link.caller, request.headers)
         return self.app.instant(request.decoded)
 
-    def handle(self, request: _Request) -> bytes:
+    def handle(self, request: _Request) -> bytes | list[bytes]:
         """Answer one complete request."""
         close = not request.keep_alive
         self.close_after = close
@@ -290,8 +304,8 @@ class HTTPSession(Session):
         if answer is None:
             return response(204, b"", self.app.content_type, close=close)
         if isinstance(answer, Reply):
-            return response(answer.status, answer.body, self.app.content_type, answer.headers, close=close)
-        return response(200, answer, self.app.content_type, close=close)
+            return response_parts(answer.status, answer.body, self.app.content_type, answer.headers, close=close)
+        return response_parts(200, answer, self.app.content_type, close=close)
 
     def _get(self, request: _Request, close: bool) -> bytes:
         site = self.codec.site

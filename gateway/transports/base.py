@@ -8,6 +8,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from gateway.errors import INTERNAL, GatewayError
 
 __all__ = ["dump_json", "guarded", "internal_error", "load_json"]
@@ -43,9 +45,8 @@ def load_json(body: bytes) -> Any:
 
 
 def dump_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON of plain data."""
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    """Compact UTF-8 JSON of plain data, encoded once: orjson writes bytes with no intermediate str."""
     try:
-        return text.encode()
-    except UnicodeEncodeError:  # a lone surrogate a caller sent (an id, say): JSON escapes it, UTF-8 cannot
+        return orjson.dumps(value)
+    except TypeError:  # a lone surrogate a caller sent (an id, say): JSON can escape it, UTF-8 cannot
         return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()

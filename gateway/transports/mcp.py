@@ -220,9 +220,10 @@ class Protocol:
                 "isError": True,
                 "_meta": {"netops/code": exc.code},
             }
-        text = json.dumps(value, ensure_ascii=False)
-        if structured and len(text) > TEXT_LIMIT:
-            text = f"{text[:TEXT_LIMIT]}… ({len(text)} characters in all: the whole result is in structuredContent)"
+        # Rendered from a copy with long strings cut first: a 10 MiB body is not encoded twice to be cut.
+        text = json.dumps(_shortened(value) if structured else value, ensure_ascii=False)
+        if structured and (len(text) > TEXT_LIMIT or _longer(value)):
+            text = f"{text[:TEXT_LIMIT]}… (cut here: the whole result is in structuredContent)"
         return {
             "content": [{"type": "text", "text": text}],
             "structuredContent": value if isinstance(value, dict) else {"result": value},
@@ -246,6 +247,28 @@ def _header_value(value: str | None) -> str | None:
         except (ValueError, UnicodeDecodeError):
             return None
     return value
+
+
+def _shortened(value: Any, limit: int = TEXT_LIMIT) -> Any:
+    """``value`` with every string and list cut to ``limit`` (what a text rendering of that length can show)."""
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, dict):
+        return {k: _shortened(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shortened(v, limit) for v in value[:limit]]
+    return value
+
+
+def _longer(value: Any, limit: int = TEXT_LIMIT) -> bool:
+    """Whether :func:`_shortened` cut anything."""
+    if isinstance(value, (str, list)) and len(value) > limit:
+        return True
+    if isinstance(value, dict):
+        return any(_longer(v, limit) for v in value.values())
+    if isinstance(value, list):
+        return any(_longer(v, limit) for v in value)
+    return False
 
 
 def invalid(message: Any) -> str:
