@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_DEPTH", "MAX_ITEMS", "literal_items", "nested_within", "within_budget"]
+__all__ = ["MAX_DEPTH", "MAX_ITEMS", "PARSE_ITEMS", "literal_items", "nested_within", "within_budget"]
 
 MAX_ITEMS = 10_000  # values in one request: a full multicall (max_batch elements of a few values) fits
+# What a JSON body may claim before it is parsed at all: json's C parser is fast, so the exact budget is
+# checked on what it built (and a refusal can name the request's id), but a megabyte of [{},{},…] would
+# first build 20 MiB of objects; counted first, such a body is refused unparsed.
+PARSE_ITEMS = 8 * MAX_ITEMS
 MAX_DEPTH = 32  # lists and dicts nested in one request; a multicall element's arguments sit at depth 4
 
 _STRINGS = re.compile(rb"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*\"""", re.DOTALL)

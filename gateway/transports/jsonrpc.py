@@ -26,7 +26,7 @@ from jsonrpcserver.sentinels import NOCONTEXT
 
 from gateway.core import DOTTED, Gateway
 from gateway.errors import INVALID_ARGUMENT, INVALID_REQUEST, PARSE_ERROR, GatewayError
-from gateway.net.budget import MAX_DEPTH, MAX_ITEMS, nested_within
+from gateway.net.budget import MAX_DEPTH, MAX_ITEMS, PARSE_ITEMS, nested_within, within_budget
 from gateway.observe import Caller
 from gateway.transports._http import App, HTTPCodec
 from gateway.transports.base import dump_json, guarded, load_json
@@ -34,6 +34,7 @@ from gateway.transports.base import dump_json, guarded, load_json
 __all__ = ["JSONRPCCodec"]
 
 _MEMBERS = frozenset({"jsonrpc", "method", "params", "id"})
+_TOO_MANY = f"a request holds at most {MAX_ITEMS} values, nested at most {MAX_DEPTH} deep"
 
 
 def error_object(error: GatewayError, number: int | None = None, id: Any = None) -> dict[str, Any]:
@@ -103,6 +104,9 @@ class _JSONRPCApp(App):
     transport = "jsonrpc"
 
     def decode(self, body: bytes, caller: Caller, headers: Mapping[str, str]) -> Any:
+        if not within_budget(body, PARSE_ITEMS):
+            self.gateway.refused(caller, "decode_limit")
+            return dump_json(error_object(GatewayError(INVALID_ARGUMENT, _TOO_MANY)))
         try:
             request = load_json(body)
         except (ValueError, RecursionError):
@@ -112,10 +116,7 @@ class _JSONRPCApp(App):
         # then applied to what it built, before any of it reaches jsonrpcserver or an operation.
         if not nested_within(request, MAX_DEPTH, MAX_ITEMS):
             self.gateway.refused(caller, "decode_limit")
-            too_much = GatewayError(
-                INVALID_ARGUMENT, f"a request holds at most {MAX_ITEMS} values, nested at most {MAX_DEPTH} deep"
-            )
-            return dump_json(error_object(too_much, id=_id_of(request)))
+            return dump_json(error_object(GatewayError(INVALID_ARGUMENT, _TOO_MANY), id=_id_of(request)))
         return _Parsed(request)
 
     def instant(self, decoded: Any) -> bool:

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 from gateway import __version__
 from gateway.core import UNDERSCORE, Gateway, fault
 from gateway.errors import INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
-from gateway.net.budget import MAX_DEPTH, MAX_ITEMS, nested_within
+from gateway.net.budget import MAX_DEPTH, MAX_ITEMS, PARSE_ITEMS, nested_within, within_budget
 from gateway.net.session import Link
 from gateway.observe import Caller
 from gateway.openrpc import json_schema
@@ -423,6 +423,10 @@ class _MCPApp(App):
         return _text(403, "Origin not allowed (add it to mcp_origins to allow it)")
 
     def decode(self, body: bytes, caller: Caller, headers: Mapping[str, str]) -> Any:
+        too_much = f"a request holds at most {MAX_ITEMS} values, nested at most {MAX_DEPTH} deep"
+        if not within_budget(body, PARSE_ITEMS):  # counted before anything is built
+            self.gateway.refused(caller, "decode_limit")
+            return Reply(400, dump_json(_error(INVALID_REQUEST, too_much, code=INVALID_ARGUMENT)))
         try:
             message = load_json(body)
         except (ValueError, RecursionError):
@@ -430,7 +434,6 @@ class _MCPApp(App):
             return Reply(400, dump_json(_error(PARSE_ERROR, "request is not valid JSON")))
         if not nested_within(message, MAX_DEPTH, MAX_ITEMS):
             self.gateway.refused(caller, "decode_limit")
-            too_much = f"a request holds at most {MAX_ITEMS} values, nested at most {MAX_DEPTH} deep"
             return Reply(400, dump_json(_error(INVALID_REQUEST, too_much, _id(message), INVALID_ARGUMENT)))
         problem = invalid(message)
         if problem:

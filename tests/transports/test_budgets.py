@@ -108,3 +108,26 @@ def test_a_client_still_sending_a_refused_body_reads_the_refusal(running, transp
         while chunk := sock.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200 ") and b"too_large" in answer
+
+
+@pytest.mark.parametrize("transport", ["jsonrpc", "mcp"])
+def test_a_json_body_claiming_too_many_values_is_refused_unparsed(gateway, transport):
+    """A megabyte of [{},{},…] would make json build ~20 MiB of objects before any budget could look at
+    them: the body is counted first and refused without being parsed."""
+    import tracemalloc
+
+    from gateway.observe import Caller
+    from gateway.transports import codec_class
+
+    app = codec_class(transport)(gateway).app
+    bomb = b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": {"v": [' + b"{}," * 300_000 + b"{}]}}"
+    assert len(bomb) < 1024 * 1024
+    tracemalloc.start()
+    try:
+        refused = app.decode(bomb, Caller(transport), {})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024, peak  # the pass over the text, not 300,000 dicts
+    body = refused if isinstance(refused, bytes) else refused.body
+    assert b"invalid_argument" in body or b"at most" in body
