@@ -1,4 +1,4 @@
-"""NetOps Gateway: networking operations (DNS, MX, TLS, HTTP, TCP) over five RPC transports.
+"""NetOps Gateway: networking operations (DNS, MX, TLS, HTTP, TCP) over seven RPC transports.
 
 The service layer (registry, core, operations) has no RPC code; the
 transports in :mod:`gateway.transports` are thin adapters over :class:`Gateway`.

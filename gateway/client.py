@@ -1,4 +1,4 @@
-"""One Python client for all five transports: ``connect("jsonrpc://127.0.0.1:7002")``.
+"""One Python client for every transport: ``connect("jsonrpc://127.0.0.1:7002")``.
 
 >>> from gateway.client import connect
 >>> with connect("thrift://127.0.0.1:7004") as c:
@@ -674,7 +674,7 @@ class NetOpsClient:
 def connect(
     url: str, *, timeout: float = 30.0, token: str | None = None, tls: ssl.SSLContext | None = None
 ) -> NetOpsClient:
-    """Open a client: ``xmlrpc://``, ``jsonrpc://``, ``pyro://``, ``thrift://`` or ``rpyc://`` + ``host[:port]``."""
+    """Open a client: ``<transport>://host[:port]``, for any transport (``jsonrpc``, ``grpc``, ``mcp``, …)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:

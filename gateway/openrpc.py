@@ -85,7 +85,7 @@ def openrpc_document(gateway: Gateway, style: Style, caller: Caller = NO_CALLER)
         "info": {
             "title": "NetOps Gateway",
             "version": __version__,
-            "description": "Networking operations (DNS, MX, TLS, HTTP, TCP) over five RPC transports.",
+            "description": "Networking operations (DNS, MX, TLS, HTTP, TCP) over seven RPC transports.",
         },
         "methods": methods,
         "components": {"schemas": structs},

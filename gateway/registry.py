@@ -5,7 +5,7 @@ An operation is a plain function whose first parameter receives the call's
 return annotation (a ``TypedDict``) and the docstring are the single source of
 every name, type and help text that dispatch, introspection, multicall and the
 Thrift IDL expose.  Annotations are restricted to the types that travel
-identically over all five transports:
+identically over every transport:
 
 =========================  ============  ==========================
 Python annotation          schema kind   XML-RPC type name

@@ -8,7 +8,7 @@ Workloads (``--workloads``, all by default):
 - ``payload``: a small result against a ``fetch_url`` of a 256 KiB local page;
 - ``network``: 100 ``mx_lookup`` calls against a DNS server that answers after 50 ms,
   sequentially, from C clients, and as one multicall;
-- ``load``: 200 connections spread over the five transports at once;
+- ``load``: 200 connections spread over every transport at once;
 - ``idle``: 10,000 idle connections (2,000 a transport) held by another process: the gateway's threads
   and RSS, and the p50 of a call on each transport against its p50 with no idle connection;
 - ``workers``: throughput with ``--workers 2`` against one process;
@@ -437,7 +437,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls for latency (default 2000)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client processes (default 8)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of each throughput run (default 5)")
-    parser.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated (default all five)")
+    parser.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated (default: all)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated: {', '.join(WORKLOADS)}")
     parser.add_argument(
         "--profile",
