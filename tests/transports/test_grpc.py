@@ -275,3 +275,21 @@ def test_connections_over_the_cap_are_closed(transport_settings):
         for sock in socks:
             sock.close()
         running.stop()
+
+
+def test_a_ping_flood_is_sent_away(running):
+    """A client pinging far more often than the server allows gets GOAWAY (too_many_pings): its connection
+    closes, as gRPC's core does for the keep-alive limits the gateway sets."""
+    options = [
+        ("grpc.keepalive_time_ms", 200),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+    states: list[str] = []
+    with grpc.insecure_channel(f"127.0.0.1:{running.port('grpc')}", options) as channel:
+        channel.subscribe(lambda state: states.append(state.name), try_to_connect=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not ("READY" in states and states[-1] != "READY"):
+            time.sleep(0.1)
+    ready = states.index("READY")
+    assert states[ready + 1 :], f"the flooding connection was never closed: {states}"
