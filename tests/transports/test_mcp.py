@@ -278,7 +278,7 @@ def test_stateless_requests_are_checked_in_the_specifications_order(raw, case, s
         assert got[2]["error"]["data"] == {"supported": list(MODERN), "requested": "2099-01-01"}
 
 
-@pytest.mark.parametrize("transport", ["jsonrpc", "thrift", "rpyc", "mcp"])
+@pytest.mark.parametrize("transport", ["jsonrpc", "thrift", "rpyc", "mcp", "grpc"])
 def test_netops_mcp_on_stdio_forwards_to_a_gateway(running, transport):
     """An agent's command setting: `netops mcp --url <any transport>` through the SDK's stdio client."""
     from mcp import StdioServerParameters
