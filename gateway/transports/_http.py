@@ -68,8 +68,9 @@ class App(ABC):
         """Parse a request body: what :meth:`answer` takes, or the reply (bytes) to a body that is refused."""
 
     @abstractmethod
-    def answer(self, decoded: Any, caller: Caller) -> bytes | Reply | None:
-        """Answer a decoded request (or pass on the reply :meth:`decode` made); None: no body (HTTP 204)."""
+    def answer(self, decoded: Any, caller: Caller) -> bytes | list[bytes] | Reply | None:
+        """Answer a decoded request (or pass on the reply :meth:`decode` made): the body, or its parts in
+        order (a large one is not joined); None: no body (HTTP 204)."""
 
     @abstractmethod
     def instant(self, decoded: Any) -> bool:
@@ -96,9 +97,11 @@ def response(status: int, body: bytes, content_type: str, headers: tuple = (), c
 
 
 def response_parts(
-    status: int, body: bytes, content_type: str, headers: tuple = (), close: bool = False
+    status: int, body: bytes | list[bytes], content_type: str, headers: tuple = (), close: bool = False
 ) -> bytes | list[bytes]:
-    """A response as head and body, when the body is large enough that joining them would cost a copy."""
+    """A response as head and body (or the body's parts), when joining them would cost a large copy."""
+    if isinstance(body, list):
+        return [_head(status, sum(map(len, body)), content_type, headers, close), *body]
     head = _head(status, len(body), content_type, headers, close)
     return [head, body] if len(body) > JOIN_BYTES else head + body
 

@@ -79,6 +79,31 @@ def loads(body: bytes) -> tuple[tuple[Any, ...], str]:
     return unmarshaller.close(), name
 
 
+PART_CHARS = 64 * 1024  # a string this long is encoded on its own: joining it to the markup would copy it
+
+
+def _response(result: Any) -> list[bytes]:
+    """A methodResponse, as ``xmlrpc.client.dumps`` writes it, in parts: the markup joined, each long string
+    encoded alone (dumps joins the whole answer into one str twice, then it is encoded: three copies of a
+    10 MiB body; here the one encoded copy)."""
+    fragments: list[str] = ["<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n"]
+    marshaller = xmlrpc.client.Marshaller("utf-8", allow_none=False)
+    marshaller._Marshaller__dump(result, fragments.append)  # type: ignore[attr-defined]  # the stdlib's own
+    fragments.append("</param>\n</params>\n</methodResponse>\n")
+    parts: list[bytes] = []
+    markup: list[str] = []
+    for fragment in fragments:
+        if len(fragment) <= PART_CHARS:
+            markup.append(fragment)
+            continue
+        if markup:
+            parts.append("".join(markup).encode())
+            markup = []
+        parts.append(fragment.encode())
+    parts.append("".join(markup).encode())
+    return parts
+
+
 def fault(error: GatewayError, number: int | None = None) -> bytes:
     """A methodResponse carrying a fault."""
     return xmlrpc.client.dumps(xmlrpc.client.Fault(number or error.number, str(error)), methodresponse=True).encode()
@@ -104,7 +129,7 @@ class _XMLRPCApp(App):
     def instant(self, decoded: Any) -> bool:
         return type(decoded) is tuple and self.gateway.instant(decoded[1])
 
-    def answer(self, decoded: Any, caller: Caller) -> bytes:
+    def answer(self, decoded: Any, caller: Caller) -> bytes | list[bytes]:
         if type(decoded) is bytes:
             return decoded
         params, name = decoded
@@ -112,7 +137,7 @@ class _XMLRPCApp(App):
             result = guarded(
                 lambda: self.gateway.call(name, params, style=DOTTED, caller=caller), f"xmlrpc {name[:50]}"
             )
-            return xmlrpc.client.dumps((result,), methodresponse=True, encoding="utf-8").encode()
+            return _response(result)
         except GatewayError as exc:
             return fault(exc)
         except Exception as exc:  # encoding the result failed: a bug, not the caller's fault

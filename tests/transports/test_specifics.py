@@ -383,3 +383,18 @@ def test_rpyc_json_entry_takes_and_gives_json_text(running):
             assert_no_leak(str(caught.value).split("\n\n", 1)[0])
     finally:
         conn.close()
+
+
+def test_xmlrpc_answers_in_parts_are_the_stdlib_bytes():
+    """XML-RPC answers are written in parts (a long string encoded alone, not joined): the bytes on the
+    wire are exactly xmlrpc.client.dumps's."""
+    import xmlrpc.client
+
+    from gateway.transports.xmlrpc import _response
+
+    for value in (
+        "plain", ["a", 1, 2.5, True], {"h": {"k": "v"}, "e": [], "s": ""},
+        {"body": "x" * 100_000, "escaped": "<&>" * 30_000, "text": "é" * 70_000, "n": 3},
+    ):  # fmt: skip
+        expected = xmlrpc.client.dumps((value,), methodresponse=True, encoding="utf-8").encode()
+        assert b"".join(_response(value)) == expected
