@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_DEPTH", "MAX_ITEMS", "PARSE_ITEMS", "literal_items", "nested_within", "within_budget"]
+__all__ = [
+    "MAX_DEPTH", "MAX_ITEMS", "PARSE_ITEMS", "json_within_budget", "literal_items", "nested_within", "within_budget"
+]  # fmt: skip
 
 MAX_ITEMS = 10_000  # values in one request: a full multicall (max_batch elements of a few values) fits
 # What a JSON body may claim before it is parsed at all: json's C parser is fast, so the exact budget is
@@ -48,6 +50,16 @@ def nested_within(value: object, depth: int = MAX_DEPTH, items: int = MAX_ITEMS)
                 return False
             stack.extend((child, level + 1) for child in children)
     return True
+
+
+def json_within_budget(text: bytes, limit: int = PARSE_ITEMS) -> bool:
+    """True when a JSON text claims at most ``limit`` values by its separators (``,`` and ``:`` outside
+    strings). Brackets are not counted: nesting alone builds nothing big, and json stops a deep one itself
+    (a parse error, as JSON-RPC expects)."""
+    if len(text) <= _SMALL:
+        return True
+    bare = _STRINGS.sub(b"''", text)
+    return bare.count(b",") + bare.count(b":") < limit
 
 
 def within_budget(text: bytes, limit: int = MAX_ITEMS) -> bool:

@@ -26,7 +26,7 @@ from jsonrpcserver.sentinels import NOCONTEXT
 
 from gateway.core import DOTTED, Gateway
 from gateway.errors import INVALID_ARGUMENT, INVALID_REQUEST, PARSE_ERROR, GatewayError
-from gateway.net.budget import MAX_DEPTH, MAX_ITEMS, PARSE_ITEMS, nested_within, within_budget
+from gateway.net.budget import MAX_DEPTH, MAX_ITEMS, json_within_budget, nested_within
 from gateway.observe import Caller
 from gateway.transports._http import App, HTTPCodec
 from gateway.transports.base import dump_json, guarded, load_json
@@ -104,7 +104,7 @@ class _JSONRPCApp(App):
     transport = "jsonrpc"
 
     def decode(self, body: bytes, caller: Caller, headers: Mapping[str, str]) -> Any:
-        if not within_budget(body, PARSE_ITEMS):
+        if not json_within_budget(body):
             self.gateway.refused(caller, "decode_limit")
             return dump_json(error_object(GatewayError(INVALID_ARGUMENT, _TOO_MANY)))
         try:

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 from gateway import __version__
 from gateway.core import UNDERSCORE, Gateway, fault
 from gateway.errors import INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
-from gateway.net.budget import MAX_DEPTH, MAX_ITEMS, PARSE_ITEMS, nested_within, within_budget
+from gateway.net.budget import MAX_DEPTH, MAX_ITEMS, json_within_budget, nested_within
 from gateway.net.session import Link
 from gateway.observe import Caller
 from gateway.openrpc import json_schema
@@ -424,7 +424,7 @@ class _MCPApp(App):
 
     def decode(self, body: bytes, caller: Caller, headers: Mapping[str, str]) -> Any:
         too_much = f"a request holds at most {MAX_ITEMS} values, nested at most {MAX_DEPTH} deep"
-        if not within_budget(body, PARSE_ITEMS):  # counted before anything is built
+        if not json_within_budget(body):  # counted before anything is built
             self.gateway.refused(caller, "decode_limit")
             return Reply(400, dump_json(_error(INVALID_REQUEST, too_much, code=INVALID_ARGUMENT)))
         try:
