@@ -562,21 +562,15 @@ def _grpc_credentials(tls: ssl.SSLContext) -> Any:
 
 def _grpc_call(item: Mapping[str, Any]) -> dict[str, Any]:
     """A multicall element {methodName, params} as the typed Call message's fields."""
-    from gateway.proto import default_pool
+    from gateway.proto import default_pool, rpc_name
 
     name, params = item["methodName"], item.get("params", [])
     pool, _ = default_pool()
     try:
-        fields = [f.name for f in pool.FindMessageTypeByName(f"netops.v1.{_rpc(name)}Request").fields]
+        fields = [f.name for f in pool.FindMessageTypeByName(f"netops.v1.{rpc_name(name)}Request").fields]
     except KeyError:
         raise GatewayError("method_not_found", f"no method named {name!r}") from None
     return {name: dict(params) if isinstance(params, Mapping) else dict(zip(fields, params, strict=False))}
-
-
-def _rpc(name: str) -> str:
-    from gateway.proto import rpc_name
-
-    return rpc_name(name)
 
 
 def _grpc_outcome(outcome: Mapping[str, Any]) -> Any:

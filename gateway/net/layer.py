@@ -23,7 +23,7 @@ import threading
 from typing import Any
 
 from gateway.core import Gateway
-from gateway.net.session import MAX_TOKEN_LINE, TOKEN_PREFIX, Codec, Link, Refuse, ServingCodec, Session
+from gateway.net.session import MAX_TOKEN_LINE, TOKEN_PREFIX, Codec, Link, Refuse, ServingCodec, Session, TransportCodec
 from gateway.net.workers import Workers
 from gateway.observe import Caller
 
@@ -44,7 +44,7 @@ WRITE_CHUNK = 256 * 1024
 class Listener:
     """One transport's listening socket and the codec that speaks its protocol."""
 
-    def __init__(self, codec: Codec, host: str, port: int) -> None:
+    def __init__(self, codec: TransportCodec, host: str, port: int) -> None:
         self.codec = codec
         self.name = codec.name
         self.host = host
@@ -307,7 +307,9 @@ class _Connection(asyncio.Protocol):
         self.caller = gateway.identify(self.caller, token)
         local = self.transport.get_extra_info("sockname") or ("127.0.0.1", 0)
         link = Link(gateway, self.caller, self.send, self.close_soon, self.layer.tls is not None, str(local[0]))
-        self.session = self.listener.codec.session(link)
+        codec = self.listener.codec
+        assert isinstance(codec, Codec), "the layer accepts connections only for its own codecs"
+        self.session = codec.session(link)
         self._arm(self.layer.idle_timeout)
 
     def _lost(self) -> None:

@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     from gateway.config import Settings
     from gateway.core import Gateway, Style
 
-__all__ = ["INSTANT_BYTES", "TOKEN_PREFIX", "Codec", "Link", "Refuse", "ServingCodec", "Session", "token_line"]
+__all__ = [
+    "INSTANT_BYTES", "TOKEN_PREFIX", "Codec", "Link", "Refuse", "ServingCodec", "Session", "TransportCodec",
+    "token_line",
+]  # fmt: skip
 
 # RPyC and Thrift have no header for a credential: a client may send this line before its first message.
 # Neither protocol can begin with these bytes (an RPyC frame would claim 1.3 GB, a Thrift message starts
@@ -98,8 +101,8 @@ class Session(ABC):
         return None
 
 
-class Codec(ABC):
-    """A transport as the connection layer sees it: shared state, and a :class:`Session` per connection.
+class TransportCodec(ABC):
+    """What every transport is, whoever accepts its connections: its name, how it is reached, shared state.
 
     ``token_line`` (RPyC, Thrift) makes the layer read an optional
     ``NETOPS-TOKEN`` line and identify the caller by it before the session
@@ -114,10 +117,6 @@ class Codec(ABC):
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-
-    @abstractmethod
-    def session(self, link: Link) -> Session:
-        """A new session for one connection."""
 
     @abstractmethod
     def endpoint(self, host: str, port: int, tls: bool) -> str:
@@ -141,13 +140,17 @@ class Codec(ABC):
         return None
 
 
-class ServingCodec(Codec):
+class Codec(TransportCodec):
+    """A transport on the connection layer: the layer accepts its connections, a :class:`Session` each."""
+
+    @abstractmethod
+    def session(self, link: Link) -> Session:
+        """A new session for one connection."""
+
+
+class ServingCodec(TransportCodec):
     """A transport whose library owns its connections (gRPC's core owns HTTP/2): it binds, serves and caps
     them itself, configured from the same settings; the layer only starts, watches and stops it."""
-
-    def session(self, link: Link) -> Session:
-        """Never called: the library accepts its own connections."""
-        raise NotImplementedError
 
     @abstractmethod
     def bind(self, host: str, port: int, reuse_port: bool) -> int:

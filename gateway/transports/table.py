@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from gateway.net.session import Codec
+    from gateway.net.session import TransportCodec
 
 __all__ = ["TABLE", "TRANSPORTS", "TransportRow", "client_class", "codec_class", "row"]
 
@@ -63,7 +63,7 @@ def _load(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def codec_class(name: str) -> type[Codec]:
+def codec_class(name: str) -> type[TransportCodec]:
     """Import and return the codec class of transport ``name``."""
     return _load(row(name).codec)  # type: ignore[no-any-return]
 
