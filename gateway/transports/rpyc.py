@@ -29,9 +29,10 @@ compressed flag, then a newline) with their size checked from the header,
 inflates a compressed one to ``max_request_bytes`` and no further, and hands
 complete frames to rpyc's ``Connection`` through :class:`_FrameChannel`.  A
 caller the gateway could serve nothing (tokens required, no accepted token
-line, introspection closed) may send only small, uncompressed frames, and the
-root answers every name with ``unauthenticated``: no argument of theirs is
-ever copied in.
+line, introspection closed) may send only small, uncompressed frames, which
+are never decoded: each request is answered ``unauthenticated`` from the
+sequence number at its fixed offset (``conn.root`` already fails), a close
+with None.
 """
 
 from __future__ import annotations
@@ -245,15 +246,11 @@ class NetOpsService(rpyc.Service):
         self._limit = gateway.services.settings.max_request_bytes
         self._names = frozenset(gateway.method_names(UNDERSCORE))
         self._caller = caller
-        self._refusal = gateway.refusal(caller)  # set: this caller can be served nothing
 
     def attribute(self, name: str) -> Any:
         """What the root answers for ``name``: an operation, the JSON entry, or a coded error."""
         if name in ("get_service_name", "get_service_aliases"):
             return getattr(self, name)
-        if self._refusal is not None:
-            self._gateway.refused(self._caller, "unauthenticated")
-            raise native_exception(self._refusal)
         if name in self._names:
             # A plain function: RPyC knows its class without asking (a class of our own would cost a
             # round trip on every lookup), and it holds nothing but the name and this connection's service.
@@ -341,7 +338,10 @@ def root_class(gateway: Gateway) -> type:
 _FRAME = struct.Struct("!LB")  # rpyc's frame header: payload length, compressed flag; a newline ends the frame
 _FLUSHER = b"\n"
 _COMPRESS_OVER = 3000  # rpyc compresses payloads larger than this (rpyc.core.channel.Channel)
-UNAUTHENTICATED_FRAME = 4096  # what a caller without an accepted token may send in one frame: an attribute name
+UNAUTHENTICATED_FRAME = 4096  # what a caller without an accepted token may send in one frame (never decoded)
+_TUP2 = 0x11  # brine's tag of a pair
+_INT_TEXT = 0x16  # brine's tag of an int as decimal text (a one-byte length first)
+_IMM_INTS = range(0x20, 0xF0)  # brine's one-byte ints: the value plus 0x50
 
 
 class _FrameChannel:
@@ -419,6 +419,32 @@ def _by_value_box(box: Any) -> bool:
     return label == consts.LABEL_TUPLE and type(value) is tuple and all(_by_value_box(item) for item in value)
 
 
+def _request_header(frame: bytes) -> tuple[int, int] | None:
+    """The sequence number and handler of a request frame, read at their fixed offsets; None for anything
+    else. A refused caller's frame is read this far and no further: its arguments are never decoded."""
+    if len(frame) < 5 or frame[0] != consts.MSG_REQUEST or frame[1] != _TUP2:
+        return None  # a request is (seq, (handler, args)) after its message byte
+    if frame[2] in _IMM_INTS:
+        seq, at = frame[2] - 0x50, 3
+    elif frame[2] == _INT_TEXT and 0 < frame[3] <= 20 and frame[4 : 4 + frame[3]].isdigit():
+        seq, at = int(frame[4 : 4 + frame[3]]), 4 + frame[3]
+    else:
+        return None
+    if frame[at : at + 1] != bytes([_TUP2]) or len(frame) <= at + 1 or frame[at + 1] not in _IMM_INTS:
+        return None
+    return seq, frame[at + 1] - 0x50
+
+
+class _Refused:
+    """A request of a caller the gateway serves nothing: answered from its header alone."""
+
+    __slots__ = ("handler", "seq")
+
+    def __init__(self, seq: int, handler: int) -> None:
+        self.seq = seq
+        self.handler = handler
+
+
 class _Instant:
     """A request frame, decoded, that is answered on the loop thread."""
 
@@ -465,6 +491,8 @@ class RPyCSession(Session):
             frame = bytes(self.buffer[_FRAME.size : end - len(_FLUSHER)])
             del self.buffer[:end]
             frames.append(self._inflate(frame) if compressed else frame)
+        if self.refused:
+            return [self._refused_request(frame) for frame in frames]
         requests: list[Any] = []
         with self.channel.ready:
             for frame in frames:
@@ -480,11 +508,17 @@ class RPyCSession(Session):
             self.channel.ready.notify_all()
         return requests
 
+    def _refused_request(self, frame: bytes) -> _Refused:
+        header = _request_header(frame)
+        if header is None:
+            raise Refuse("unauthenticated")  # not a request rpyc would send first: nothing to answer
+        return _Refused(*header)
+
     def _instant_request(self, frame: bytes) -> _Instant | None:
         """A request rpyc can answer without waiting on anything: a look-up, a release, a read of a view, or
         a call of an instant operation, with every argument by value (a reference into the client would
         make rpyc ask the client about it). None for anything else, which goes to a worker."""
-        if self.refused or len(frame) > INSTANT_BYTES or frame[:1] != _REQUEST:
+        if len(frame) > INSTANT_BYTES or frame[:1] != _REQUEST:
             return None
         try:
             seq, raw = brine.load(frame[1:])
@@ -526,9 +560,12 @@ class RPyCSession(Session):
         """Whether ``request`` is a frame :meth:`receive` found could be answered on the loop."""
         return request is not None
 
-    def handle(self, request: _Instant | None) -> None:
-        """Answer an instant request, or serve frames until none is waiting (a callback's reply is read
-        here too)."""
+    def handle(self, request: _Instant | _Refused | None) -> None:
+        """Answer an instant or refused request, or serve frames until none is waiting (a callback's reply
+        is read here too)."""
+        if isinstance(request, _Refused):
+            self._refuse(request)
+            return None
         if request is not None:
             self.conn._dispatch_request(request.seq, request.raw)  # rpyc replies through the channel
             return None
@@ -549,6 +586,20 @@ class RPyCSession(Session):
         if closed:
             self._release()
         return None
+
+    def _refuse(self, request: _Refused) -> None:
+        """Answer a refused caller's request with its coded error; its close with None, and close."""
+        conn = self.conn
+        if request.handler == consts.HANDLE_CLOSE:  # a stock client's close() waits for this answer
+            conn._send(consts.MSG_REPLY, request.seq, conn._box(None))
+            self.close_after = True
+            return
+        gateway, caller = self.link.gateway, self.link.caller
+        refusal = gateway.refusal(caller)
+        assert refusal is not None
+        gateway.refused(caller, "unauthenticated")
+        error = native_exception(refusal)
+        conn._send(consts.MSG_EXCEPTION, request.seq, conn._box_exc(type(error), error, None))
 
     def connection_lost(self) -> None:
         """Wake a worker waiting for this client; release the connection unless a worker still drives it."""

@@ -160,6 +160,35 @@ def test_a_megabyte_before_authentication_costs_nothing(locked):
     still_serves(locked, TOKEN)
 
 
+def rpyc_frame(payload: bytes) -> bytes:
+    return struct.pack("!LB", len(payload), 0) + payload + b"\n"
+
+
+def test_rpyc_frames_of_a_refused_caller_are_never_decoded(locked):
+    """Without an accepted token, a request is answered from its sequence number alone: its arguments here are
+    bytes brine cannot read at all, and the answer is still the coded error; a stock client fails at
+    ``conn.root`` and closes cleanly."""
+    from rpyc.core import brine, consts
+
+    header = bytes([consts.MSG_REQUEST]) + brine.dump((300, (consts.HANDLE_GETATTR, ())))[:-1]  # up to the args
+    with socket.create_connection(("127.0.0.1", locked.port("rpyc"))) as sock:
+        sock.sendall(rpyc_frame(header + b"\xff" * 1000))
+        sock.settimeout(5)
+        reply = b""
+        while len(reply) < 5 or len(reply) < 6 + struct.unpack("!L", reply[:4])[0]:
+            reply += sock.recv(65536)
+        message, (seq, ((_, kind), args, *_)) = reply[5], brine.load(reply[6:-1])
+        assert (message, seq, kind) == (consts.MSG_EXCEPTION, 300, "PermissionError")
+        assert args[0].startswith("unauthenticated")
+        sock.sendall(rpyc_frame(b"\x02" + brine.dump((1, None))))  # not a request: the connection ends
+        assert closed_within(sock, 5)
+    conn = rpyc.connect("127.0.0.1", locked.port("rpyc"), config={"sync_request_timeout": 10})
+    with pytest.raises(PermissionError, match=r"^unauthenticated"):
+        _ = conn.root
+    conn.close()
+    still_serves(locked, TOKEN)
+
+
 def test_a_megabyte_argument_after_authentication_is_refused_within_budget(server):
     before = status(server.proc.pid)
     stock_rpyc_resolve(server, [0] * 300_000, ValueError, "invalid_argument")
