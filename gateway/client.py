@@ -470,8 +470,14 @@ class _GRPC(_Backend):
 
         super().__init__(*args, **kwargs)
         target = f"[{self.host}]:{self.port}" if ":" in self.host else self.where
-        # A receive window as large as a result may be, and no probing pings: a call is one round trip.
-        options = [("grpc.http2.lookahead_bytes", 16 * 1024 * 1024), ("grpc.http2.bdp_probe", 0)]
+        # A receive window as large as a result may be, and no probing pings: a call is one round trip. Any
+        # result the gateway sends is accepted (grpcio refuses a message over 4 MiB by default: a fetch_url
+        # body); the gateway bounds its answers itself (max_body_bytes, max_result_bytes).
+        options = [
+            ("grpc.http2.lookahead_bytes", 16 * 1024 * 1024),
+            ("grpc.http2.bdp_probe", 0),
+            ("grpc.max_receive_message_length", -1),
+        ]
         if self.tls is not None:
             self.channel = grpc.secure_channel(target, _grpc_credentials(self.tls), options)
         else:
