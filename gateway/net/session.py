@@ -58,7 +58,7 @@ class Link:
         self,
         gateway: Gateway,
         caller: Caller,
-        send: Callable[[bytes], None],
+        send: Callable[[bytes | list[bytes]], None],
         close: Callable[[], None],
         tls: bool,
         local: str = "127.0.0.1",
@@ -66,7 +66,7 @@ class Link:
         self.gateway = gateway
         self.caller = caller
         self.settings: Settings = gateway.services.settings
-        self.send = send  # thread-safe: queue bytes for the client
+        self.send = send  # thread-safe: queue bytes (or their parts, in order) for the client
         self.close = close  # thread-safe: close once what is queued is written
         self.tls = tls
         self.local = local  # the gateway's own address on this connection (never what the client claims)
