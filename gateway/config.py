@@ -193,7 +193,7 @@ class Settings:
     timeout: float = _setting(10.0, _positive(float), "seconds one operation may take in all")
     # 10 MiB: the most a caller may ask fetch_url to return; every transport carries it.
     max_body_bytes: int = _setting(10 * MiB, _positive(int), "largest max_bytes a caller may ask of fetch_url")
-    # 128 MiB of bodies, with the copies encoding makes (up to ~5), stays well inside the 1 GiB MemoryMax
+    # 128 MiB of bodies, each held at most twice while it is encoded and written, stays well inside the 1 GiB MemoryMax
     # of deploy/netops-gateway.service.
     max_result_bytes: int = _setting(
         128 * MiB, _non_negative(int), "bytes of fetch_url bodies held at once across callers (0: no budget)"

@@ -27,6 +27,7 @@ import re
 import socket
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import Pyro5.api
@@ -43,6 +44,7 @@ from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.transports.base import guarded
 from gateway.transports.exceptions import is_native, native_exception
+from gateway.transports.long_strings import CHUNK, LongStrings
 
 __all__ = ["PyroCodec"]
 
@@ -61,6 +63,7 @@ TLS_LINE = "Pyro5.config.SSL = True  # trusts the system store, or SSL_CERT_FILE
 def configure_pyro(max_response_bytes: int) -> None:
     """Pyro5's process-wide settings for a server of this gateway."""
     Pyro5.api.config.SERIALIZER = "serpent"
+    Pyro5.api.config.COMPRESSION = False  # (PYRO_COMPRESSION in the environment): replies are spliced as written
     # Pyro5 has one size limit for both directions; it is set for the largest response
     # (a fetch_url body in base64) and requests are held to the smaller cap in _Daemon.
     Pyro5.api.config.MAX_MESSAGE_SIZE = max_response_bytes
@@ -76,13 +79,16 @@ def _service_class(gateway: Gateway) -> type:
 
     def method(name: str) -> Any:
         def call(self: Any, /, *args: Any, **kwargs: Any) -> Any:  # a parameter may be called "self"
-            caller = getattr(Pyro5.api.current_context.client, "netops_caller", None) or Caller("pyro")
+            message = Pyro5.api.current_context.client
+            caller = getattr(message, "netops_caller", None) or Caller("pyro")
             try:
-                return guarded(
+                result = guarded(
                     lambda: gateway.call(name, args, kwargs, style=UNDERSCORE, caller=caller), f"pyro {name}"
                 )
             except GatewayError as exc:
                 raise native_exception(exc) from None
+            long = getattr(message, "long", None)
+            return result if long is None else long.take(result)  # put back by PyroSession.handle
 
         call.__name__ = name
         call.__doc__ = gateway.lookup(name, UNDERSCORE).summary
@@ -155,6 +161,7 @@ class _Message:
         self.offset = 0
         self.output: list[bytes] = []
         self.netops_caller = caller
+        self.long = LongStrings()  # long strings of the result, out of serpent's way
         self.sock = self  # the daemon asks its connection's socket for the peer's address
         self.pyroInstances: dict[Any, Any] = {}
 
@@ -236,8 +243,8 @@ class PyroSession(Session):
         call = _CALL_START.match(data, _HEADER.size + annotations)
         return call is not None and call[1].decode() in self.instant_ops
 
-    def handle(self, data: bytes) -> bytes | None:
-        """Answer one message on a worker."""
+    def handle(self, data: bytes) -> bytes | list[bytes] | None:
+        """Answer one message on a worker (in parts when its result has long strings)."""
         if not self.connected:
             message = _Message(data, self.link.caller)
             self.connected = self.daemon._handshake(message)
@@ -261,7 +268,11 @@ class PyroSession(Session):
             data = _HEADER.pack(*fields) + data[_HEADER.size :]
         message = _Message(data, self.link.caller)
         self.daemon.handleRequest(message)
-        return None if oneway else b"".join(message.output)
+        if oneway:
+            return None
+        if message.long.strings:
+            return _spliced(b"".join(message.output), message.long)
+        return b"".join(message.output)
 
     def _refuse(self, fields: list[Any], reason: str, message: str, code: str) -> bytes | None:
         """Answer a request that is over a bound (nothing of it decoded) with ``code``, then close."""
@@ -288,6 +299,27 @@ class PyroSession(Session):
         fields[4] &= ~Pyro5.protocol.FLAGS_COMPRESSED
         fields[6] = len(plain)
         return _HEADER.pack(*fields) + data[_HEADER.size : _HEADER.size + annotations] + plain
+
+
+def _spliced(reply: bytes, long: LongStrings) -> list[bytes]:
+    """A reply with its long strings put back where serpent wrote their markers, its header's size mended."""
+    parts = list(long.splice(reply, b"'", b"'", _serpent_string))
+    fields = list(_HEADER.unpack_from(parts[0]))
+    fields[6] += sum(map(len, parts)) - len(reply)  # the payload's size
+    return [_HEADER.pack(*fields) + parts[0][_HEADER.size :], *parts[1:]]
+
+
+def _serpent_string(text: str) -> Iterator[bytes]:
+    """``repr(text)`` as serpent writes it, in UTF-8, a chunk at a time."""
+    quote = '"' if "'" in text and '"' not in text else "'"  # repr's own choice for the whole string
+    yield quote.encode()
+    for at in range(0, len(text), CHUNK):
+        literal = repr(text[at : at + CHUNK])
+        inner = literal[1:-1]
+        if literal[0] != quote:  # this piece alone holds ' and no ": repr quoted it with " and left ' bare
+            inner = inner.replace("'", "\\'")
+        yield inner.encode()
+    yield quote.encode()
 
 
 _NOT_INSTANT = Pyro5.protocol.FLAGS_COMPRESSED | Pyro5.protocol.FLAGS_ONEWAY | Pyro5.protocol.FLAGS_BATCH

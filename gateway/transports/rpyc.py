@@ -45,6 +45,7 @@ import logging
 import struct
 import threading
 import zlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import rpyc
@@ -55,8 +56,9 @@ from gateway.errors import INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
 from gateway.net.budget import within_budget
 from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
 from gateway.observe import Caller
-from gateway.transports.base import guarded
+from gateway.transports.base import dump_json, guarded
 from gateway.transports.exceptions import EXCEPTIONS
+from gateway.transports.long_strings import MARKER_LENGTH, LongStrings, utf8
 
 __all__ = ["MappingView", "RPyCCodec", "SequenceView"]
 
@@ -299,7 +301,9 @@ class NetOpsService(rpyc.Service):
             if type(args) is not list or type(kwargs) is not dict:
                 raise GatewayError(INVALID_ARGUMENT, 'arguments must be {"args": [...], "kwargs": {...}}')
             call = lambda: self._gateway.call(name, args, kwargs, style=UNDERSCORE, caller=self._caller)  # noqa: E731
-            return json.dumps(guarded(call, f"rpyc {name}"), separators=(",", ":"))
+            # Encoded once, and the result released before the text is made: a 10 MiB body is held twice at
+            # most (json.dumps would escape it into a new str, then join that into another).
+            return dump_json(guarded(call, f"rpyc {name}")).decode()
         except GatewayError as exc:
             raise native_exception(exc) from None
 
@@ -383,7 +387,14 @@ class _FrameChannel:
         compressed = 0
         if len(data) > _COMPRESS_OVER:
             data, compressed = zlib.compress(data, 1), 1
-        self.link.send(_FRAME.pack(len(data), compressed) + data + _FLUSHER)
+        self.link.send([_FRAME.pack(len(data), compressed), data, _FLUSHER])
+
+    def send_parts(self, parts: Iterable[bytes]) -> None:
+        """Frame a large message given in parts, compressed a part at a time (no copy of it whole)."""
+        compressor = zlib.compressobj(1)
+        out = [chunk for part in parts if (chunk := compressor.compress(part))]
+        out.append(compressor.flush())
+        self.link.send([_FRAME.pack(sum(map(len, out)), 1), *out, _FLUSHER])
 
     def close(self) -> None:
         """Close the connection; a worker waiting in ``poll`` wakes up."""
@@ -417,6 +428,16 @@ def _by_value_box(box: Any) -> bool:
     if label in (consts.LABEL_VALUE, consts.LABEL_LOCAL_REF):
         return True
     return label == consts.LABEL_TUPLE and type(value) is tuple and all(_by_value_box(item) for item in value)
+
+
+_BRINE_MARKER = brine.TAG_UNICODE + brine.TAG_STR_L1 + bytes([MARKER_LENGTH])  # a marker's encoding, before its text
+
+
+def _brine_string(text: str) -> Iterator[bytes]:
+    """A long string as brine encodes it (the length of its UTF-8 in four bytes), a chunk at a time."""
+    size, data = utf8(text)
+    yield brine.TAG_UNICODE + brine.TAG_STR_L4 + brine.I4.pack(size)
+    yield from data
 
 
 def _request_header(frame: bytes) -> tuple[int, int] | None:
@@ -468,6 +489,7 @@ class RPyCSession(Session):
         self.draining = False
         service = self.service = NetOpsService(link.gateway, link.caller)
         self.conn = service._connect(self.channel, codec.config)
+        self._rpyc_send, self.conn._send = self.conn._send, self._send  # type: ignore[method-assign]
         self.root_class = codec.root_class
         self.instant_ops = codec.instant_ops
         root = codec.root_class()
@@ -507,6 +529,16 @@ class RPyCSession(Session):
                     requests.append(None)  # a worker drives rpyc until the channel is empty
             self.channel.ready.notify_all()
         return requests
+
+    def _send(self, msg: int, seq: int, args: Any) -> None:
+        """rpyc's ``Connection._send``, with long strings out of brine's way (see long_strings)."""
+        long = LongStrings()
+        taken = long.take(args)
+        if not long.strings:
+            self._rpyc_send(msg, seq, args)
+            return
+        data = bytes([msg]) + brine.dump((seq, taken))
+        self.channel.send_parts(long.splice(data, _BRINE_MARKER, b"", _brine_string))
 
     def _refused_request(self, frame: bytes) -> _Refused:
         header = _request_header(frame)
@@ -628,7 +660,12 @@ class RPyCCodec(Codec):
     def __init__(self, gateway: Gateway) -> None:
         super().__init__(gateway)
         settings = gateway.services.settings
-        self.config = {**PROTOCOL_CONFIG, "sync_request_timeout": settings.timeout + 5, "logger": _server_log}
+        self.config = {
+            **PROTOCOL_CONFIG,
+            "sync_request_timeout": settings.timeout + 5,
+            "logger": _server_log,
+            "bind_threads": False,  # (RPYC_BIND_THREADS in the environment): RPyCSession._send frames plainly
+        }
         self.root_class = root_class(gateway)
         self.instant_ops = self.instant_names(UNDERSCORE)
 

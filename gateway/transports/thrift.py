@@ -23,7 +23,7 @@ import functools
 import logging
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
@@ -38,6 +38,7 @@ from gateway.observe import Caller
 from gateway.registry import Operation, Schema
 from gateway.transports._thrift_scan import BinaryScanner, CompactScanner, ScanError
 from gateway.transports.base import guarded
+from gateway.transports.long_strings import MARKER_LENGTH, LongStrings, utf8
 
 __all__ = ["ThriftCodec"]
 
@@ -74,6 +75,30 @@ def _from_thrift(value: Any) -> Any:
     return value
 
 
+def string_length(size: int, compact: bool) -> bytes:
+    """A string's length prefix: a varint in the compact protocol, an i32 in the binary one."""
+    if not compact:
+        return _FRAME.pack(size)
+    out = bytearray()
+    while size > 0x7F:
+        out.append(size & 0x7F | 0x80)
+        size >>= 7
+    return bytes([*out, size])
+
+
+def string_parts(text: str, compact: bool) -> Iterator[bytes]:
+    """A string as the protocol encodes it: its length prefix, then its UTF-8 (a chunk at a time)."""
+    size, data = utf8(text)
+    yield string_length(size, compact)
+    yield from data
+
+
+def splice(reply: bytes, long: LongStrings, compact: bool) -> list[bytes]:
+    """An encoded reply with its long strings put back where their markers are."""
+    form = functools.partial(string_parts, compact=compact)
+    return list(long.splice(reply, string_length(MARKER_LENGTH, compact), b"", form))
+
+
 class _Handler:
     """One method per IDL function; every failure becomes ``NetOpsError``."""
 
@@ -99,7 +124,11 @@ class _Handler:
 
     def _operation(self, op: Operation, *args: Any) -> Any:
         kwargs = {p.name: _from_thrift(v) for p, v in zip(op.params, args, strict=True) if v is not None}
-        return self._guard(lambda: self.encode[op.name](self._call(op.name, (), kwargs)), op.name)
+        return self._guard(lambda: self._result(op.name, self._call(op.name, (), kwargs)), op.name)
+
+    def _result(self, name: str, result: Any) -> Any:
+        """The IDL struct of a result, its long strings left out of the encoding (see ThriftSession.handle)."""
+        return self.encode[name](_connection.long.take(result))
 
     def system_listMethods(self) -> list[str]:
         return self._guard(lambda: self._call("system_listMethods"), "listMethods")
@@ -136,7 +165,7 @@ class _Handler:
             if isinstance(result, Failed):
                 outcomes.append(self.module.Outcome(error=self._error(result.error)))
             else:
-                outcomes.append(self.module.Outcome(**{picked.name: self.encode[picked.name](result)}))
+                outcomes.append(self.module.Outcome(**{picked.name: self._result(picked.name, result)}))
         return outcomes
 
 
@@ -255,12 +284,13 @@ class ThriftSession(Session):
         data, name = message[0], message[1]
         return data is not None and not self.refused and len(data) <= INSTANT_BYTES and name in self.codec.instant_ops
 
-    def handle(self, message: tuple[Any, ...]) -> bytes:
-        """Decode one message, call, encode the answer."""
+    def handle(self, message: tuple[Any, ...]) -> bytes | list[bytes]:
+        """Decode one message, call, encode the answer (in parts when it has long strings)."""
         data, name, seqid = message[:3]
         out = TMemoryBuffer()
         oprot = self.codec.protocol(out)
         _connection.caller = self.link.caller
+        _connection.long = long = LongStrings()
         gateway = self.link.gateway
         if data is None:  # over the work budget: nothing of it was decoded
             self.close_after = True
@@ -283,6 +313,10 @@ class ThriftSession(Session):
                 self.close_after = True
                 return b""
         reply = out.getvalue()
+        _connection.long = None  # the strings go with the answer, not with the worker thread
+        if long.strings:
+            parts = splice(reply, long, self.codec.compact)
+            return [_FRAME.pack(sum(map(len, parts))), *parts] if self.codec.framed else parts
         return _FRAME.pack(len(reply)) + reply if self.codec.framed else reply
 
     def _error_reply(self, oprot: Any, name: str, seqid: int, error: GatewayError) -> None:

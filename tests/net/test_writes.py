@@ -1,13 +1,19 @@
 """Large answers are handed to the socket a chunk at a time as the client reads: in order, whole, and a
-client that reads slowly but steadily is not dropped as idle."""
+client that reads slowly but steadily is not dropped as idle; each costs the gateway at most twice its body."""
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
+from pathlib import Path
 
+from gateway.client import connect
 from gateway.server import Running
+from gateway.transports import TRANSPORTS
+from tests.net.test_attacks import start, status, url
+from tests.test_server import gateway_flags as gateway_flags  # the fixture, shared
 
 MiB = 1024 * 1024
 
@@ -59,3 +65,38 @@ def _read_response_from(prefix: bytes, reader) -> dict:
     )
     body += reader.read(length - len(body))
     return json.loads(body)
+
+
+def _reset_peak(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM starts again from VmRSS
+
+
+def test_a_large_result_costs_at_most_twice_its_body_on_every_transport(gateway_flags, http_server):
+    """Four concurrent 10 MiB fetch_url calls on each transport: the gateway's peak RSS over its RSS at rest,
+    per call in flight, is at most twice the body (issue 13); the body is text that does not compress."""
+    size, calls = 10 * MiB, 4
+    target = f"http://web.local.test:{http_server.port}/big?size={size}&noise=1"
+    with start(*gateway_flags, "--timeout", "30") as server:
+        pid = server.proc.pid
+        for name in TRANSPORTS:
+            with connect(url(server, name), timeout=60) as client:
+                client.methods()
+                rest = status(pid)["VmRSS"]
+                _reset_peak(pid)
+                failures: list[BaseException] = []
+
+                def fetch(name: str = name, failures: list[BaseException] = failures) -> None:
+                    try:
+                        with connect(url(server, name), timeout=60) as own:
+                            assert own.fetch_url(target, "GET", {}, size)["body_bytes"] == size
+                    except BaseException as exc:  # reported below, with the transport
+                        failures.append(exc)
+
+                threads = [threading.Thread(target=fetch) for _ in range(calls)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                assert failures == [], name
+                per_call = (status(pid)["VmHWM"] - rest) * 1024 / calls
+                assert per_call <= 2 * size, f"{name}: {per_call / MiB:.1f} MiB per call in flight"

@@ -6,9 +6,11 @@ timeout, so one silent client cannot stall the others.
 
 from __future__ import annotations
 
+import base64
 import codecs
 import gzip
 import json
+import random
 import socket
 import ssl
 import threading
@@ -19,6 +21,15 @@ from urllib.parse import parse_qs, urlsplit
 
 TEXT = "hello from the test server\n"
 BIG_SIZE = 2 * 1024 * 1024
+# Text every encoder has to work at: both quotes, backslashes, non-ASCII of two to four bytes, newlines.
+LONG_TEXT_LINE = 'It\'s "quoted" and back\\slashed: naïve café ✓ 日本語 𝄞\n'
+
+
+def long_text(chars: int) -> str:
+    """``chars`` characters of :data:`LONG_TEXT_LINE` repeated."""
+    return (LONG_TEXT_LINE * (chars // len(LONG_TEXT_LINE) + 1))[:chars]
+
+
 BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MiB of zeros in ~64 KB
 GZIP_TEXT = "compressed " * 1000
 
@@ -66,6 +77,9 @@ class Handler(BaseHTTPRequestHandler):
     def text(self, _: str, __: dict) -> None:
         self.send(200, TEXT.encode())
 
+    def long_text(self, _: str, query: dict) -> None:
+        self.send(200, long_text(int(query.get("size", BIG_SIZE))).encode())
+
     def json_route(self, _: str, __: dict) -> None:
         self.send(200, json.dumps({"ok": True, "items": [1, 2, 3]}).encode(), "application/json")
 
@@ -88,6 +102,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def big(self, _: str, query: dict) -> None:
         size = int(query.get("size", BIG_SIZE))
+        if query.get("noise"):  # text that does not compress (an RPyC frame is compressed on the way out)
+            self.send(200, base64.b64encode(random.Random(size).randbytes(size))[:size])
+            return
         self.send(200, (b"0123456789abcdef" * (size // 16 + 1))[:size])
 
     def gzip_route(self, _: str, __: dict) -> None:
@@ -180,6 +197,7 @@ ROUTES = [
     ("/redirect-to", Handler.redirect_to),
     ("/loop", Handler.loop),
     ("/big", Handler.big),
+    ("/long-text", Handler.long_text),
     ("/gzip", Handler.gzip_route),
     ("/deflate", Handler.deflate),
     ("/bomb", Handler.bomb),

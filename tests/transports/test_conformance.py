@@ -10,6 +10,7 @@ import pytest
 
 from gateway.registry import conforms
 from gateway.transports import TRANSPORTS, codec_class
+from tests.servers.http import long_text
 from tests.transports.clients import RemoteError, connect
 
 OPERATIONS = ["dns_query", "fetch_url", "mx_lookup", "resolve", "reverse_lookup", "tcp_connect", "tls_check"]
@@ -111,6 +112,14 @@ def test_named_arguments(client, http_server):
 def test_defaults_apply_when_arguments_are_left_out(client, http_server):
     result = client.call("fetch_url", f"http://web.local.test:{http_server.port}/big")
     assert result["body_bytes"] == 1024 * 1024 and result["truncated"] is True
+
+
+def test_a_long_text_body_arrives_exactly(client, http_server):
+    """Long strings are encoded apart from the rest of a result (gateway.transports.long_strings): quotes,
+    backslashes and non-ASCII across its chunk boundaries arrive as they were sent."""
+    chars = 700_000  # beyond two 256 KiB chunks
+    result = client.call("fetch_url", f"http://web.local.test:{http_server.port}/long-text?size={chars}")
+    assert result["body_encoding"] == "text" and result["body"] == long_text(chars)
 
 
 # -- errors on the wire ---------------------------------------------------------------------

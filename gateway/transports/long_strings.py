@@ -1,0 +1,87 @@
+"""Long strings of an answer kept out of the library's encoder, and put back as parts of its bytes.
+
+thriftpy2, serpent (Pyro5) and brine (RPyC) encode a result into one buffer:
+a 10 MiB ``fetch_url`` body is encoded, copied into the buffer, joined, and
+copied again with the message header, so one call in flight held three to
+four times its body.  Here each string over :data:`LONG` is first replaced by
+a short marker (a per-answer secret, so a server cannot forge one), the
+library encodes the small rest as usual, and the marker's bytes are then
+replaced by the string's own encoding as separate parts of the answer, which
+the connection layer writes one after the other.  The answer costs its body
+once more, as its encoded bytes, and its bytes on the wire are exactly the
+library's (each codec's test compares them).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+__all__ = ["CHUNK", "LONG", "MARKER_LENGTH", "LongStrings", "utf8"]
+
+CHUNK = 256 * 1024  # a long string is encoded this much at a time
+LONG = 64 * 1024  # shorter strings are left to the library: a part of their own would cost more than it saves
+
+
+class LongStrings:
+    """The long strings taken out of one answer, and the markers standing in for them."""
+
+    def __init__(self) -> None:
+        self.key = secrets.token_hex(8)
+        self.strings: list[str] = []
+
+    def take(self, value: Any) -> Any:
+        """``value`` with each long string replaced by a marker (dicts, lists and tuples are rebuilt; the rest
+        is returned as it is)."""
+        kind = type(value)
+        if kind is str:
+            if len(value) < LONG:
+                return value
+            self.strings.append(value)
+            return self.marker(len(self.strings) - 1)
+        if kind is dict:
+            return {k: self.take(v) for k, v in value.items()}
+        if kind is list or kind is tuple:
+            return kind(self.take(v) for v in value)
+        return value
+
+    def marker(self, index: int) -> str:
+        """The text standing in for string ``index``: plain ASCII that no encoder escapes, of fixed length."""
+        return f"netops-{self.key}-{index:06d}"
+
+    def splice(
+        self, encoded: bytes, before: bytes, after: bytes, form: Callable[[str], Iterable[bytes]]
+    ) -> Iterator[bytes]:
+        """The bytes of ``encoded``, in parts, with each marker as the codec encodes it (its text between
+        ``before`` and ``after``: a length prefix, quotes) replaced by ``form(string)``, produced lazily."""
+        found = []
+        for index, string in enumerate(self.strings):
+            text = before + self.marker(index).encode() + after
+            at = encoded.find(text)
+            if at < 0:
+                continue  # a value the codec does not encode (a key its struct does not declare)
+            if encoded.find(text, at + 1) >= 0:
+                raise ValueError("an answer's marker is repeated")
+            found.append((at, len(text), string))
+        done = 0
+        for at, size, string in sorted(found, key=lambda item: item[0]):
+            if at > done:
+                yield encoded[done:at]
+            yield from form(string)
+            done = at + size
+        if done < len(encoded):
+            yield encoded[done:]
+
+
+def utf8(text: str) -> tuple[int, Iterator[bytes]]:
+    """The length of ``text`` in UTF-8, and its UTF-8 a chunk at a time (never all of it at once)."""
+    size = len(text) if text.isascii() else sum(len(piece.encode()) for piece in _pieces(text))
+    return size, (piece.encode() for piece in _pieces(text))
+
+
+def _pieces(text: str) -> Iterator[str]:
+    return (text[at : at + CHUNK] for at in range(0, len(text), CHUNK))
+
+
+MARKER_LENGTH = len(LongStrings().marker(0))

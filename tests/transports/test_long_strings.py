@@ -1,0 +1,79 @@
+"""Long strings put back into an answer after the library encoded the rest: the bytes are exactly the library's.
+
+Each codec's own encoder is the reference: the result encoded whole by thriftpy2 (binary and compact), by
+Pyro5 with serpent, and by brine, against the same result with its long strings taken out and spliced back.
+"""
+
+from __future__ import annotations
+
+import pytest
+import serpent
+from Pyro5 import protocol
+from rpyc.core import brine, consts
+from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
+from thriftpy2.transport import TMemoryBuffer
+
+from gateway.idl import thrift_module
+from gateway.transports import pyro, rpyc, thrift
+from gateway.transports.long_strings import CHUNK, LONG, LongStrings
+from tests.servers.http import long_text
+
+TEXTS = {
+    "both quotes": long_text(2 * CHUNK + 1000),
+    "single quotes only": "it's " * (CHUNK // 2),  # repr quotes the whole with ", and so its pieces
+    "a piece with ' alone": "'" * CHUNK + '"' + "x" * CHUNK,  # the whole with ', its first piece with "
+    "control characters": "\x00\x1f\x7f\ud800" + "a\\b\r\n" * LONG,
+    "just long enough": "x" * LONG,
+}
+
+
+def result(body: str) -> dict:
+    return {"status": 200, "headers": {"content-type": "text/plain"}, "body": body, "tail": "short", "more": [body]}
+
+
+@pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
+@pytest.mark.parametrize("compact", [False, True], ids=["binary", "compact"])
+def test_thrift(text, compact):
+    text = text.replace("\ud800", "?")  # thriftpy2 cannot encode a lone surrogate at all
+    module = thrift_module()
+    protocol_class = TCompactProtocol if compact else TBinaryProtocol
+
+    def encode(value: dict) -> bytes:
+        fetched = module.FetchResult(headers=value["headers"], body=value["body"], body_encoding=value["tail"])
+        out = TMemoryBuffer()
+        module.NetOps.fetch_url_result(success=fetched).write(protocol_class(out))
+        return out.getvalue()
+
+    long = LongStrings()
+    spliced = thrift.splice(encode(long.take(result(text))), long, compact)
+    assert b"".join(spliced) == encode(result(text))
+    assert len(spliced) > 3  # the long string went as parts of its own
+
+
+@pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
+def test_pyro_serpent(text):
+    def message(value: dict) -> bytes:
+        return protocol.SendingMessage(protocol.MSG_RESULT, 0, 7, 1, serpent.dumps(value)).data
+
+    long = LongStrings()
+    spliced = pyro._spliced(message(long.take(result(text))), long)
+    assert b"".join(spliced) == message(result(text))
+    assert serpent.loads(b"".join(spliced)[protocol._header_size :]) == result(text)
+
+
+@pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
+def test_rpyc_brine(text):
+    text = text.replace("\ud800", "?")  # brine encodes str as UTF-8: a lone surrogate cannot be sent at all
+    boxed = (consts.LABEL_VALUE, (text, "short", text))
+    long = LongStrings()
+    spliced = long.splice(brine.dump((9, long.take(boxed))), rpyc._BRINE_MARKER, b"", rpyc._brine_string)
+    assert b"".join(spliced) == brine.dump((9, boxed))
+
+
+def test_a_forged_marker_is_not_spliced():
+    """A server cannot plant a marker: each answer's is a fresh secret, and a repeated one is refused."""
+    long = LongStrings()
+    taken = long.take({"a": "x" * LONG})
+    with pytest.raises(ValueError, match="repeated"):
+        list(long.splice(serpent.dumps([taken, taken]), b"'", b"'", pyro._serpent_string))
+    assert LongStrings().marker(0) != long.marker(0)
