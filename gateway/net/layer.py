@@ -523,8 +523,13 @@ class _Connection(asyncio.Protocol):
             self.loop.call_soon_threadsafe(self._write_all, data)
 
     def _write_all(self, data: bytes | list[bytes]) -> None:
-        for part in [data] if isinstance(data, bytes) else data:
-            self._write(part)
+        if isinstance(data, bytes):
+            self._write(data)
+        elif len(data) > 1 and sum(map(len, data)) <= WRITE_CHUNK:
+            self._write(b"".join(data))  # one send, one segment: small parts are cheaper joined
+        else:
+            for part in data:
+                self._write(part)
 
     def _write(self, data: bytes) -> None:
         if self.closed:

@@ -28,12 +28,22 @@ class LongStrings:
     """The long strings taken out of one answer, and the markers standing in for them."""
 
     def __init__(self) -> None:
-        self.key = secrets.token_hex(8)
         self.strings: list[str] = []
+        self._key = ""  # made with the first marker: most answers have no long string
+
+    @property
+    def key(self) -> str:
+        """This answer's secret, part of each of its markers."""
+        if not self._key:
+            self._key = secrets.token_hex(8)
+        return self._key
 
     def take(self, value: Any) -> Any:
-        """``value`` with each long string replaced by a marker (dicts, lists and tuples are rebuilt; the rest
-        is returned as it is)."""
+        """``value`` with each long string replaced by a marker (the dicts, lists and tuples holding one are
+        rebuilt); ``value`` itself when it holds none, as nearly every answer."""
+        return self._take(value) if _holds_long(value) else value
+
+    def _take(self, value: Any) -> Any:
         kind = type(value)
         if kind is str:
             if len(value) < LONG:
@@ -41,9 +51,9 @@ class LongStrings:
             self.strings.append(value)
             return self.marker(len(self.strings) - 1)
         if kind is dict:
-            return {k: self.take(v) for k, v in value.items()}
+            return {k: self._take(v) for k, v in value.items()}
         if kind is list or kind is tuple:
-            return kind(self.take(v) for v in value)
+            return kind(self._take(v) for v in value)
         return value
 
     def marker(self, index: int) -> str:
@@ -72,6 +82,17 @@ class LongStrings:
             done = at + size
         if done < len(encoded):
             yield encoded[done:]
+
+
+def _holds_long(value: Any) -> bool:
+    kind = type(value)
+    if kind is str:
+        return len(value) >= LONG
+    if kind is dict:
+        return any(_holds_long(v) for v in value.values())
+    if kind is list or kind is tuple:
+        return any(_holds_long(v) for v in value)
+    return False
 
 
 def utf8(text: str) -> tuple[int, Iterator[bytes]]:
