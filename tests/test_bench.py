@@ -74,6 +74,7 @@ SAMPLE = {
             "throughput": {"calls_per_s": 1000.0, "server_cpu_per_call_us": 40.0, "errors": 0},
             "bare_throughput": {"calls_per_s": 500.0, "server_cpu_per_call_us": 90.0, "errors": 0},
             "network": {"sequential_s": 10.0, "concurrent_s": 2.0, "multicall_s": 0.6, "multicall_errors": 0},
+            "memory": {"calls": 4, "body_mb": 10.0, "per_call_mb": 21.5, "errors": 0},
         }
     },
     "load": {"connections": 200, "calls": {"xmlrpc": 10}, "errors": {"xmlrpc": 0}, "seconds": 1.0,
@@ -88,6 +89,10 @@ def test_targets_say_which_are_met_and_by_how_much():
     assert found["xmlrpc: throughput >= bare"] == (True, "2.00x (1000 vs 500 calls/s)")
     assert found["xmlrpc: multicall of 100 slow mx_lookups < 0.35 s"] == (False, "0.60 s")
     assert found["resident memory at rest < 80 MB"][0] is True
+    assert found["xmlrpc: peak RSS per concurrent 10 MiB fetch_url <= 20 MiB"] == (
+        False,
+        "21.5 MiB per call in flight (4 at once, 0 errors)",
+    )
     assert found["200 concurrent connections: no errors, every transport answers"][0] is True
 
 

@@ -6,6 +6,8 @@ Workloads (``--workloads``, all by default):
 - ``throughput``: C client processes, each with its own connection, for D seconds;
 - ``batch``: 100 calls as one multicall against 100 single calls;
 - ``payload``: a small result against a ``fetch_url`` of a 256 KiB local page;
+- ``memory``: four concurrent ``fetch_url`` calls of a 10 MiB page: the gateway's peak RSS over its RSS at
+  rest, per call in flight;
 - ``network``: 100 ``mx_lookup`` calls against a DNS server that answers after 50 ms,
   sequentially, from C clients, and as one multicall;
 - ``load``: 200 connections spread over every transport at once;
@@ -52,7 +54,7 @@ from gateway.bench.engine import (
     start_gateway,
     throughput,
 )
-from gateway.bench.fixtures import SlowDNS, WebPage
+from gateway.bench.fixtures import LARGE_BYTES, SlowDNS, WebPage
 from gateway.bench.report import write_reports
 from gateway.client import connect, tls_context
 from gateway.config import TRANSPORTS
@@ -60,7 +62,7 @@ from gateway.errors import GatewayError
 
 __all__ = ["main", "run"]
 
-WORKLOADS = ("latency", "throughput", "batch", "payload", "network", "wire", "load", "idle", "workers")
+WORKLOADS = ("latency", "throughput", "batch", "payload", "memory", "network", "wire", "load", "idle", "workers")
 QUICK_WORKLOADS = ("latency", "throughput", "network")  # network: only its multicall part in a quick run
 MiB = 1024 * 1024
 
@@ -138,7 +140,7 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
         * (
             2 * ("latency" in workloads)
             + 2 * ("throughput" in workloads)
-            + sum(w in workloads for w in ("batch", "payload", "network"))
+            + sum(w in workloads for w in ("batch", "payload", "memory", "network"))
             + 2 * ("workers" in workloads)  # one gateway process, then two
         )
         + 3
@@ -206,6 +208,9 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
                         )
                     ),
                 }
+            if "memory" in workloads:
+                progress.step(f"{transport}: 10 MiB results in flight")
+                row["memory"] = _memory(gateway, transport, port, web.large_url)
             if "network" in workloads:
                 progress.step(f"{transport}: network work")
                 row["network"] = _network(transport, port, options.clients, full=not options.quick)
@@ -395,6 +400,36 @@ held = [socket.create_connection(("127.0.0.1", int(port))) for port in sys.argv[
 print(len(held), flush=True)
 sys.stdin.read()
 """
+
+
+def _memory(gateway: Server, transport: str, port: int, url: str, calls: int = 4) -> dict[str, float]:
+    """``calls`` concurrent fetch_url calls of the 10 MiB page: peak RSS over RSS at rest, per call in flight."""
+    where = f"{transport}://127.0.0.1:{port}"
+    with connect(where, timeout=120) as client:  # the gateway has served this transport before: warm
+        client.fetch_url(url, "GET", {}, LARGE_BYTES)
+    time.sleep(0.2)
+    rest = gateway.peak_rss_bytes(reset=True)  # right after the reset, the peak is the RSS at rest
+    errors: list[str] = []
+
+    def fetch() -> None:
+        try:
+            with connect(where, timeout=120) as client:
+                client.fetch_url(url, "GET", {}, LARGE_BYTES)
+        except Exception as exc:  # counted, and the figure is not reported as met
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=fetch) for _ in range(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    per_call = (gateway.peak_rss_bytes() - rest) / calls
+    return {
+        "calls": calls,
+        "body_mb": LARGE_BYTES / MiB,
+        "per_call_mb": round(per_call / MiB, 1),
+        "errors": len(errors),
+    }
 
 
 def _idle(gateway: Server, transports: Sequence[str], connections: int, calls: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gateway.client import connect
@@ -93,6 +94,13 @@ class Server:
             except (OSError, IndexError):
                 continue
         return total
+
+    def peak_rss_bytes(self, reset: bool = False) -> int:
+        """The process's peak resident memory (VmHWM); ``reset`` starts the peak again from now."""
+        if reset:
+            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(status.split("VmHWM:", 1)[1].split()[0]) * 1024
 
     def threads(self) -> int:
         """Threads of the whole process tree."""

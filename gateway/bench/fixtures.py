@@ -24,9 +24,10 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-__all__ = ["PAGE_BYTES", "SlowDNS", "WebPage"]
+__all__ = ["LARGE_BYTES", "PAGE_BYTES", "SlowDNS", "WebPage"]
 
 PAGE_BYTES = 256 * 1024
+LARGE_BYTES = 10 * 1024 * 1024  # a fetch_url at the default max_body_bytes
 ZONE = "bench.test."
 
 
@@ -104,14 +105,15 @@ def answer(query: dns.message.Message) -> dns.message.Message:
 
 
 class WebPage:
-    """Serves a 256 KiB text page at ``/page`` (keep-alive, Nagle off).
+    """Serves a 256 KiB text page at ``/page``, and 10 MiB of the same kind at ``/large`` (keep-alive, Nagle off).
 
     The text is random base64, so a transport that compresses (RPyC does) cannot shrink it to nothing:
     bytes on the wire stay comparable across transports.
     """
 
     def __init__(self) -> None:
-        body = base64.b64encode(random.Random(12).randbytes(PAGE_BYTES))[:PAGE_BYTES]
+        large = base64.b64encode(random.Random(12).randbytes(LARGE_BYTES))[:LARGE_BYTES]
+        pages = {"/page": large[:PAGE_BYTES], "/large": large}
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -121,7 +123,8 @@ class WebPage:
                 pass
 
             def do_GET(self) -> None:
-                self.send_response(200)
+                body = pages.get(self.path, b"")
+                self.send_response(200 if body else 404)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -137,6 +140,11 @@ class WebPage:
     def url(self) -> str:
         """The page's URL."""
         return f"http://127.0.0.1:{self.port}/page"
+
+    @property
+    def large_url(self) -> str:
+        """The 10 MiB page's URL."""
+        return f"http://127.0.0.1:{self.port}/large"
 
     def close(self) -> None:
         """Stop serving."""

@@ -72,6 +72,16 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
             r = tp["calls_per_s"] / bare_tp["calls_per_s"]
             figure = f"{r:.2f}x ({tp['calls_per_s']:.0f} vs {bare_tp['calls_per_s']:.0f} calls/s)"
             out.append((f"{transport}: throughput >= bare", r >= 1.0, figure))
+        if "memory" in row:
+            mem = row["memory"]
+            limit = 2 * mem["body_mb"]
+            out.append(
+                (
+                    f"{transport}: peak RSS per concurrent {mem['body_mb']:g} MiB fetch_url <= {limit:g} MiB",
+                    mem["per_call_mb"] <= limit and not mem["errors"],
+                    f"{mem['per_call_mb']} MiB per call in flight ({mem['calls']} at once, {mem['errors']} errors)",
+                )
+            )
         if "network" in row:
             s = row["network"]["multicall_s"]
             out.append((f"{transport}: multicall of 100 slow mx_lookups < 0.35 s", s < 0.35, f"{s:.2f} s"))
