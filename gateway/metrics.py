@@ -67,34 +67,45 @@ class Metrics:
             registry=self.registry,
         )
 
-        # Each label set's child, looked up once: prometheus_client's labels() costs microseconds a call,
+        # Each label set's children, looked up once: prometheus_client's labels() costs microseconds a call,
         # and the sets are few (the registry's names and "unknown", by transport and outcome).
-        self._children: dict[tuple[Any, ...], Any] = {}
+        self._methods: dict[tuple[str, str], _Method] = {}
+        self._refusals: dict[tuple[str, str], Any] = {}
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+    def _method(self, transport: str, method: str) -> _Method:
+        found = self._methods.get((transport, method))
+        if found is None:
+            outbound = self.outbound if method not in _SYSTEM and method != "unknown" else None
+            found = _Method(self, transport, method, outbound)
+            self._methods[transport, method] = found
+        return found
 
     def started(self, caller: Caller, method: str) -> None:
         """Count a call in flight."""
-        self._child(self.in_flight, caller.transport).inc()
-        if method not in _SYSTEM and method != "unknown":
-            self.outbound.inc()
+        entry = self._method(caller.transport, method)
+        entry.in_flight.inc()
+        if entry.outbound is not None:
+            entry.outbound.inc()
 
     def finished(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
         """Count the outcome and the latency."""
-        self._child(self.in_flight, caller.transport).dec()
-        if method not in _SYSTEM and method != "unknown":
-            self.outbound.dec()
-        self._child(self.calls, caller.transport, method, outcome).inc()
-        self._child(self.duration, caller.transport, method).observe(seconds)
+        entry = self._method(caller.transport, method)
+        entry.in_flight.dec()
+        if entry.outbound is not None:
+            entry.outbound.dec()
+        counter = entry.outcomes.get(outcome)
+        if counter is None:
+            counter = entry.outcomes[outcome] = self.calls.labels(caller.transport, method, outcome)
+        counter.inc()
+        entry.duration.observe(seconds)
 
     def refused(self, caller: Caller, reason: str) -> None:
         """Count a refusal."""
-        self._child(self.refusals, caller.transport, reason).inc()
+        key = (caller.transport, reason)
+        counter = self._refusals.get(key)
+        if counter is None:
+            counter = self._refusals[key] = self.refusals.labels(*key)
+        counter.inc()
 
     def exposition(self) -> bytes:
         """The Prometheus text format (with --workers: summed over every worker's files)."""
@@ -103,3 +114,15 @@ class Metrics:
             multiprocess.MultiProcessCollector(combined)
             return generate_latest(combined)
         return generate_latest(self.registry)
+
+
+class _Method:
+    """The metrics one (transport, method) pair touches on every call, resolved once."""
+
+    __slots__ = ("duration", "in_flight", "outbound", "outcomes")
+
+    def __init__(self, metrics: Metrics, transport: str, method: str, outbound: Any) -> None:
+        self.in_flight = metrics.in_flight.labels(transport)
+        self.duration = metrics.duration.labels(transport, method)
+        self.outbound = outbound  # the unlabelled gauge, for operations that go out to the network
+        self.outcomes: dict[str, Any] = {}

@@ -458,7 +458,7 @@ class _Connection(asyncio.Protocol):
                 self.paused = False
                 self.transport.resume_reading()
             if self._instant(request):
-                self._reply(self._answer(request))
+                self._reply(self._answer(request, holds_results=False))
                 continue
             self.busy = True
             self._disarm()  # the request is complete: the call has its own time limit
@@ -475,9 +475,11 @@ class _Connection(asyncio.Protocol):
             log.exception("%s session could not look at a request", self.listener.name)
             return False
 
-    def _answer(self, request: Any) -> bytes | list[bytes] | None:
+    def _answer(self, request: Any, holds_results: bool = True) -> bytes | list[bytes] | None:
         assert self.session is not None
         try:
+            if not holds_results:  # an instant request: it does no I/O, so it fetches nothing to hold
+                return self.session.handle(request)
             with self.results.scope():  # results held by the call stay counted until they are encoded
                 return self.session.handle(request)
         except Exception:
