@@ -215,18 +215,9 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
                 progress.step(f"{transport}: network work")
                 row["network"] = _network(transport, port, options.clients, full=not options.quick)
         if "latency" in workloads or "throughput" in workloads:
-            progress.step("raw TCP echo (the floor)")
-            echo = start_bare("echo")
-            try:
-                result["echo"] = {}
-                if "latency" in workloads:
-                    result["echo"]["latency"] = _stats(_latency(echo, "echo", echo.ports["echo"], options.calls))
-                if "throughput" in workloads:
-                    result["echo"]["throughput"] = _stats(
-                        throughput(echo, "echo", echo.ports["echo"], options.clients, options.duration)
-                    )
-            finally:
-                echo.stop()
+            progress.step("raw TCP echo, threaded and on asyncio (the floors)")
+            for name, key in (("echo", "echo"), ("echo-asyncio", "echo_asyncio")):
+                result[key] = _floor(name, workloads, options)
         if "wire" in workloads:
             progress.step("bytes and round trips on the wire")
             result["wire"] = _wire(gateway, dns.address, transports, web.url)
@@ -400,6 +391,21 @@ held = [socket.create_connection(("127.0.0.1", int(port))) for port in sys.argv[
 print(len(held), flush=True)
 sys.stdin.read()
 """
+
+
+def _floor(name: str, workloads: Sequence[str], options: argparse.Namespace) -> dict[str, Any]:
+    """Latency and throughput of a raw echo server (``echo`` or ``echo-asyncio``)."""
+    echo = start_bare(name)
+    port = echo.ports[name]
+    try:
+        out = {}
+        if "latency" in workloads:
+            out["latency"] = _stats(_latency(echo, name, port, options.calls))
+        if "throughput" in workloads:
+            out["throughput"] = _stats(throughput(echo, name, port, options.clients, options.duration))
+        return out
+    finally:
+        echo.stop()
 
 
 def _memory(gateway: Server, transport: str, port: int, url: str, calls: int = 4) -> dict[str, float]:

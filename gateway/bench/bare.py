@@ -1,15 +1,17 @@
 """The bare libraries, serving the same trivial work as the gateway, each as its documentation shows.
 
-    python -m gateway.bench.bare xmlrpc|jsonrpc|pyro|thrift|rpyc|mcp|grpc|echo PORT
+    python -m gateway.bench.bare xmlrpc|jsonrpc|pyro|thrift|rpyc|mcp|grpc|echo|echo-asyncio PORT
 
 Each answers ``system.listMethods`` (``system_listMethods``) with the same list the gateway
 returns, in its best documented configuration (keep-alive on, Nagle off, a listen backlog
 of 128), and prints ``ready`` once listening. ``echo`` is a raw length-prefixed TCP echo in
-Python: the floor no RPC library can go under.
+Python, threaded as the bare servers are: the floor no RPC library can go under; ``echo-asyncio`` is
+the same on asyncio's loop, the floor of any call through the gateway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import socketserver
@@ -17,6 +19,7 @@ import struct
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 NAMES = [
@@ -207,9 +210,34 @@ def echo(port: int) -> None:
     server.serve_forever()
 
 
+def echo_asyncio(port: int) -> None:
+    """The same echo on asyncio's event loop (a Protocol, Nagle off), the loop the gateway runs on: the floor of
+    any call through the gateway, as ``echo`` is that of a threaded server."""
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            self.buffer = b""
+            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
+            while len(self.buffer) >= 4:
+                end = 4 + struct.unpack_from("!I", self.buffer)[0]
+                if len(self.buffer) < end:
+                    return
+                self.transport.write(self.buffer[:end])
+                self.buffer = self.buffer[end:]
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", port, backlog=128))
+    print("ready", flush=True)
+    loop.run_forever()
+
+
 SERVERS = {
     "xmlrpc": xmlrpc, "jsonrpc": jsonrpc, "pyro": pyro, "thrift": thrift, "rpyc": rpyc_server, "mcp": mcp_server,
-    "grpc": grpc_server, "echo": echo,
+    "grpc": grpc_server, "echo": echo, "echo-asyncio": echo_asyncio,
 }  # fmt: skip
 
 if __name__ == "__main__":

@@ -173,7 +173,7 @@ def call_factory(
     transport: str, port: int, method: str = "system.listMethods", args: tuple = ()
 ) -> tuple[Callable[[], Any], Callable[[], None]]:
     """A zero-argument call on one persistent connection, and its closer."""
-    if transport == "echo":
+    if transport.startswith("echo"):
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         reader = sock.makefile("rb")

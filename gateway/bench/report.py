@@ -32,13 +32,14 @@ def table(result: dict[str, Any]) -> str:
             f"   {cpu:>11.0f} {bare_cpu:>8.0f} {_ratio(cpu, bare_cpu):>6}"
             f"   {tp.get('calls_per_s', 0):>8.0f} {bare_tp.get('calls_per_s', 0):>8.0f} {errors:>6}"
         )
-    echo = result.get("echo", {})
-    if echo:
-        lines.append(
-            f"{'tcp echo':<9} {echo.get('latency', {}).get('p50_us', 0):>8.0f} {'':>8} {'':>6}"
-            f"   {echo.get('throughput', {}).get('server_cpu_per_call_us', 0):>11.0f} {'':>8} {'':>6}"
-            f"   {echo.get('throughput', {}).get('calls_per_s', 0):>8.0f}"
-        )
+    for label, key in (("tcp echo", "echo"), ("aio echo", "echo_asyncio")):
+        echo = result.get(key, {})
+        if echo:
+            lines.append(
+                f"{label:<9} {echo.get('latency', {}).get('p50_us', 0):>8.0f} {'':>8} {'':>6}"
+                f"   {echo.get('throughput', {}).get('server_cpu_per_call_us', 0):>11.0f} {'':>8} {'':>6}"
+                f"   {echo.get('throughput', {}).get('calls_per_s', 0):>8.0f}"
+            )
     network = {t: r["network"] for t, r in result["transports"].items() if "network" in r}
     if network:
         parts = [p for p in NETWORK_PARTS if all(p in n for n in network.values())]
@@ -196,7 +197,10 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
     lines += ["## Gateway against the bare libraries", "", "```", table(result), "```", ""]
     lines += [
         "p50 is the median of one client's sequential calls; calls/s is the sum over the client processes; "
-        "cpu/call is the server process's own CPU time (from /proc) during the throughput run, divided by the calls.",
+        "cpu/call is the server process's own CPU time (from /proc) during the throughput run, divided by the calls. "
+        "tcp echo is a raw length-prefixed echo on a thread per connection, as the bare servers run; aio echo is "
+        "the same on asyncio's event loop, the gateway's: what any call through the gateway costs before it does "
+        "anything.",
         "",
         "## Targets",
         "",
