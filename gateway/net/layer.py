@@ -181,10 +181,12 @@ class ConnectionLayer:
 
             self.loop.call_soon_threadsafe(close)
             self._thread.join(timeout)
+            held = [listener.sock for listener in self.listeners if isinstance(listener.codec, ServingCodec)]
         else:
-            for listener in self.listeners:
-                if listener.sock is not None:
-                    listener.sock.close()
+            held = [listener.sock for listener in self.listeners]
+        for sock in held:  # never served by the loop: a port bound before start, or a supervisor's hold
+            if sock is not None:
+                sock.close()
         self.workers.stop(timeout)
 
     # -- caps, on the loop thread -------------------------------------------

@@ -28,7 +28,7 @@ from gateway.transports.table import row
 if TYPE_CHECKING:
     from gateway.web import Site
 
-__all__ = ["App", "HTTPCodec", "Reply"]
+__all__ = ["App", "HTTPCodec", "Reply", "text_response"]
 
 log = logging.getLogger("gateway.http")
 
@@ -119,7 +119,8 @@ def _head(status: int, length: int, content_type: str, headers: tuple, close: bo
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-def _text(status: int, message: str, headers: tuple = (), close: bool = True) -> bytes:
+def text_response(status: int, message: str, headers: tuple = (), close: bool = True) -> bytes:
+    """A complete plain-text HTTP response (closing the connection unless told otherwise)."""
     return response(status, message.encode() + b"\n", "text/plain", headers, close)
 
 
@@ -159,7 +160,7 @@ class HTTPCodec(Codec):
 
     def overloaded(self) -> bytes:
         """503 to a connection over the caps."""
-        return _text(503, "too many connections; try again later", (("Retry-After", "1"),))
+        return text_response(503, "too many connections; try again later", (("Retry-After", "1"),))
 
 
 class HTTPSession(Session):
@@ -182,9 +183,9 @@ class HTTPSession(Session):
             if self.refusal is None:
                 raise
         except httptools.HttpParserUpgrade:
-            self.refusal = Refuse("bad_framing", _text(400, "protocol upgrades are not supported"))
+            self.refusal = Refuse("bad_framing", text_response(400, "protocol upgrades are not supported"))
         except httptools.HttpParserError:
-            self.refusal = Refuse("parse_error", _text(400, "malformed HTTP request"))
+            self.refusal = Refuse("parse_error", text_response(400, "malformed HTTP request"))
         if self.refusal is not None:
             raise self.refusal
         complete, self.complete = self.complete, []
@@ -221,7 +222,7 @@ class HTTPSession(Session):
     def _count_head(self, size: int) -> None:
         self.head += size
         if self.head > MAX_HEAD_BYTES:
-            self._refuse("too_large", _text(431, "request head too large"))
+            self._refuse("too_large", text_response(431, "request head too large"))
 
     def _refuse(self, reason: str, reply: bytes) -> NoReturn:
         self.refusal = Refuse(reason, reply)
@@ -237,9 +238,9 @@ class HTTPSession(Session):
                 request.caller = self._caller()
             return
         if request.method != "POST" and not (request.method == "DELETE" and self.app.post_only):
-            self._refuse("bad_method", _text(405, "use POST (or GET for the pages)", (("Allow", "GET, POST"),)))
+            self._refuse("bad_method", text_response(405, "use POST (or GET for the pages)", (("Allow", "GET, POST"),)))
         if path not in self.app.paths:
-            self._refuse("not_found", _text(404, "not found"))
+            self._refuse("not_found", text_response(404, "not found"))
         refusal = self.app.check_head(request.headers, self.link)
         if refusal is not None:
             self._refuse("bad_origin", refusal)
@@ -249,7 +250,7 @@ class HTTPSession(Session):
         gateway = self.link.gateway
         if self.content_type not in self.app.accepts:
             accepted = ", ".join(sorted(self.app.accepts))
-            self._refuse("content_type", _text(415, f"send Content-Type: {accepted}"))
+            self._refuse("content_type", text_response(415, f"send Content-Type: {accepted}"))
         error = gateway.refusal(caller)
         if error is not None:
             # Refused before the body is read (RFC 6750): the reply names the scheme and carries the error.
@@ -258,7 +259,7 @@ class HTTPSession(Session):
             self._refuse("unauthenticated", reply)
         length = self.length
         if self.framing or length is None:
-            self._refuse("bad_framing", _text(411, "send a plain body with Content-Length"))
+            self._refuse("bad_framing", text_response(411, "send a plain body with Content-Length"))
         if length > self.codec.max_bytes:
             # The body stays unread: this connection cannot carry another request.
             error = GatewayError(TOO_LARGE, f"request of {length} bytes is over the {self.codec.max_bytes}-byte limit")
@@ -274,7 +275,7 @@ class HTTPSession(Session):
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
         if self.size > self.codec.max_bytes:  # Content-Length was checked; this guards anything else
-            self._refuse("too_large", _text(413, "request body too large"))
+            self._refuse("too_large", text_response(413, "request body too large"))
         self.request.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -313,14 +314,14 @@ class HTTPSession(Session):
     def _get(self, request: _Request, close: bool) -> bytes:
         site = self.codec.site
         if site is None or (self.app.post_only and request.path.split("?", 1)[0] in self.app.paths):
-            return _text(405, "use POST", (("Allow", "POST"),), close)
+            return text_response(405, "use POST", (("Allow", "POST"),), close)
         if request.path.split("?", 1)[0] not in OPEN_PATHS:
             # The docs page, OpenRPC and metrics describe the methods: closed like introspection.
             caller = request.caller or self.link.caller
             error = self.link.gateway.refusal(caller)
             if error is not None:
                 self.link.gateway.refused(caller, "unauthenticated")
-                return _text(401, f"{error}", (BEARER_CHALLENGE,), close)
+                return text_response(401, f"{error}", (BEARER_CHALLENGE,), close)
         status, body, content_type, headers = site.get(request.path, self.app.transport, self.link.local)
         full = response(status, body, content_type, headers, close)
         return full[: len(full) - len(body)] if request.method == "HEAD" else full

@@ -47,7 +47,7 @@ from gateway.net.session import Link
 from gateway.observe import Caller
 from gateway.openrpc import json_schema
 from gateway.registry import Operation
-from gateway.transports._http import App, HTTPCodec, Reply, _text
+from gateway.transports._http import App, HTTPCodec, Reply, text_response
 from gateway.transports.base import dump_json, guarded, load_json
 
 if TYPE_CHECKING:
@@ -420,7 +420,7 @@ class _MCPApp(App):
             host = ""
         if host in LOCAL_ORIGINS or host == link.local:
             return None
-        return _text(403, "Origin not allowed (add it to mcp_origins to allow it)")
+        return text_response(403, "Origin not allowed (add it to mcp_origins to allow it)")
 
     def decode(self, body: bytes, caller: Caller, headers: Mapping[str, str]) -> Any:
         too_much = f"a request holds at most {MAX_ITEMS} values, nested at most {MAX_DEPTH} deep"
