@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import xml.parsers.expat
 import xmlrpc.client
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from defusedxml import DefusedXmlException
@@ -82,13 +82,45 @@ def loads(body: bytes) -> tuple[tuple[Any, ...], str]:
 PART_CHARS = 64 * 1024  # a string this long is encoded on its own: joining it to the markup would copy it
 
 
+def _dump(value: Any, write: Callable[[str], None], depth: int = 0) -> None:
+    """``value`` as the stdlib's Marshaller writes it, for the plain data results are (dicts, lists,
+    strings, ints, bools, floats), without its per-value dispatch; anything else goes to the Marshaller."""
+    kind = type(value)
+    if kind is str:
+        write("<value><string>")
+        write(_escape(value) if "&" in value or "<" in value or ">" in value else value)
+        write("</string></value>\n")
+    elif kind is dict and depth < MAX_DEPTH:
+        write("<value><struct>\n")
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError("dictionary key must be string")
+            write(f"<member>\n<name>{_escape(key)}</name>\n")
+            _dump(item, write, depth + 1)
+            write("</member>\n")
+        write("</struct></value>\n")
+    elif (kind is list or kind is tuple) and depth < MAX_DEPTH:
+        write("<value><array><data>\n")
+        for item in value:
+            _dump(item, write, depth + 1)
+        write("</data></array></value>\n")
+    elif kind is bool:
+        write("<value><boolean>1</boolean></value>\n" if value else "<value><boolean>0</boolean></value>\n")
+    elif kind is int and xmlrpc.client.MININT <= value <= xmlrpc.client.MAXINT:
+        write(f"<value><int>{value}</int></value>\n")
+    else:  # a float, and whatever else: the stdlib's own rules and errors
+        xmlrpc.client.Marshaller("utf-8", allow_none=False)._Marshaller__dump(value, write)  # type: ignore[attr-defined]
+
+
+_escape = xmlrpc.client.escape
+
+
 def _response(result: Any) -> list[bytes]:
     """A methodResponse, as ``xmlrpc.client.dumps`` writes it, in parts: the markup joined, each long string
     encoded alone (dumps joins the whole answer into one str twice, then it is encoded: three copies of a
     10 MiB body; here the one encoded copy)."""
     fragments: list[str] = ["<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n"]
-    marshaller = xmlrpc.client.Marshaller("utf-8", allow_none=False)
-    marshaller._Marshaller__dump(result, fragments.append)  # type: ignore[attr-defined]  # the stdlib's own
+    _dump(result, fragments.append)
     fragments.append("</param>\n</params>\n</methodResponse>\n")
     parts: list[bytes] = []
     markup: list[str] = []

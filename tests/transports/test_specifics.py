@@ -386,15 +386,19 @@ def test_rpyc_json_entry_takes_and_gives_json_text(running):
 
 
 def test_xmlrpc_answers_in_parts_are_the_stdlib_bytes():
-    """XML-RPC answers are written in parts (a long string encoded alone, not joined): the bytes on the
-    wire are exactly xmlrpc.client.dumps's."""
+    """XML-RPC answers are written in parts (a long string encoded alone, not joined) by a marshaller for
+    plain data: the bytes on the wire are exactly xmlrpc.client.dumps's."""
     import xmlrpc.client
 
     from gateway.transports.xmlrpc import _response
 
     for value in (
         "plain", ["a", 1, 2.5, True], {"h": {"k": "v"}, "e": [], "s": ""},
+        {"<k&>": (False, -7, 2**31 - 1, 1e-300, [[["deep"]]]), "a&b": "x<y>z"},
         {"body": "x" * 100_000, "escaped": "<&>" * 30_000, "text": "é" * 70_000, "n": 3},
     ):  # fmt: skip
         expected = xmlrpc.client.dumps((value,), methodresponse=True, encoding="utf-8").encode()
         assert b"".join(_response(value)) == expected
+    for value, error in ((2**31, OverflowError), ({1: "x"}, TypeError)):  # the stdlib's own refusals
+        with pytest.raises(error):
+            _response(value)
