@@ -644,6 +644,7 @@ class RPyCSession(Session):
 
     def _release(self) -> None:
         """Let rpyc drop what the connection held; marks it closed, so it never waits on a close handshake."""
+        self.conn.__dict__.pop("_send", None)  # rpyc's own again: the connection no longer holds this session
         try:
             self.conn._cleanup()
         except Exception:  # rpyc cleans up twice when both ends close at once

@@ -312,8 +312,9 @@ class ThriftSession(Session):
                 self.link.gateway.refused(self.link.caller, "parse_error")
                 self.close_after = True
                 return b""
+            finally:
+                _connection.long = None  # the strings go with the answer, not with the worker thread
         reply = out.getvalue()
-        _connection.long = None  # the strings go with the answer, not with the worker thread
         if long.strings:
             parts = splice(reply, long, self.codec.compact)
             return [_FRAME.pack(sum(map(len, parts))), *parts] if self.codec.framed else parts
