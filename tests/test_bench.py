@@ -52,6 +52,23 @@ def test_echo_floor_answers_and_cpu_is_read(echo):
     assert echo.rss_bytes() > 0 and echo.threads() >= 1
 
 
+def test_sequential_calls_run_on_one_core_and_every_core_comes_back(echo):
+    import os
+
+    before = os.sched_getaffinity(0), os.sched_getaffinity(echo.proc.pid)
+    seen: list[set[int]] = []
+    call, close = call_factory("echo", echo.ports["echo"])
+
+    def pinned_call() -> object:
+        seen.append(os.sched_getaffinity(0) | os.sched_getaffinity(echo.proc.pid))
+        return call()
+
+    latency(echo, pinned_call, 5, warmup=0)
+    close()
+    assert all(len(cores) == 1 for cores in seen)
+    assert (os.sched_getaffinity(0), os.sched_getaffinity(echo.proc.pid)) == before
+
+
 def test_throughput_sums_every_client_process(echo):
     stats = throughput(echo, "echo", echo.ports["echo"], clients=2, duration=0.3)
     assert stats.calls > 0 and stats.errors == 0 and stats.seconds == 0.3
