@@ -197,8 +197,9 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
     lines += ["## Gateway against the bare libraries", "", "```", table(result), "```", ""]
     lines += [
         "p50 is the median of one client's sequential calls, client and server pinned to one core (a wake-up "
-        "across cores costs 30-90 us here and varies with where the scheduler puts them); calls/s is the sum over the client processes; "
-        "cpu/call is the server process's own CPU time (from /proc) during the throughput run, divided by the calls. "
+        "across cores costs 30-90 us here and varies with where the scheduler puts them); calls/s is the sum "
+        "over the client processes; cpu/call is the server process's own CPU time (from /proc) during the "
+        "throughput run, divided by the calls. "
         "tcp echo is a raw length-prefixed echo on a thread per connection, as the bare servers run; aio echo is "
         "the same on asyncio's event loop, the gateway's: what any call through the gateway costs before it does "
         "anything.",
