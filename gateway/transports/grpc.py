@@ -222,7 +222,7 @@ class GRPCCodec(ServingCodec):
             return grpc.unary_unary_rpc_method_handler(
                 functools.partial(self._multicall, response),
                 request_deserializer=_parser(request),
-                response_serializer=response.SerializeToString,
+                response_serializer=_serialize,
             )
         if op.name == "system.listMethods":
             shape = lambda names: response(methods=names)  # noqa: E731
@@ -253,7 +253,7 @@ class GRPCCodec(ServingCodec):
             return None
 
         return grpc.unary_unary_rpc_method_handler(
-            handle, request_deserializer=_parser(request), response_serializer=response.SerializeToString
+            handle, request_deserializer=_parser(request), response_serializer=_serialize
         )
 
     def _caller(self, context: grpc.ServicerContext) -> Caller:
@@ -361,3 +361,11 @@ def _arguments(message: Any, params: list[tuple[str, bool]]) -> dict[str, Any]:
         elif len(value):  # a repeated field
             out[name] = list(value)
     return out
+
+
+def _serialize(message: Any) -> bytes:
+    """The message's bytes, and the message emptied: grpcio copies the bytes into its own buffer while it
+    still holds the message, which had kept a third copy of a 10 MiB body alive."""
+    data: bytes = message.SerializeToString()
+    message.Clear()
+    return data
