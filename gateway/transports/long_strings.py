@@ -89,9 +89,18 @@ def _holds_long(value: Any) -> bool:
     if kind is str:
         return len(value) >= LONG
     if kind is dict:
-        return any(_holds_long(v) for v in value.values())
-    if kind is list or kind is tuple:
-        return any(_holds_long(v) for v in value)
+        items: Iterable[Any] = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return False
+    for item in items:  # a loop, not any() over a generator: this runs on every answer
+        inner = type(item)
+        if inner is str:
+            if len(item) >= LONG:
+                return True
+        elif (inner is dict or inner is list or inner is tuple) and _holds_long(item):
+            return True
     return False
 
 
