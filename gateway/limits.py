@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from gateway.errors import RATE_LIMITED, GatewayError
 
@@ -63,38 +63,62 @@ class Admission:
             if tokens + (now - when) * self.rate >= self.burst and not self._in_flight.get(client):
                 del self._buckets[client]
 
-    @contextmanager
-    def admit(self, client: str, *, outbound: bool, element: bool = False) -> Iterator[None]:
-        """Hold a place for one call, or raise ``rate_limited`` saying which limit it met."""
+    def admit(self, client: str, *, outbound: bool, element: bool = False) -> AbstractContextManager[None]:
+        """Take a place for one call, given back when the returned context ends; or raise ``rate_limited``
+        saying which limit it met. A call no limit applies to takes no lock (introspection, by default)."""
+        holds_slot = bool(self.per_client) and not element
+        takes_outbound = bool(self.outbound) and outbound
+        if not (self.rate or holds_slot or takes_outbound):
+            return _NO_PLACE
         with self._lock:
             if self.rate and not self._take_token(client):
                 raise GatewayError(
                     RATE_LIMITED, f"more than {self.rate:g} calls a second from {client or 'this client'}"
                 )
-            holds_slot = bool(self.per_client) and not element
             if holds_slot and self._in_flight.get(client, 0) >= self.per_client:
                 raise GatewayError(
                     RATE_LIMITED, f"{client or 'this client'} already has {self.per_client} calls in flight"
                 )
-            takes_outbound = bool(self.outbound) and outbound
             if takes_outbound and self._outbound_in_flight >= self.outbound:
                 raise GatewayError(RATE_LIMITED, f"the gateway is running its limit of {self.outbound} operations")
             if holds_slot:
                 self._in_flight[client] = self._in_flight.get(client, 0) + 1
             if takes_outbound:
                 self._outbound_in_flight += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                if holds_slot:
-                    left = self._in_flight[client] - 1
-                    if left:
-                        self._in_flight[client] = left
-                    else:
-                        del self._in_flight[client]
-                if takes_outbound:
-                    self._outbound_in_flight -= 1
+        return _Place(self, client, holds_slot, takes_outbound)
+
+    def _give_back(self, client: str, holds_slot: bool, takes_outbound: bool) -> None:
+        with self._lock:
+            if holds_slot:
+                left = self._in_flight[client] - 1
+                if left:
+                    self._in_flight[client] = left
+                else:
+                    del self._in_flight[client]
+            if takes_outbound:
+                self._outbound_in_flight -= 1
+
+
+class _Place:
+    """A call's place in :class:`Admission`, given back when its ``with`` block ends (a class, not a
+    generator: this is on every call's path)."""
+
+    __slots__ = ("admission", "client", "holds_slot", "takes_outbound")
+
+    def __init__(self, admission: Admission, client: str, holds_slot: bool, takes_outbound: bool) -> None:
+        self.admission = admission
+        self.client = client
+        self.holds_slot = holds_slot
+        self.takes_outbound = takes_outbound
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self.admission._give_back(self.client, self.holds_slot, self.takes_outbound)
+
+
+_NO_PLACE = nullcontext()
 
 
 class ResultBudget:
