@@ -268,6 +268,7 @@ class _Connection(asyncio.Protocol):
         self.lingering = 0  # bytes a refused connection may still send (dropped) before it is reset
         self.linger: asyncio.TimerHandle | None = None
         self.quick_ack = listener.codec.quick_ack and layer.tls is None
+        self.writes = 0  # answers written (on the loop): whether a read was answered at once
         self.results = layer.gateway.services.results
 
     # -- life cycle ------------------------------------------------------------
@@ -367,14 +368,21 @@ class _Connection(asyncio.Protocol):
 
     # -- reading ------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
+        if not self.quick_ack:
+            self._received(data)
+            return
+        writes = self.writes
+        self._received(data)
+        if self.writes == writes and not self.closed:
+            self._quick_ack()  # nothing went back at once to carry the ACK (a notice, or a call on a worker)
+
+    def _received(self, data: bytes) -> None:
         if self.closed:
             if self.lingering > 0:
                 self.lingering -= len(data)
                 if self.lingering <= 0:
                     self.transport.abort()
             return
-        if self.quick_ack:
-            self._quick_ack()
         if self.securing:
             self.early += data  # decrypted bytes that arrived before start_tls returned: kept for _secured
             return
@@ -398,11 +406,13 @@ class _Connection(asyncio.Protocol):
             self._pump()
 
     def _quick_ack(self) -> None:
-        """Acknowledge this read at once (TCP_QUICKACK is not sticky: it is set again after every read).
+        """Acknowledge the last read now (TCP_QUICKACK is not sticky, and setting it sends an ACK the kernel
+        was holding back).
 
         A stock RPyC client has Nagle on: after its asynchronous "release this
         reference" messages its next request waits for our ACK, which Linux
-        delays ~40 ms when we have nothing to send back.
+        delays ~40 ms when we have nothing to send back. A read answered at
+        once needs none: the answer carries the ACK, and the system call is saved.
         """
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
@@ -538,6 +548,7 @@ class _Connection(asyncio.Protocol):
     def _write(self, data: bytes) -> None:
         if self.closed:
             return
+        self.writes += 1
         if not self.unwritten and not self.writing_paused and len(data) <= WRITE_CHUNK:
             self.transport.write(data)
             return
