@@ -115,7 +115,7 @@ class _Method:
         self.invoke = invoke
         self.name = name
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:  # a parameter may be called "self"
         return self.invoke(self.name, *args, **kwargs)
 
 
