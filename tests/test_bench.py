@@ -140,6 +140,9 @@ def test_quick_mode_prints_only_what_it_measured():
         status = bench_main(["--quick", "--transports", "thrift", "--workloads", "latency,network", "--calls", "30"])
     assert status == 0
     lines = out.getvalue().splitlines()
+    row = next(line for line in lines if line.startswith("thrift ")).split()
+    assert all(float(figure) > 0 for figure in row[1:3])  # p50, gateway and bare: measured
+    assert row[4:] == ["-"] * 6  # no throughput run: no CPU per call, calls/s or errors, and no 0 for them
     header = next(line for line in lines if line.startswith("100 mx_lookups"))
     assert header.endswith("seconds (one multicall)")  # the sequential and concurrent parts are not run
     figures = lines[lines.index(header) + 1].split()

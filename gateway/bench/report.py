@@ -9,42 +9,53 @@ from typing import Any
 __all__ = ["markdown", "table", "targets", "write_reports"]
 
 
-def _ratio(a: float, b: float) -> str:
+def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
 
 
+def _cell(value: float | None, width: int) -> str:
+    """A measured figure, or "-" for one this run did not measure (never a 0 that was not seen)."""
+    return f"{value:>{width}.0f}" if value is not None else f"{'-':>{width}}"
+
+
 def table(result: dict[str, Any]) -> str:
-    """A plain-text table: per transport, the gateway against the bare library."""
+    """A plain-text table: per transport, the gateway against the bare library (only what was measured)."""
     header = (
         f"{'transport':<9} {'p50 us':>8} {'bare':>8} {'ratio':>6}   {'cpu/call us':>11} {'bare':>8} {'ratio':>6}"
         f"   {'calls/s':>8} {'bare':>8} {'errors':>6}"
     )
-    lines = [header, "-" * len(header)]
+    lines = []
     for transport, row in result["transports"].items():
         lat, bare_lat = row.get("latency", {}), row.get("bare_latency", {})
         tp, bare_tp = row.get("throughput", {}), row.get("bare_throughput", {})
-        cpu = tp.get("server_cpu_per_call_us") or lat.get("server_cpu_per_call_us", 0)
-        bare_cpu = bare_tp.get("server_cpu_per_call_us") or bare_lat.get("server_cpu_per_call_us", 0)
-        p50, bare_p50 = lat.get("p50_us", 0), bare_lat.get("p50_us", 0)
-        errors = tp.get("errors", 0) + bare_tp.get("errors", 0)
+        if not (lat or bare_lat or tp or bare_tp):
+            continue
+        # CPU per call from the throughput run only: /proc counts CPU in 10 ms ticks, too coarse for a few
+        # thousand sequential calls of tens of microseconds each.
+        cpu, bare_cpu = tp.get("server_cpu_per_call_us"), bare_tp.get("server_cpu_per_call_us")
+        p50, bare_p50 = lat.get("p50_us"), bare_lat.get("p50_us")
+        errors = tp.get("errors", 0) + bare_tp.get("errors", 0) if tp or bare_tp else None
         lines.append(
-            f"{transport:<9} {p50:>8.0f} {bare_p50:>8.0f} {_ratio(p50, bare_p50):>6}"
-            f"   {cpu:>11.0f} {bare_cpu:>8.0f} {_ratio(cpu, bare_cpu):>6}"
-            f"   {tp.get('calls_per_s', 0):>8.0f} {bare_tp.get('calls_per_s', 0):>8.0f} {errors:>6}"
+            f"{transport:<9} {_cell(p50, 8)} {_cell(bare_p50, 8)} {_ratio(p50, bare_p50):>6}"
+            f"   {_cell(cpu, 11)} {_cell(bare_cpu, 8)} {_ratio(cpu, bare_cpu):>6}"
+            f"   {_cell(tp.get('calls_per_s'), 8)} {_cell(bare_tp.get('calls_per_s'), 8)} {_cell(errors, 6)}"
         )
     for label, key in (("tcp echo", "echo"), ("aio echo", "echo_asyncio")):
         echo = result.get(key, {})
         if echo:
+            echo_tp = echo.get("throughput", {})
             lines.append(
-                f"{label:<9} {echo.get('latency', {}).get('p50_us', 0):>8.0f} {'':>8} {'':>6}"
-                f"   {echo.get('throughput', {}).get('server_cpu_per_call_us', 0):>11.0f} {'':>8} {'':>6}"
-                f"   {echo.get('throughput', {}).get('calls_per_s', 0):>8.0f}"
+                f"{label:<9} {_cell(echo.get('latency', {}).get('p50_us'), 8)} {'':>8} {'':>6}"
+                f"   {_cell(echo_tp.get('server_cpu_per_call_us'), 11)} {'':>8} {'':>6}"
+                f"   {_cell(echo_tp.get('calls_per_s'), 8)}"
             )
+    if lines:
+        lines = [header, "-" * len(header), *lines]
     network = {t: r["network"] for t, r in result["transports"].items() if "network" in r}
     if network:
         parts = [p for p in NETWORK_PARTS if all(p in n for n in network.values())]
         lines += [
-            "",
+            *([""] if lines else []),
             f"100 mx_lookups, DNS answering after 50 ms: seconds ({' / '.join(NETWORK_PARTS[p] for p in parts)})",
         ]
         lines += [f"{t:<9} " + " / ".join(f"{n[p]:>5.2f}" for p in parts) for t, n in network.items()]
