@@ -121,8 +121,9 @@ class Names:
             raise GatewayError(
                 CONNECTION_FAILED, f"DNS lookup of {strip_dot(qname)} {rdtype} failed: {_describe(exc)}"
             ) from None
-        chaining = answer.response.resolve_chaining()
-        return Lookup(strip_dot(answer.canonical_name), chaining.cnames, answer.rrset)
+        # dnspython followed the CNAMEs already, making the Answer: walking the response again cost a tenth
+        # of a query's CPU.
+        return Lookup(strip_dot(answer.canonical_name), answer.chaining_result.cnames, answer.rrset)
 
     def dns_addresses(self, name: str, deadline: Deadline, family: str = "any") -> tuple[str, list[tuple[str, str]]]:
         """A then AAAA records of ``name`` through DNS: (canonical name, [(family, address)])."""
