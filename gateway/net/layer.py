@@ -546,7 +546,7 @@ class _Connection(asyncio.Protocol):
                 self._write(part)
 
     def _write(self, data: bytes) -> None:
-        if self.closed:
+        if self.closed or not data:  # nothing to send (a session that wrote its answer itself returns none)
             return
         self.writes += 1
         if not self.unwritten and not self.writing_paused and len(data) <= WRITE_CHUNK:
