@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.bench import main as bench_main
-from gateway.bench.engine import Stats, call_factory, latency, start_bare, throughput
+from gateway.bench.engine import Stats, call_factory, latency, median_round, pooled, start_bare, throughput
 from gateway.bench.report import markdown, table, targets, write_reports
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +34,33 @@ def test_latency_counts_calls_and_errors():
 def test_stats_arithmetic():
     stats = Stats(calls=200, errors=1, seconds=2.0, server_cpu=0.1, samples_us=[1.0, 2.0, 3.0])
     assert stats.rate == 100.0 and stats.cpu_per_call_us == 500.0 and stats.p50_us == 2.0
+
+
+def test_rounds_pool_latency_and_take_the_median_round_of_throughput():
+    slow = Stats(calls=3000, errors=0, seconds=1.0, server_cpu=0.9, samples_us=[5.0, 6.0])
+    fast = Stats(calls=7000, errors=1, seconds=1.0, server_cpu=0.7, samples_us=[1.0])
+    middle = Stats(calls=5000, errors=2, seconds=1.0, server_cpu=0.8, samples_us=[2.0])
+    both = pooled([slow, fast])
+    assert (both.calls, both.errors, both.seconds, both.server_cpu) == (10000, 1, 2.0, 1.6)
+    assert sorted(both.samples_us) == [1.0, 5.0, 6.0] and both.p50_us == 5.0
+    chosen = median_round([fast, slow, middle])
+    assert chosen.rate == 5000 and chosen.cpu_per_call_us == 160.0  # the median round's CPU goes with it
+    assert chosen.errors == 3  # every round's errors count
+
+
+def test_throughput_runs_in_rounds_and_keeps_every_round(tmp_path):
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = bench_main(
+            ["--transports", "thrift", "--workloads", "throughput", "--duration", "0.3", "--clients", "1",
+             "--rounds", "2", "--no-profile", "--out", str(tmp_path)]
+        )  # fmt: skip
+    assert status == 0
+    row = json.loads((tmp_path / "results.json").read_text())["transports"]["thrift"]
+    for side in ("throughput", "bare_throughput"):
+        rounds = row[side]["rounds"]
+        assert len(rounds) == 2 and all(r["calls_per_s"] > 0 for r in rounds)
+        assert row[side]["calls_per_s"] in [r["calls_per_s"] for r in rounds]  # one of the rounds, not a blend
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,8 @@ from gateway.bench.engine import (
     Stats,
     call_factory,
     latency,
+    median_round,
+    pooled,
     start_bare,
     start_gateway,
     throughput,
@@ -138,8 +140,8 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
     steps = (
         len(transports)
         * (
-            2 * ("latency" in workloads)
-            + 2 * ("throughput" in workloads)
+            ("latency" in workloads)
+            + ("throughput" in workloads)
             + sum(w in workloads for w in ("batch", "payload", "memory", "network"))
             + 2 * ("workers" in workloads)  # one gateway process, then two
         )
@@ -155,7 +157,7 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
         "options": {
             k: v
             for k, v in vars(options).items()
-            if k in ("calls", "clients", "duration", "transports", "workloads", "quick", "profile")
+            if k in ("calls", "clients", "duration", "rounds", "transports", "workloads", "quick", "profile")
         },
         "transports": {t: {} for t in transports},
     }
@@ -170,23 +172,18 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
             # A transport whose library has no bare server in gateway.bench.bare is measured alone.
             compared = {"latency", "throughput"} & set(workloads) and transport in BARE_SERVERS
             bare = start_bare(transport) if compared else None
+            sides = {"": gateway, "bare_": bare} if bare is not None else {"": gateway}
             try:
                 if "latency" in workloads:
-                    progress.step(f"{transport}: latency")
-                    row["latency"] = _stats(_latency(gateway, transport, port, options.calls))
-                    progress.step(f"{transport} bare: latency")
-                    if bare is not None:
-                        row["bare_latency"] = _stats(_latency(bare, transport, bare.ports[transport], options.calls))
+                    progress.step(f"{transport}: latency, gateway and bare library in turn")
+                    for prefix, figures in _latencies(sides, transport, options).items():
+                        row[prefix + "latency"] = figures
                 if "throughput" in workloads:
-                    progress.step(f"{transport}: throughput")
-                    row["throughput"], where = _profiled(gateway, transport, port, options)
-                    if where:
-                        row["profile"] = where
-                    progress.step(f"{transport} bare: throughput")
-                    if bare is not None:
-                        row["bare_throughput"], where = _profiled(bare, transport, bare.ports[transport], options)
+                    progress.step(f"{transport}: throughput, gateway and bare library in turn")
+                    for prefix, (figures, where) in _throughputs(sides, transport, options).items():
+                        row[prefix + "throughput"] = figures
                         if where:
-                            row["bare_profile"] = where
+                            row[prefix + "profile"] = where
             finally:
                 if bare is not None:
                     bare.stop()
@@ -246,19 +243,44 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
     return result
 
 
-def _profiled(
-    server: Server, transport: str, port: int, options: argparse.Namespace
-) -> tuple[dict[str, float], dict[str, Any] | None]:
-    """The throughput run, with the server profiled during it when asked (and py-spy is there)."""
-    recording: list[profile.Profile | None] = []
+def _latencies(sides: dict[str, Server], transport: str, options: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Sequential calls in ``options.rounds`` rounds, the gateway and the bare library in turn, each side's
+    samples pooled: a slow spell of the machine falls on both sides, not on one block of calls."""
+    runs: dict[str, list[Stats]] = {prefix: [] for prefix in sides}
+    share = max(1, options.calls // options.rounds)
+    for _ in range(options.rounds):
+        for prefix, server in sides.items():
+            runs[prefix].append(_latency(server, transport, server.ports[transport], share))
+    return {prefix: _stats(pooled(stats)) for prefix, stats in runs.items()}
 
-    def start() -> None:
-        if options.profile:
-            recording.append(profile.record(server.proc.pid, options.duration))
 
-    stats = _stats(throughput(server, transport, port, options.clients, options.duration, on_start=start))
-    found = recording[0] if recording else None
-    return stats, (found.summary() if found is not None else None)
+def _throughputs(
+    sides: dict[str, Server], transport: str, options: argparse.Namespace
+) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Throughput in ``options.rounds`` rounds, the gateway and the bare library in turn; each side's figure is
+    its median round (every round is kept in the JSON). A library can swing between two speeds from one
+    round to the next (bare Pyro5 measured 3,000 and 7,000 calls/s in rounds of one process), and one round
+    would make its ratio a coin toss. The first round of each side is profiled, when asked."""
+    runs: dict[str, list[Stats]] = {prefix: [] for prefix in sides}
+    found: dict[str, profile.Profile | None] = {}
+    for round_ in range(options.rounds):
+        for prefix, server in sides.items():
+
+            def start(prefix: str = prefix, server: Server = server, first: bool = round_ == 0) -> None:
+                if first and options.profile:
+                    found[prefix] = profile.record(server.proc.pid, options.duration)
+
+            port = server.ports[transport]
+            runs[prefix].append(throughput(server, transport, port, options.clients, options.duration, on_start=start))
+    out = {}
+    for prefix, stats in runs.items():
+        figures: dict[str, Any] = _stats(median_round(stats))
+        figures["rounds"] = [
+            {"calls_per_s": round(r.rate, 1), "server_cpu_per_call_us": round(r.cpu_per_call_us, 1)} for r in stats
+        ]
+        recording = found.get(prefix)
+        out[prefix] = (figures, recording.summary() if recording is not None else None)
+    return out
 
 
 def _wire(gateway: Server, nameserver: str, transports: Sequence[str], page_url: str) -> dict[str, Any]:
@@ -396,13 +418,12 @@ sys.stdin.read()
 def _floor(name: str, workloads: Sequence[str], options: argparse.Namespace) -> dict[str, Any]:
     """Latency and throughput of a raw echo server (``echo`` or ``echo-asyncio``)."""
     echo = start_bare(name)
-    port = echo.ports[name]
     try:
         out = {}
         if "latency" in workloads:
-            out["latency"] = _stats(_latency(echo, name, port, options.calls))
+            out["latency"] = _latencies({"": echo}, name, options)[""]
         if "throughput" in workloads:
-            out["throughput"] = _stats(throughput(echo, name, port, options.clients, options.duration))
+            out["throughput"] = _throughputs({"": echo}, name, options)[""][0]
         return out
     finally:
         echo.stop()
@@ -478,6 +499,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls for latency (default 2000)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client processes (default 8)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of each throughput run (default 5)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of latency and throughput, the gateway and the bare library in turn (default 3)",
+    )
     parser.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated (default: all)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated: {', '.join(WORKLOADS)}")
     parser.add_argument(
@@ -510,10 +537,11 @@ def run_and_report(options: argparse.Namespace) -> int:
         print(f"netops bench: unknown transport or workload {unknown[0]!r}", file=sys.stderr)
         return 64
     if options.quick:
-        options.calls, options.clients, options.duration = (
+        options.calls, options.clients, options.duration, options.rounds = (
             min(options.calls, 300),
             min(options.clients, 2),
             min(options.duration, 1.0),
+            1,
         )
         options.workloads = [w for w in options.workloads if w in QUICK_WORKLOADS]
     if options.profile is None:

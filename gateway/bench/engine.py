@@ -27,7 +27,17 @@ from gateway.client import connect
 from gateway.config import TRANSPORTS
 from gateway.errors import GatewayError
 
-__all__ = ["Server", "Stats", "call_factory", "latency", "start_bare", "start_gateway", "throughput"]
+__all__ = [
+    "Server",
+    "Stats",
+    "call_factory",
+    "latency",
+    "median_round",
+    "pooled",
+    "start_bare",
+    "start_gateway",
+    "throughput",
+]
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -221,6 +231,23 @@ class Stats:
         if len(self.samples_us) < 2:
             return self.p50_us
         return statistics.quantiles(self.samples_us, n=100)[98]
+
+
+def pooled(runs: Sequence[Stats]) -> Stats:
+    """Rounds of sequential calls to one server as one measurement: calls, time and CPU added, samples together."""
+    return Stats(
+        calls=sum(r.calls for r in runs),
+        errors=sum(r.errors for r in runs),
+        seconds=sum(r.seconds for r in runs),
+        server_cpu=sum(r.server_cpu for r in runs),
+        samples_us=[sample for r in runs for sample in r.samples_us],
+    )
+
+
+def median_round(runs: Sequence[Stats]) -> Stats:
+    """The throughput round with the median calls/s (its CPU per call with it), the errors of every round."""
+    middle = sorted(runs, key=lambda r: r.rate)[(len(runs) - 1) // 2]
+    return Stats(middle.calls, sum(r.errors for r in runs), middle.seconds, middle.server_cpu)
 
 
 @contextmanager

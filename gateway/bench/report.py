@@ -200,7 +200,7 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
         f"Python {m['python']}, gateway {m['gateway']}. Gateway and clients share the machine; the gateway runs "
         "with its access log off (the bare libraries keep none).",
         f"Options: {opts.get('calls')} sequential calls, {opts.get('clients')} client processes, "
-        f"{opts.get('duration')} s per throughput run.",
+        f"{opts.get('duration')} s per throughput run, {opts.get('rounds', 1)} round(s) of each.",
         "",
     ]
     if chart:
@@ -210,7 +210,9 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
         "p50 is the median of one client's sequential calls, client and server pinned to one core (a wake-up "
         "across cores costs 30-90 us here and varies with where the scheduler puts them); calls/s is the sum "
         "over the client processes; cpu/call is the server process's own CPU time (from /proc) during the "
-        "throughput run, divided by the calls. "
+        "throughput run, divided by the calls. The gateway and the bare library are measured in turn, round "
+        "after round: p50 pools every round's calls, and calls/s and cpu/call are each side's median round "
+        "(results.json keeps every round: a library can run at two speeds from one round to the next). "
         "tcp echo is a raw length-prefixed echo on a thread per connection, as the bare servers run; aio echo is "
         "the same on asyncio's event loop, the gateway's: what any call through the gateway costs before it does "
         "anything.",
