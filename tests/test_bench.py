@@ -205,3 +205,13 @@ def test_a_profile_summary_groups_the_gateway_s_time_by_layer(tmp_path):
     assert summary["groups"] == {
         "event loop and connection layer": 60.0, "codec (ours)": 30.0, "core: authorisation, limits, metrics": 10.0
     }  # fmt: skip
+
+
+def test_the_multicall_target_shows_every_round_and_fails_on_errors():
+    network = {"multicall_s": 0.3, "multicall_rounds_s": [0.28, 0.3, 0.41], "multicall_errors": 0}
+    result = {"transports": {"thrift": {"network": network}}}
+    ((_, met, figure),) = [t for t in targets(result) if "multicall" in t[0]]
+    assert met and figure == "0.30 s (median of 0.28, 0.30, 0.41)"
+    network["multicall_errors"] = 2
+    ((_, met, figure),) = [t for t in targets(result) if "multicall" in t[0]]
+    assert not met and figure.endswith("2 elements failed")
