@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import ssl
 import sys
@@ -407,6 +408,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     if args.command == "bench":
         from gateway.bench import run_and_report
 
+        given = list(sys.argv[1:] if argv is None else argv)
+        args.command_line = "netops " + shlex.join(given[given.index("bench") :])  # for the report
         return run_and_report(args)
     if args.command == "completion":
         out.write(completion_script(parser, args.shell))

@@ -61,6 +61,8 @@ def test_throughput_runs_in_rounds_and_keeps_every_round(tmp_path):
         rounds = row[side]["rounds"]
         assert len(rounds) == 2 and all(r["calls_per_s"] > 0 for r in rounds)
         assert row[side]["calls_per_s"] in [r["calls_per_s"] for r in rounds]  # one of the rounds, not a blend
+    report = (tmp_path / "report.md").read_text()
+    assert "Made with `netops bench --transports thrift --workloads throughput --duration 0.3" in report
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ import datetime
 import os
 import platform
 import secrets
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -160,6 +161,7 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
             if k in ("calls", "clients", "duration", "rounds", "transports", "workloads", "quick", "profile")
         },
         "transports": {t: {} for t in transports},
+        "command": getattr(options, "command_line", "netops bench").strip(),
     }
     progress.step("starting the gateway")
     gateway = start_gateway(dns.address)
@@ -535,7 +537,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print (and, unless --quick, write) the report."""
     parser = argparse.ArgumentParser(prog="netops bench", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
-    options = parser.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    options = parser.parse_args(args)
+    options.command_line = "netops bench " + shlex.join(args)
     return run_and_report(options)
 
 

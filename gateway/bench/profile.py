@@ -2,8 +2,11 @@
 
 py-spy reads the process's stacks without stopping it or running code in it,
 so the figures measured at the same time stay honest.  It samples only the
-thread holding the GIL (``--gil``): the Python work, not the threads waiting
-in a system call for a client (a blocked ``recv`` would otherwise look busy).
+thread holding the GIL (``--gil``): the Python work, and the system calls
+that run rather than wait (a send carrying an answer counts for the function
+that made it: measured, py-spy counts a thread busy in the kernel), not the
+threads waiting in a system call for a client (a blocked ``recv`` would
+otherwise look busy).
 The summary is what a report needs to explain a missed target: the share of
 samples each function was running (self) and was on the stack (total).
 """

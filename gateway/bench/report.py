@@ -206,6 +206,7 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
         "with its access log off (the bare libraries keep none).",
         f"Options: {opts.get('calls')} sequential calls, {opts.get('clients')} client processes, "
         f"{opts.get('duration')} s per throughput run, {opts.get('rounds', 1)} round(s) of each.",
+        *([f"Made with `{result['command']}`."] if result.get("command") else []),
         "",
     ]
     if chart:
@@ -371,9 +372,12 @@ def _profile_sections(result: dict[str, Any]) -> list[str]:
                 "",
                 "## Where the time goes, for each transport that missed a target against its bare library",
                 "",
-                "py-spy samples of the server's thread holding the GIL during the throughput run (its Python "
-                "work; time in system calls, such as a socket's send, is not in them): the share of the samples "
-                "each function was running itself. The samples count CPU time the same way on both sides.",
+                "py-spy samples of the server's threads during the first throughput round, the thread holding the "
+                "GIL only: the share of the samples each function was running itself. A system call that runs "
+                "rather than waits counts for the function that made it: a socket's send (the kernel carrying "
+                "the answer to the client) is most of asyncio's `_SelectorSocketTransport.write` and of the bare "
+                "servers' socket writes; a thread waiting (in epoll, or in a recv with nothing to read) is not "
+                "counted. The samples count CPU time the same way on both sides.",
             ]
         gateway, bare = row["profile"], row.get("bare_profile", {"samples": 0, "self": []})
         groups = ", ".join(f"{name} {share} %" for name, share in gateway.get("groups", {}).items())
