@@ -183,6 +183,12 @@ def test_unknown_workload_is_a_usage_error(capsys):
     assert "unknown transport or workload 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--rounds=0", "--calls=0", "--clients=0", "--duration=0"])
+def test_counts_below_one_are_a_usage_error(capsys, flag):
+    assert bench_main(["--quick", flag]) == 64
+    assert "must be above 0" in capsys.readouterr().err
+
+
 def test_bench_script_in_the_repository_is_the_same_command():
     result = subprocess.run(
         [sys.executable, "bench/run.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -33,6 +33,7 @@ import os
 import platform
 import secrets
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -344,7 +345,7 @@ def _network(
             answers = client.multicall(calls)
             seconds.append(round(time.perf_counter() - began, 3))
             failed += sum(isinstance(a, GatewayError) for a in answers)
-        out["multicall_s"] = sorted(seconds)[(len(seconds) - 1) // 2]
+        out["multicall_s"] = statistics.median_low(seconds)
         out["multicall_rounds_s"] = seconds
         out["multicall_errors"] = failed
     if not full:
@@ -552,6 +553,9 @@ def run_and_report(options: argparse.Namespace) -> int:
     ]
     if unknown:
         print(f"netops bench: unknown transport or workload {unknown[0]!r}", file=sys.stderr)
+        return 64
+    if options.rounds < 1 or options.calls < 1 or options.clients < 1 or options.duration <= 0:
+        print("netops bench: --rounds, --calls, --clients and --duration must be above 0", file=sys.stderr)
         return 64
     if options.quick:
         options.calls, options.clients, options.duration, options.rounds = (
