@@ -1,6 +1,6 @@
 """Run the transport benchmark from a checkout: ``python bench/run.py [--quick] [...]``, the same as ``netops bench``.
 
-The full run writes bench/results/report.md, chart.png and results.json.
+The committed run, ``python bench/run.py --out bench/results``, writes report.md, chart.png and results.json there.
 """
 
 from gateway.bench import main

@@ -142,6 +142,24 @@ def test_targets_say_which_are_met_and_by_how_much():
     assert found["200 concurrent connections: no errors, every transport answers"][0] is True
 
 
+def test_targets_show_how_far_the_ratio_moved_from_round_to_round():
+    def rounds(*pairs: tuple[float, float]) -> list[dict[str, float]]:
+        return [{"calls_per_s": rate, "server_cpu_per_call_us": cpu} for rate, cpu in pairs]
+
+    row = {
+        "latency": {"p50_us": 110.0, "rounds": [{"p50_us": 100.0}, {"p50_us": 120.0}]},
+        "bare_latency": {"p50_us": 100.0, "rounds": [{"p50_us": 100.0}, {"p50_us": 80.0}]},
+        "throughput": {"calls_per_s": 900.0, "server_cpu_per_call_us": 50.0, "rounds": rounds((900, 50), (800, 60))},
+        "bare_throughput": {
+            "calls_per_s": 1000.0, "server_cpu_per_call_us": 50.0, "rounds": rounds((1000, 40), (1000, 50))},
+    }  # fmt: skip
+    found = {what: (met, figure) for what, met, figure in targets({"transports": {"rpyc": row}})}
+    # The verdict stays on the pooled p50 and the median round; the spread is what each pair of rounds gave.
+    assert found["rpyc: p50 latency <= 1.1x bare"] == (True, "1.10x (110 vs 100 us); by round 1.00-1.50x")
+    assert found["rpyc: server CPU per call <= 1.0x bare"] == (True, "1.00x (50 vs 50 us); by round 1.20-1.25x")
+    assert found["rpyc: throughput >= bare"] == (False, "0.90x (900 vs 1000 calls/s); by round 0.80-0.90x")
+
+
 def test_reports_are_written(tmp_path):
     written = write_reports(SAMPLE, tmp_path / "out")
     names = {p.name for p in written}
@@ -161,6 +179,19 @@ def test_a_tiny_run_end_to_end():
     assert status == 0
     row = out.getvalue().splitlines()[2].split()
     assert row[0] == "jsonrpc" and float(row[1]) > 0 and float(row[2]) > 0  # gateway and bare p50 measured
+
+
+def test_a_run_writes_files_only_when_given_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the default used to write: bench/results of the working directory
+    with redirect_stdout(io.StringIO()):
+        status = bench_main(["--transports", "jsonrpc", "--workloads", "latency", "--calls", "30", "--rounds", "1",
+                             "--no-profile"])  # fmt: skip
+    assert status == 0 and list(tmp_path.iterdir()) == []
+    with redirect_stdout(io.StringIO()):
+        status = bench_main(["--quick", "--transports", "jsonrpc", "--workloads", "latency", "--calls", "30",
+                             "--out", "here"])  # fmt: skip
+    assert status == 0 and {p.name for p in (tmp_path / "here").iterdir()} >= {"report.md", "results.json"}
+    assert "Made with `netops bench --quick --transports jsonrpc" in (tmp_path / "here" / "report.md").read_text()
 
 
 def test_quick_mode_prints_only_what_it_measured():

@@ -250,13 +250,19 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
 
 def _latencies(sides: dict[str, Server], transport: str, options: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Sequential calls in ``options.rounds`` rounds, the gateway and the bare library in turn, each side's
-    samples pooled: a slow spell of the machine falls on both sides, not on one block of calls."""
+    samples pooled: a slow spell of the machine falls on both sides, not on one block of calls (each round's
+    own p50 is kept too, for the spread of the ratio)."""
     runs: dict[str, list[Stats]] = {prefix: [] for prefix in sides}
     share = max(1, options.calls // options.rounds)
     for _ in range(options.rounds):
         for prefix, server in sides.items():
             runs[prefix].append(_latency(server, transport, server.ports[transport], share))
-    return {prefix: _stats(pooled(stats)) for prefix, stats in runs.items()}
+    out = {}
+    for prefix, stats in runs.items():
+        figures: dict[str, Any] = _stats(pooled(stats))
+        figures["rounds"] = [{"p50_us": round(r.p50_us, 1)} for r in stats]
+        out[prefix] = figures
+    return out
 
 
 def _throughputs(
@@ -530,12 +536,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="profile the servers during the throughput runs with py-spy (default: on when it is installed)",
     )
     parser.add_argument(
-        "--out", default="bench/results", help="where the full run writes report.md, chart.png, results.json"
+        "--out",
+        metavar="DIR",
+        help="write report.md, chart.png and results.json there (the committed run: --out bench/results);"
+        " without it the run only prints its table",
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print (and, unless --quick, write) the report."""
+    """Run the benchmark, print its table and (with --out) write the report."""
     parser = argparse.ArgumentParser(prog="netops bench", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = list(sys.argv[1:] if argv is None else argv)
@@ -545,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_and_report(options: argparse.Namespace) -> int:
-    """Normalise options, run, print the table, write the reports (not for --quick)."""
+    """Normalise options, run, print the table, write the reports (with --out)."""
     options.transports = [t for t in str(options.transports).split(",") if t]
     options.workloads = [w for w in str(options.workloads).split(",") if w]
     unknown = [t for t in options.transports if t not in TRANSPORTS] + [
@@ -574,7 +583,7 @@ def run_and_report(options: argparse.Namespace) -> int:
     from gateway.bench.report import table
 
     print(table(result))
-    if not options.quick:
+    if options.out:  # only when asked: a narrower run never lands on the committed report by default
         written = write_reports(result, Path(options.out))
         print("wrote " + ", ".join(str(p) for p in written))
     return 0
