@@ -7,6 +7,7 @@ so the core itself stays free of I/O and of any monitoring library.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,7 +24,7 @@ class Caller:
     principal: str = ""  # the name of the token the caller presented and the gateway accepted
     rejected: bool = False  # the caller presented a token the gateway does not accept
 
-    @property
+    @functools.cached_property  # asked on every call, and a caller lives as long as its connection
     def identity(self) -> str:
         """Whom limits count against: the token's name, else the client's IP address (its port changes)."""
         if self.principal:

@@ -50,6 +50,7 @@ FULL_SERVICE = f"{PACKAGE}.{SERVICE}"
 STATUS = {code: grpc.StatusCode[name] for code, name in GRPC_STATUS.items()}  # our stable codes as gRPC's
 CODE_KEY = "netops-code"
 MAX_STREAMS = 100  # concurrent calls on one HTTP/2 connection (gRPC's usual default)
+MAX_CALLERS = 4096  # callers kept by peer address: a bound, whatever the connections come and go
 INTROSPECTION = frozenset(
     {f"/{FULL_SERVICE}/{m}" for m in ("ListMethods", "MethodHelp", "MethodSignature")}
     | {f"/{reflection.SERVICE_NAME}/ServerReflectionInfo", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"}
@@ -65,9 +66,10 @@ def _token(metadata: Any) -> str | None:
     return None
 
 
-def _peer(context: grpc.ServicerContext) -> str:
-    kind, _, rest = context.peer().partition(":")  # "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000"
-    return rest if kind in ("ipv4", "ipv6") else context.peer()
+def _client(peer: str) -> str:
+    """The client's address in a gRPC peer string ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000")."""
+    kind, _, rest = peer.partition(":")
+    return rest if kind in ("ipv4", "ipv6") else peer
 
 
 class _Malformed:
@@ -134,6 +136,7 @@ class GRPCCodec(ServingCodec):
         self.server: grpc.Server | None = None
         self.started = self.stopped = False
         self.health = health.HealthServicer()
+        self._callers: dict[str, Caller] = {}  # by peer, when no token is required (see _caller)
 
     # -- the server --------------------------------------------------------------------------------
     def bind(self, host: str, port: int, reuse_port: bool) -> int:
@@ -257,8 +260,19 @@ class GRPCCodec(ServingCodec):
         )
 
     def _caller(self, context: grpc.ServicerContext) -> Caller:
-        caller = Caller("grpc", _peer(context), typed=True)
-        return self.gateway.identify(caller, _token(context.invocation_metadata()))
+        """Who is calling. Without tokens a caller is its connection (the peer's address and port), made once
+        per connection and not once per call; with tokens every call's metadata is checked."""
+        peer = context.peer()
+        if self.gateway.services.tokens.required:
+            return self.gateway.identify(
+                Caller("grpc", _client(peer), typed=True), _token(context.invocation_metadata())
+            )
+        caller = self._callers.get(peer)
+        if caller is None:
+            if len(self._callers) >= MAX_CALLERS:
+                self._callers.clear()  # connections come and go: the next call of each makes its caller again
+            caller = self._callers[peer] = Caller("grpc", _client(peer), typed=True)
+        return caller
 
     def _multicall(self, response: Any, message: Any, context: grpc.ServicerContext) -> Any:
         caller = self._caller(context)

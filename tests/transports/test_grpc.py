@@ -4,6 +4,7 @@ status codes with our stable code, deadlines, tokens before parsing, malformed m
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -119,6 +120,26 @@ def test_reflection_alone_lists_and_calls(grpc_client):
     assert grpc_client.call("resolve", "www.example.test")["addresses"]
     outcomes = grpc_client.multicall([("resolve", ["www.example.test"]), ("resolve", ["nxdomain.example.test"])])
     assert outcomes[0]["host"] == "www.example.test" and outcomes[1].code == "not_found"
+
+
+def test_each_connection_is_one_caller(running, caplog):
+    """Without tokens the gateway makes a caller once per connection, not once per call: each call is still
+    logged with the address and port of the connection it came on."""
+    target = f"127.0.0.1:{running.port('grpc')}"
+    own = [("grpc.use_local_subchannel_pool", 1)]  # a connection of its own, not one shared by the process
+    clients = [GRPCClient(0, channel=grpc.insecure_channel(target, options=own)) for _ in range(2)]
+    try:
+        with caplog.at_level(logging.INFO, logger="gateway.access"):
+            for client in clients * 2:
+                client.call("system_listMethods")
+    finally:
+        for client in clients:
+            client.close()
+    seen = [
+        r.netops["client"] for r in caplog.records if r.name == "gateway.access" and r.netops["transport"] == "grpc"
+    ]
+    assert len(seen) == 4 and seen[0] == seen[2] and seen[1] == seen[3] and seen[0] != seen[1]
+    assert all(client.startswith("127.0.0.1:") for client in seen)
 
 
 def test_health_service(running):
