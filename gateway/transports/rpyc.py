@@ -516,18 +516,22 @@ class RPyCSession(Session):
         if self.refused:
             return [self._refused_request(frame) for frame in frames]
         requests: list[Any] = []
-        with self.channel.ready:
-            for frame in frames:
-                if not self.draining and not self.channel.frames:
-                    instant = self._instant_request(frame)
-                    if instant is not None:
-                        requests.append(instant)  # answered on the loop, in order with the rest
-                        continue
+        for frame in frames:
+            # Only this thread sets draining, and a worker clears it (under the lock) only once the channel is
+            # empty: not draining, no worker drives the connection and nothing waits in the channel, so an
+            # instant frame is looked at without the lock (a worker may still be clearing it: then the frame
+            # waits in the channel, in order, as below).
+            if not self.draining:
+                instant = self._instant_request(frame)
+                if instant is not None:
+                    requests.append(instant)  # answered on the loop, in order with the rest
+                    continue
+            with self.channel.ready:
                 self.channel.frames.append(frame)
+                self.channel.ready.notify_all()
                 if not self.draining:
                     self.draining = True
                     requests.append(None)  # a worker drives rpyc until the channel is empty
-            self.channel.ready.notify_all()
         return requests
 
     def _send(self, msg: int, seq: int, args: Any) -> None:
@@ -559,15 +563,19 @@ class RPyCSession(Session):
             return None  # rpyc itself will answer what it cannot read, on a worker
         if handler not in _INSTANT_HANDLERS or not _by_value_box(boxed):
             return None
-        if handler in (consts.HANDLE_CALL, consts.HANDLE_CALLATTR) and not self._instant_call(handler, boxed):
-            return None
+        if handler in (consts.HANDLE_CALL, consts.HANDLE_CALLATTR):
+            try:
+                unboxed = self.conn._unbox(boxed)  # values and our own objects only: unboxing asks nothing
+                if not self._instant_call(handler, unboxed):
+                    return None
+            except Exception:
+                return None  # not a call as rpyc sends one: a worker lets rpyc answer it
+            # Handed to rpyc's dispatch as one boxed value: it unboxes that in one step, not the whole again.
+            raw = (handler, (consts.LABEL_VALUE, unboxed))
         return _Instant(seq, raw)
 
-    def _instant_call(self, handler: int, boxed: Any) -> bool:
-        try:
-            target, *rest = self.conn._unbox(boxed)
-        except Exception:
-            return False
+    def _instant_call(self, handler: int, unboxed: Any) -> bool:
+        target, *rest = unboxed
         service, names = self.service, self.instant_ops
         if isinstance(target, _View):
             return handler == consts.HANDLE_CALLATTR  # a read of the per-call copy

@@ -189,6 +189,27 @@ def test_rpyc_frames_of_a_refused_caller_are_never_decoded(locked):
     still_serves(locked, TOKEN)
 
 
+def test_rpyc_calls_of_odd_shapes_get_rpyc_answers(server):
+    """Call requests no stock client sends (no argument tuple, a target alone) are answered by rpyc with the
+    error it raises, and the connection goes on serving: the gateway's look at a call never fails on them."""
+    from rpyc.core import consts
+
+    conn = rpyc.connect("127.0.0.1", server.port("rpyc"), config={"sync_request_timeout": 10})
+    try:
+        entry = getattr(conn.root, "netops.json")  # the JSON entry, an instant call when given a name
+        for handler, args in (
+            (consts.HANDLE_CALL, (entry,)),  # the target, and not even an empty argument tuple
+            (consts.HANDLE_CALL, ()),
+            (consts.HANDLE_CALLATTR, (conn.root,)),
+        ):
+            with pytest.raises(TypeError):
+                conn.sync_request(handler, *args)
+        assert "resolve" in json.loads(entry("system_listMethods", '{"args": [], "kwargs": {}}'))
+    finally:
+        conn.close()
+    still_serves(server)
+
+
 def test_a_megabyte_argument_after_authentication_is_refused_within_budget(server):
     before = status(server.proc.pid)
     stock_rpyc_resolve(server, [0] * 300_000, ValueError, "invalid_argument")
