@@ -37,7 +37,7 @@ from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.registry import Operation, Schema
 from gateway.transports._thrift_scan import BinaryScanner, CompactScanner, ScanError
-from gateway.transports.base import guarded
+from gateway.transports.base import internal_error
 from gateway.transports.long_strings import MARKER_LENGTH, LongStrings, utf8
 
 __all__ = ["ThriftCodec"]
@@ -113,34 +113,43 @@ class _Handler:
     def _error(self, exc: GatewayError) -> Exception:
         return self.module.NetOpsError(code=exc.code, message=str(exc))
 
-    def _guard(self, func: Callable[[], Any], where: str) -> Any:
-        try:
-            return guarded(func, f"thrift {where}")
-        except GatewayError as exc:
-            raise self._error(exc) from None
+    def _failure(self, exc: Exception, where: str) -> Exception:
+        """The declared NetOpsError for any failure: a stray exception is ``internal`` (logged, never shown)."""
+        return self._error(exc if isinstance(exc, GatewayError) else internal_error(exc, f"thrift {where}"))
 
-    def _call(self, name: str, args: list[Any] | tuple[()] = (), kwargs: dict[str, Any] | None = None) -> Any:
-        return self.gateway.call(name, args, kwargs, style=UNDERSCORE, caller=_connection.caller)
+    def _call(self, name: str, args: list[Any] | tuple[()] = ()) -> Any:
+        try:
+            return self.gateway.call(name, args, style=UNDERSCORE, caller=_connection.caller)
+        except Exception as exc:
+            raise self._failure(exc, name) from None
 
     def _operation(self, op: Operation, *args: Any) -> Any:
         kwargs = {p.name: _from_thrift(v) for p, v in zip(op.params, args, strict=True) if v is not None}
-        return self._guard(lambda: self._result(op.name, self._call(op.name, (), kwargs)), op.name)
+        try:
+            return self._result(
+                op.name, self.gateway.call(op.name, (), kwargs, style=UNDERSCORE, caller=_connection.caller)
+            )
+        except Exception as exc:
+            raise self._failure(exc, op.name) from None
 
     def _result(self, name: str, result: Any) -> Any:
         """The IDL struct of a result, its long strings left out of the encoding (see ThriftSession.handle)."""
         return self.encode[name](_connection.long.take(result))
 
     def system_listMethods(self) -> list[str]:
-        return self._guard(lambda: self._call("system_listMethods"), "listMethods")
+        return self._call("system_listMethods")  # type: ignore[no-any-return]
 
     def system_methodHelp(self, name: str) -> str:
-        return self._guard(lambda: self._call("system_methodHelp", [name]), "methodHelp")
+        return self._call("system_methodHelp", [name])  # type: ignore[no-any-return]
 
     def system_methodSignature(self, name: str) -> list[list[str]]:
-        return self._guard(lambda: self._call("system_methodSignature", [name]), "methodSignature")
+        return self._call("system_methodSignature", [name])  # type: ignore[no-any-return]
 
     def system_multicall(self, calls: list[Any]) -> list[Any]:
-        return self._guard(lambda: self._multicall(calls or []), "multicall")
+        try:
+            return self._multicall(calls or [])
+        except Exception as exc:
+            raise self._failure(exc, "multicall") from None
 
     def _multicall(self, calls: list[Any]) -> list[Any]:
         requests: list[dict[str, Any]] = []
