@@ -42,7 +42,7 @@ from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, NOT_FOU
 from gateway.net.budget import MAX_ITEMS, within_budget
 from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
 from gateway.observe import Caller
-from gateway.transports.base import guarded
+from gateway.transports.base import internal_error
 from gateway.transports.exceptions import is_native, native_exception
 from gateway.transports.long_strings import CHUNK, LongStrings
 
@@ -82,11 +82,11 @@ def _service_class(gateway: Gateway) -> type:
             message = Pyro5.api.current_context.client
             caller = getattr(message, "netops_caller", None) or Caller("pyro")
             try:
-                result = guarded(
-                    lambda: gateway.call(name, args, kwargs, style=UNDERSCORE, caller=caller), f"pyro {name}"
-                )
+                result = gateway.call(name, args, kwargs, style=UNDERSCORE, caller=caller)
             except GatewayError as exc:
                 raise native_exception(exc) from None
+            except Exception as exc:  # a defect: internal, logged with an incident id, never shown
+                raise native_exception(internal_error(exc, f"pyro {name}")) from None
             long = getattr(message, "long", None)
             return result if long is None else long.take(result)  # put back by PyroSession.handle
 
