@@ -26,7 +26,18 @@ import threading
 from typing import Any
 
 from gateway.core import Gateway
-from gateway.net.session import MAX_TOKEN_LINE, TOKEN_PREFIX, Codec, Link, Refuse, ServingCodec, Session, TransportCodec
+from gateway.net.session import (
+    MAX_TOKEN_LINE,
+    TOKEN_PREFIX,
+    Answer,
+    Codec,
+    Deferred,
+    Link,
+    Refuse,
+    ServingCodec,
+    Session,
+    TransportCodec,
+)  # fmt: skip
 from gateway.net.workers import Workers
 from gateway.observe import Caller
 
@@ -260,7 +271,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.counted = False
         self.paused = False
-        self.unwritten: collections.deque[memoryview] = collections.deque()  # answer bytes not yet handed over
+        self.unwritten: collections.deque[memoryview | Deferred] = collections.deque()  # answer bytes not handed over
         self.writing_paused = False  # the transport's buffer is over its high-water mark
         self.close_when_written = False
         self.deadline: asyncio.TimerHandle | None = None
@@ -487,7 +498,7 @@ class _Connection(asyncio.Protocol):
             log.exception("%s session could not look at a request", self.listener.name)
             return False
 
-    def _answer(self, request: Any, holds_results: bool = True) -> bytes | list[bytes] | None:
+    def _answer(self, request: Any, holds_results: bool = True) -> Answer | None:
         assert self.session is not None
         try:
             if not holds_results:  # an instant request: it does no I/O, so it fetches nothing to hold
@@ -507,12 +518,12 @@ class _Connection(asyncio.Protocol):
         except RuntimeError:
             pass  # the loop has stopped: the gateway is shutting down
 
-    def _done(self, reply: bytes | list[bytes] | None) -> None:
+    def _done(self, reply: Answer | None) -> None:
         self.busy = False
         self._reply(reply)
         self._pump()
 
-    def _reply(self, reply: bytes | list[bytes] | None) -> None:
+    def _reply(self, reply: Answer | None) -> None:
         if self.closed:
             return
         self._write_all(reply or b"")
@@ -528,7 +539,7 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     # -- thread-safe, for sessions -----------------------------------------------------
-    def send(self, data: bytes | list[bytes]) -> None:
+    def send(self, data: Answer) -> None:
         """Write ``data`` (or its parts, in order) from any thread (at once on the loop's own, which an instant
         request runs on)."""
         if threading.get_ident() == self.layer.loop_thread:
@@ -536,14 +547,19 @@ class _Connection(asyncio.Protocol):
         else:
             self.loop.call_soon_threadsafe(self._write_all, data)
 
-    def _write_all(self, data: bytes | list[bytes]) -> None:
+    def _write_all(self, data: Answer) -> None:
         if isinstance(data, bytes):
             self._write(data)
-        elif len(data) > 1 and sum(map(len, data)) <= WRITE_CHUNK:
-            self._write(b"".join(data))  # one send, one segment: small parts are cheaper joined
+        elif len(data) > 1 and sum(map(len, data)) <= WRITE_CHUNK and Deferred not in map(type, data):
+            self._write(b"".join(data))  # type: ignore[arg-type]  # one send, one segment: cheaper joined
         else:
             for part in data:
-                self._write(part)
+                if type(part) is Deferred:
+                    if not self.closed:
+                        self.unwritten.append(part)  # made when its turn comes, as the client reads
+                        self._drain()
+                else:
+                    self._write(part)  # type: ignore[arg-type]
 
     def _write(self, data: bytes) -> None:
         if self.closed or not data:  # nothing to send (a session that wrote its answer itself returns none)
@@ -557,9 +573,22 @@ class _Connection(asyncio.Protocol):
 
     def _drain(self) -> None:
         """Hand queued answer bytes to the transport a chunk at a time while it is not over its high-water
-        mark; the answer's own bytes are held meanwhile, so nothing is copied but the chunk in flight."""
+        mark; the answer's own bytes are held meanwhile, so nothing is copied but the chunk in flight, and
+        deferred bytes are made only when their turn comes."""
         while self.unwritten and not self.writing_paused:
             view = self.unwritten[0]
+            if isinstance(view, Deferred):
+                try:
+                    piece = view.take()
+                except Exception:  # a frame's length was sent: the connection cannot carry on
+                    log.exception("%s answer could not be made; closing the connection", self.listener.name)
+                    self.abort()
+                    return
+                if piece is None:
+                    self.unwritten.popleft()
+                else:
+                    self.unwritten.appendleft(memoryview(piece))
+                continue
             self.transport.write(view[:WRITE_CHUNK])
             if len(view) > WRITE_CHUNK:
                 self.unwritten[0] = view[WRITE_CHUNK:]

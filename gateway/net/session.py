@@ -14,8 +14,8 @@ connection only through its :class:`Link`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from gateway.observe import Caller
 
@@ -24,9 +24,59 @@ if TYPE_CHECKING:
     from gateway.core import Gateway, Style
 
 __all__ = [
-    "INSTANT_BYTES", "TOKEN_PREFIX", "Codec", "Link", "Refuse", "ServingCodec", "Session", "TransportCodec",
-    "token_line",
+    "INSTANT_BYTES", "TOKEN_PREFIX", "Answer", "Codec", "Deferred", "Link", "Refuse", "ServingCodec", "Session",
+    "TransportCodec", "each_piece", "token_line",
 ]  # fmt: skip
+
+
+class Deferred:
+    """``size`` bytes of an answer made only as the socket takes them: a long string's encoding.
+
+    Made whole before it is written, it would be held beside the string it is
+    made from (a 10 MiB ``fetch_url`` body twice) while every other call in
+    flight did the same. The size is known beforehand, for the frame's length.
+    Its bytes are made once: it is read like a generator.
+    """
+
+    __slots__ = ("given", "parts", "size")
+
+    def __init__(self, size: int, parts: Iterator[bytes]) -> None:
+        self.size = size
+        self.parts = parts
+        self.given = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (piece := self.take()) is not None:
+            yield piece
+
+    def take(self) -> bytes | None:
+        """The next piece, or None once all were given (ValueError if they do not add up to ``size``)."""
+        for piece in self.parts:
+            self.given += len(piece)
+            if self.given > self.size:
+                break
+            if piece:
+                return piece
+        else:
+            if self.given == self.size:
+                return None
+        raise ValueError(f"deferred bytes: {self.given} made, {self.size} announced")
+
+
+def each_piece(parts: Iterable[bytes | Deferred]) -> Iterator[bytes]:
+    """The bytes of an answer's parts in order, deferred ones made on the way."""
+    for part in parts:
+        if isinstance(part, Deferred):
+            yield from part
+        else:
+            yield part
+
+
+# What a session answers: bytes, or parts written in order (a large body is not joined to its head).
+Answer: TypeAlias = "bytes | Sequence[bytes | Deferred]"
 
 # RPyC and Thrift have no header for a credential: a client may send this line before its first message.
 # Neither protocol can begin with these bytes (an RPyC frame would claim 1.3 GB, a Thrift message starts
@@ -58,7 +108,7 @@ class Link:
         self,
         gateway: Gateway,
         caller: Caller,
-        send: Callable[[bytes | list[bytes]], None],
+        send: Callable[[Answer], None],
         close: Callable[[], None],
         tls: bool,
         local: str = "127.0.0.1",
@@ -84,7 +134,7 @@ class Session(ABC):
         """Take bytes from the client; return the requests now complete (raise :class:`Refuse` to close)."""
 
     @abstractmethod
-    def handle(self, request: Any) -> bytes | list[bytes] | None:
+    def handle(self, request: Any) -> Answer | None:
         """Answer one request on a worker thread: the bytes to send, or its parts in order, so a large body
         is not copied to be joined to its head (None: nothing)."""
 

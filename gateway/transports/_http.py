@@ -21,7 +21,7 @@ import httptools
 
 from gateway.core import Gateway
 from gateway.errors import TOO_LARGE, GatewayError
-from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
+from gateway.net.session import INSTANT_BYTES, Answer, Codec, Deferred, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.transports.table import row
 
@@ -68,7 +68,7 @@ class App(ABC):
         """Parse a request body: what :meth:`answer` takes, or the reply (bytes) to a body that is refused."""
 
     @abstractmethod
-    def answer(self, decoded: Any, caller: Caller) -> bytes | list[bytes] | Reply | None:
+    def answer(self, decoded: Any, caller: Caller) -> bytes | list[bytes | Deferred] | Reply | None:
         """Answer a decoded request (or pass on the reply :meth:`decode` made): the body, or its parts in
         order (a large one is not joined); None: no body (HTTP 204)."""
 
@@ -97,8 +97,8 @@ def response(status: int, body: bytes, content_type: str, headers: tuple = (), c
 
 
 def response_parts(
-    status: int, body: bytes | list[bytes], content_type: str, headers: tuple = (), close: bool = False
-) -> bytes | list[bytes]:
+    status: int, body: bytes | list[bytes | Deferred], content_type: str, headers: tuple = (), close: bool = False
+) -> Answer:
     """A response as head and body (or the body's parts), when joining them would cost a large copy."""
     if isinstance(body, list):
         return [_head(status, sum(map(len, body)), content_type, headers, close), *body]
@@ -292,7 +292,7 @@ class HTTPSession(Session):
         request.decoded = self.app.decode(b"".join(request.body), request.caller or self.link.caller, request.headers)
         return self.app.instant(request.decoded)
 
-    def handle(self, request: _Request) -> bytes | list[bytes]:
+    def handle(self, request: _Request) -> Answer:
         """Answer one complete request."""
         close = not request.keep_alive
         self.close_after = close

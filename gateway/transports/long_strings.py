@@ -14,11 +14,14 @@ library's (each codec's test compares them).
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["CHUNK", "LONG", "MARKER_LENGTH", "LongStrings", "utf8"]
+from gateway.net.session import Deferred
+
+__all__ = ["CHUNK", "LONG", "MARKER_LENGTH", "LongStrings", "pieces", "prefixed", "utf8"]
 
 CHUNK = 256 * 1024  # a long string is encoded this much at a time
 LONG = 64 * 1024  # shorter strings are left to the library: a part of their own would cost more than it saves
@@ -61,10 +64,10 @@ class LongStrings:
         return f"netops-{self.key}-{index:06d}"
 
     def splice(
-        self, encoded: bytes, before: bytes, after: bytes, form: Callable[[str], Iterable[bytes]]
-    ) -> Iterator[bytes]:
+        self, encoded: bytes, before: bytes, after: bytes, form: Callable[[str], Deferred]
+    ) -> list[bytes | Deferred]:
         """The bytes of ``encoded``, in parts, with each marker as the codec encodes it (its text between
-        ``before`` and ``after``: a length prefix, quotes) replaced by ``form(string)``, produced lazily."""
+        ``before`` and ``after``: a length prefix, quotes) replaced by ``form(string)``, made as it is written."""
         found = []
         for index, string in enumerate(self.strings):
             text = before + self.marker(index).encode() + after
@@ -74,14 +77,16 @@ class LongStrings:
             if encoded.find(text, at + 1) >= 0:
                 raise ValueError("an answer's marker is repeated")
             found.append((at, len(text), string))
+        parts: list[bytes | Deferred] = []
         done = 0
         for at, size, string in sorted(found, key=lambda item: item[0]):
             if at > done:
-                yield encoded[done:at]
-            yield from form(string)
+                parts.append(encoded[done:at])
+            parts.append(form(string))
             done = at + size
         if done < len(encoded):
-            yield encoded[done:]
+            parts.append(encoded[done:])
+        return parts
 
 
 def _holds_long(value: Any) -> bool:
@@ -104,13 +109,19 @@ def _holds_long(value: Any) -> bool:
     return False
 
 
-def utf8(text: str) -> tuple[int, Iterator[bytes]]:
-    """The length of ``text`` in UTF-8, and its UTF-8 a chunk at a time (never all of it at once)."""
-    size = len(text) if text.isascii() else sum(len(piece.encode()) for piece in _pieces(text))
-    return size, (piece.encode() for piece in _pieces(text))
+def utf8(text: str) -> Deferred:
+    """``text`` in UTF-8, made a chunk at a time (never all of it at once)."""
+    size = len(text) if text.isascii() else sum(len(piece.encode()) for piece in pieces(text))
+    return Deferred(size, (piece.encode() for piece in pieces(text)))
 
 
-def _pieces(text: str) -> Iterator[str]:
+def prefixed(prefix: bytes, rest: Deferred) -> Deferred:
+    """``rest`` with ``prefix`` (a length, a tag) before it."""
+    return Deferred(len(prefix) + rest.size, itertools.chain((prefix,), rest.parts))
+
+
+def pieces(text: str) -> Iterator[str]:
+    """``text`` a chunk of :data:`CHUNK` characters at a time."""
     return (text[at : at + CHUNK] for at in range(0, len(text), CHUNK))
 
 

@@ -22,12 +22,12 @@ environment): message size capped, idle connections dropped after
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import socket
 import struct
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import Pyro5.api
@@ -40,11 +40,11 @@ import Pyro5.server
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, NOT_FOUND, TOO_LARGE, GatewayError
 from gateway.net.budget import MAX_ITEMS, within_budget
-from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
+from gateway.net.session import INSTANT_BYTES, Answer, Codec, Deferred, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.transports.base import internal_error
 from gateway.transports.exceptions import is_native, native_exception
-from gateway.transports.long_strings import CHUNK, LongStrings
+from gateway.transports.long_strings import LongStrings, pieces
 
 __all__ = ["PyroCodec"]
 
@@ -243,7 +243,7 @@ class PyroSession(Session):
         call = _CALL_START.match(data, _HEADER.size + annotations)
         return call is not None and call[1].decode() in self.instant_ops
 
-    def handle(self, data: bytes) -> bytes | list[bytes] | None:
+    def handle(self, data: bytes) -> Answer | None:
         """Answer one message on a worker (in parts when its result has long strings)."""
         if not self.connected:
             message = _Message(data, self.link.caller)
@@ -301,25 +301,47 @@ class PyroSession(Session):
         return _HEADER.pack(*fields) + data[_HEADER.size : _HEADER.size + annotations] + plain
 
 
-def _spliced(reply: bytes, long: LongStrings) -> list[bytes]:
+def _spliced(reply: bytes, long: LongStrings) -> list[bytes | Deferred]:
     """A reply with its long strings put back where serpent wrote their markers, its header's size mended."""
-    parts = list(long.splice(reply, b"'", b"'", _serpent_string))
-    fields = list(_HEADER.unpack_from(parts[0]))
-    fields[6] += sum(map(len, parts)) - len(reply)  # the payload's size
-    return [_HEADER.pack(*fields) + parts[0][_HEADER.size :], *parts[1:]]
+    head, *parts = long.splice(reply, b"'", b"'", _serpent_string)
+    assert isinstance(head, bytes)  # the header comes before any marker
+    fields = list(_HEADER.unpack_from(head))
+    fields[6] += len(head) + sum(map(len, parts)) - len(reply)  # the payload's size
+    return [_HEADER.pack(*fields) + head[_HEADER.size :], *parts]
 
 
-def _serpent_string(text: str) -> Iterator[bytes]:
-    """``repr(text)`` as serpent writes it, in UTF-8, a chunk at a time."""
+def _serpent_string(text: str) -> Deferred:
+    """``repr(text)`` as serpent writes it, in UTF-8, made a chunk at a time."""
     quote = '"' if "'" in text and '"' not in text else "'"  # repr's own choice for the whole string
-    yield quote.encode()
-    for at in range(0, len(text), CHUNK):
-        literal = repr(text[at : at + CHUNK])
-        inner = literal[1:-1]
-        if literal[0] != quote:  # this piece alone holds ' and no ": repr quoted it with " and left ' bare
-            inner = inner.replace("'", "\\'")
-        yield inner.encode()
-    yield quote.encode()
+    size = 2 + sum(_repr_size(piece, quote) for piece in pieces(text))
+    made = (_repr_piece(piece, quote) for piece in pieces(text))
+    return Deferred(size, itertools.chain((quote.encode(),), made, (quote.encode(),)))
+
+
+def _repr_piece(piece: str, quote: str) -> bytes:
+    """A piece of ``text`` as it is between the quotes of ``repr(text)`` (``quote`` being repr's choice)."""
+    literal = repr(piece)
+    inner = literal[1:-1]
+    if literal[0] != quote:  # this piece alone holds ' and no ": repr quoted it with " and left ' bare
+        inner = inner.replace("'", "\\'")
+    return inner.encode()
+
+
+# ASCII that repr leaves as it is (but '), so the size of an ASCII piece is counted, not made: a fifth of the time.
+_PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in b"\\'")
+
+
+def _repr_size(piece: str, quote: str) -> int:
+    """``len(_repr_piece(piece, quote))``."""
+    if not piece.isascii():
+        return len(_repr_piece(piece, quote))
+    special = piece.encode("ascii").translate(None, _PLAIN)  # backslashes, ', controls, DEL: usually none
+    if not special:
+        return len(piece)
+    backslashes, quotes = special.count(b"\\"), special.count(b"'")
+    short = special.count(b"\t") + special.count(b"\n") + special.count(b"\r")  # written \t, \n, \r
+    hexed = len(special) - backslashes - quotes - short  # written \xNN
+    return len(piece) + backslashes + (quotes if quote == "'" else 0) + short + 3 * hexed
 
 
 _NOT_INSTANT = Pyro5.protocol.FLAGS_COMPRESSED | Pyro5.protocol.FLAGS_ONEWAY | Pyro5.protocol.FLAGS_BATCH

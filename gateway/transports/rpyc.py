@@ -42,10 +42,11 @@ import collections
 import collections.abc
 import json
 import logging
+import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import rpyc
@@ -54,11 +55,11 @@ from rpyc.core import brine, consts, netref
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
 from gateway.net.budget import within_budget
-from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
+from gateway.net.session import INSTANT_BYTES, Codec, Deferred, Link, Refuse, Session, each_piece
 from gateway.observe import Caller
 from gateway.transports.base import dump_json, guarded, internal_error
 from gateway.transports.exceptions import EXCEPTIONS
-from gateway.transports.long_strings import MARKER_LENGTH, LongStrings, utf8
+from gateway.transports.long_strings import MARKER_LENGTH, LongStrings, prefixed, utf8
 
 __all__ = ["MappingView", "RPyCCodec", "SequenceView"]
 
@@ -343,6 +344,9 @@ def root_class(gateway: Gateway) -> type:
 _FRAME = struct.Struct("!LB")  # rpyc's frame header: payload length, compressed flag; a newline ends the frame
 _FLUSHER = b"\n"
 _COMPRESS_OVER = 3000  # rpyc compresses payloads larger than this (rpyc.core.channel.Channel)
+# A long answer being compressed is held twice, as its strings and as most of their size compressed (~30 ms a
+# MiB). That is work for a core: more at once than there are cores costs memory and is no faster.
+_COMPRESSING = threading.BoundedSemaphore(os.cpu_count() or 1)
 UNAUTHENTICATED_FRAME = 4096  # what a caller without an accepted token may send in one frame (never decoded)
 _TUP2 = 0x11  # brine's tag of a pair
 _INT_TEXT = 0x16  # brine's tag of an int as decimal text (a one-byte length first)
@@ -390,11 +394,16 @@ class _FrameChannel:
             data, compressed = zlib.compress(data, 1), 1
         self.link.send([_FRAME.pack(len(data), compressed), data, _FLUSHER])
 
-    def send_parts(self, parts: Iterable[bytes]) -> None:
-        """Frame a large message given in parts, compressed a part at a time (no copy of it whole)."""
-        compressor = zlib.compressobj(1)
-        out = [chunk for part in parts if (chunk := compressor.compress(part))]
-        out.append(compressor.flush())
+    def send_parts(self, parts: Iterable[bytes | Deferred]) -> None:
+        """Frame a large message given in parts, compressed a piece at a time (no copy of it whole).
+
+        rpyc frames a message compressed, with its length first: unlike the
+        other codecs' deferred parts, these are made here, at once.
+        """
+        with _COMPRESSING:
+            compressor = zlib.compressobj(1)
+            out = [chunk for piece in each_piece(parts) if (chunk := compressor.compress(piece))]
+            out.append(compressor.flush())
         self.link.send([_FRAME.pack(sum(map(len, out)), 1), *out, _FLUSHER])
 
     def close(self) -> None:
@@ -434,11 +443,10 @@ def _by_value_box(box: Any) -> bool:
 _BRINE_MARKER = brine.TAG_UNICODE + brine.TAG_STR_L1 + bytes([MARKER_LENGTH])  # a marker's encoding, before its text
 
 
-def _brine_string(text: str) -> Iterator[bytes]:
+def _brine_string(text: str) -> Deferred:
     """A long string as brine encodes it (the length of its UTF-8 in four bytes), a chunk at a time."""
-    size, data = utf8(text)
-    yield brine.TAG_UNICODE + brine.TAG_STR_L4 + brine.I4.pack(size)
-    yield from data
+    data = utf8(text)
+    return prefixed(brine.TAG_UNICODE + brine.TAG_STR_L4 + brine.I4.pack(data.size), data)
 
 
 def _request_header(frame: bytes) -> tuple[int, int] | None:

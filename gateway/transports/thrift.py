@@ -23,7 +23,7 @@ import functools
 import logging
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
@@ -33,12 +33,12 @@ from thriftpy2.transport import TMemoryBuffer
 from gateway.core import SYSTEM_NAMES, UNDERSCORE, Failed, Gateway
 from gateway.errors import INVALID_ARGUMENT, GatewayError
 from gateway.idl import thrift_module
-from gateway.net.session import INSTANT_BYTES, Codec, Link, Refuse, Session
+from gateway.net.session import INSTANT_BYTES, Answer, Codec, Deferred, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.registry import Operation, Schema
 from gateway.transports._thrift_scan import BinaryScanner, CompactScanner, ScanError
 from gateway.transports.base import internal_error
-from gateway.transports.long_strings import MARKER_LENGTH, LongStrings, utf8
+from gateway.transports.long_strings import MARKER_LENGTH, LongStrings, prefixed, utf8
 
 __all__ = ["ThriftCodec"]
 
@@ -86,17 +86,16 @@ def string_length(size: int, compact: bool) -> bytes:
     return bytes([*out, size])
 
 
-def string_parts(text: str, compact: bool) -> Iterator[bytes]:
+def string_parts(text: str, compact: bool) -> Deferred:
     """A string as the protocol encodes it: its length prefix, then its UTF-8 (a chunk at a time)."""
-    size, data = utf8(text)
-    yield string_length(size, compact)
-    yield from data
+    data = utf8(text)
+    return prefixed(string_length(data.size, compact), data)
 
 
-def splice(reply: bytes, long: LongStrings, compact: bool) -> list[bytes]:
+def splice(reply: bytes, long: LongStrings, compact: bool) -> list[bytes | Deferred]:
     """An encoded reply with its long strings put back where their markers are."""
     form = functools.partial(string_parts, compact=compact)
-    return list(long.splice(reply, string_length(MARKER_LENGTH, compact), b"", form))
+    return long.splice(reply, string_length(MARKER_LENGTH, compact), b"", form)
 
 
 class _Handler:
@@ -293,7 +292,7 @@ class ThriftSession(Session):
         data, name = message[0], message[1]
         return data is not None and not self.refused and len(data) <= INSTANT_BYTES and name in self.codec.instant_ops
 
-    def handle(self, message: tuple[Any, ...]) -> bytes | list[bytes]:
+    def handle(self, message: tuple[Any, ...]) -> Answer:
         """Decode one message, call, encode the answer (in parts when it has long strings)."""
         data, name, seqid = message[:3]
         out = TMemoryBuffer()

@@ -22,9 +22,11 @@ from defusedxml.xmlrpc import DefusedExpatParser
 from gateway.core import DOTTED
 from gateway.errors import INVALID_ARGUMENT, PARSE_ERROR, GatewayError
 from gateway.net.budget import MAX_DEPTH, MAX_ITEMS
+from gateway.net.session import Deferred
 from gateway.observe import Caller
 from gateway.transports._http import App, HTTPCodec
 from gateway.transports.base import guarded, internal_error
+from gateway.transports.long_strings import pieces
 
 __all__ = ["XMLRPCCodec"]
 
@@ -82,13 +84,16 @@ def loads(body: bytes) -> tuple[tuple[Any, ...], str]:
 PART_CHARS = 64 * 1024  # a string this long is encoded on its own: joining it to the markup would copy it
 
 
-def _dump(value: Any, write: Callable[[str], None], depth: int = 0) -> None:
+def _dump(value: Any, write: Callable[[str | Deferred], None], depth: int = 0) -> None:
     """``value`` as the stdlib's Marshaller writes it, for the plain data results are (dicts, lists,
     strings, ints, bools, floats), without its per-value dispatch; anything else goes to the Marshaller."""
     kind = type(value)
     if kind is str:
         write("<value><string>")
-        write(_escape(value) if "&" in value or "<" in value or ">" in value else value)
+        if len(value) > PART_CHARS:
+            write(_xml_text(value))
+        else:
+            write(_escape(value) if "&" in value or "<" in value or ">" in value else value)
         write("</string></value>\n")
     elif kind is dict and depth < MAX_DEPTH:
         write("<value><struct>\n")
@@ -113,25 +118,41 @@ def _dump(value: Any, write: Callable[[str], None], depth: int = 0) -> None:
 
 
 _escape = xmlrpc.client.escape
+_MARKUP = b"&<>"
+_ALL_BUT_MARKUP = bytes(c for c in range(256) if c not in _MARKUP)
 
 
-def _response(result: Any) -> list[bytes]:
+def _xml_text(text: str) -> Deferred:
+    """A long string escaped and in UTF-8, made a chunk at a time as it is written (its size counted first)."""
+    size = sum(map(_escaped_size, pieces(text)))
+    return Deferred(size, (_escape(piece).encode() for piece in pieces(text)))
+
+
+def _escaped_size(piece: str) -> int:
+    """``len(_escape(piece).encode())``, counted: &amp; is 4 bytes more than &, &lt; and &gt; 3."""
+    if piece.isascii():
+        markup = piece.encode("ascii").translate(None, _ALL_BUT_MARKUP)  # usually (nearly) empty
+        return len(piece) + 3 * len(markup) + markup.count(b"&")
+    return len(piece.encode()) + 4 * piece.count("&") + 3 * (piece.count("<") + piece.count(">"))
+
+
+def _response(result: Any) -> list[bytes | Deferred]:
     """A methodResponse, as ``xmlrpc.client.dumps`` writes it, in parts: the markup joined, each long string
-    encoded alone (dumps joins the whole answer into one str twice, then it is encoded: three copies of a
-    10 MiB body; here the one encoded copy)."""
-    fragments: list[str] = ["<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n"]
+    made as it is written (dumps joins the whole answer into one str twice, then it is encoded: three copies
+    of a 10 MiB body beside the body itself; here none)."""
+    fragments: list[str | Deferred] = ["<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n"]
     _dump(result, fragments.append)
     fragments.append("</param>\n</params>\n</methodResponse>\n")
-    parts: list[bytes] = []
+    parts: list[bytes | Deferred] = []
     markup: list[str] = []
     for fragment in fragments:
-        if len(fragment) <= PART_CHARS:
+        if isinstance(fragment, str) and len(fragment) <= PART_CHARS:
             markup.append(fragment)
             continue
         if markup:
             parts.append("".join(markup).encode())
             markup = []
-        parts.append(fragment.encode())
+        parts.append(fragment.encode() if isinstance(fragment, str) else fragment)
     parts.append("".join(markup).encode())
     return parts
 
@@ -161,7 +182,7 @@ class _XMLRPCApp(App):
     def instant(self, decoded: Any) -> bool:
         return type(decoded) is tuple and self.gateway.instant(decoded[1])
 
-    def answer(self, decoded: Any, caller: Caller) -> bytes | list[bytes]:
+    def answer(self, decoded: Any, caller: Caller) -> bytes | list[bytes | Deferred]:
         if type(decoded) is bytes:
             return decoded
         params, name = decoded

@@ -14,7 +14,8 @@ from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
 from thriftpy2.transport import TMemoryBuffer
 
 from gateway.idl import thrift_module
-from gateway.transports import pyro, rpyc, thrift
+from gateway.net.session import Deferred, each_piece
+from gateway.transports import long_strings, pyro, rpyc, thrift
 from gateway.transports.long_strings import CHUNK, LONG, LongStrings
 from tests.servers.http import long_text
 
@@ -46,8 +47,8 @@ def test_thrift(text, compact):
 
     long = LongStrings()
     spliced = thrift.splice(encode(long.take(result(text))), long, compact)
-    assert b"".join(spliced) == encode(result(text))
-    assert len(spliced) > 3  # the long string went as parts of its own
+    assert b"".join(each_piece(spliced)) == encode(result(text))
+    assert type(spliced[1]) is Deferred  # the long string went as a part of its own, made as it is written
 
 
 @pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
@@ -56,9 +57,9 @@ def test_pyro_serpent(text):
         return protocol.SendingMessage(protocol.MSG_RESULT, 0, 7, 1, serpent.dumps(value)).data
 
     long = LongStrings()
-    spliced = pyro._spliced(message(long.take(result(text))), long)
-    assert b"".join(spliced) == message(result(text))
-    assert serpent.loads(b"".join(spliced)[protocol._header_size :]) == result(text)
+    spliced = b"".join(each_piece(pyro._spliced(message(long.take(result(text))), long)))
+    assert spliced == message(result(text))
+    assert serpent.loads(spliced[protocol._header_size :]) == result(text)
 
 
 @pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
@@ -67,7 +68,7 @@ def test_rpyc_brine(text):
     boxed = (consts.LABEL_VALUE, (text, "short", text))
     long = LongStrings()
     spliced = long.splice(brine.dump((9, long.take(boxed))), rpyc._BRINE_MARKER, b"", rpyc._brine_string)
-    assert b"".join(spliced) == brine.dump((9, boxed))
+    assert b"".join(each_piece(spliced)) == brine.dump((9, boxed))
 
 
 def test_a_forged_marker_is_not_spliced():
@@ -75,5 +76,40 @@ def test_a_forged_marker_is_not_spliced():
     long = LongStrings()
     taken = long.take({"a": "x" * LONG})
     with pytest.raises(ValueError, match="repeated"):
-        list(long.splice(serpent.dumps([taken, taken]), b"'", b"'", pyro._serpent_string))
+        long.splice(serpent.dumps([taken, taken]), b"'", b"'", pyro._serpent_string)
     assert LongStrings().marker(0) != long.marker(0)
+
+
+@pytest.mark.parametrize("quotes", ["'", '"', "'\"", ""])
+def test_each_deferred_string_is_the_size_it_announced(monkeypatch, quotes):
+    """A long string's size is counted before its bytes are made (a frame's length comes first): counted
+    and made agree for every ASCII character, some others, and pieces that each choose their own quotes."""
+    import random
+    import xmlrpc.client
+
+    from gateway.transports.xmlrpc import _xml_text
+
+    monkeypatch.setattr(long_strings, "CHUNK", 5)  # many pieces, each as repr sees it alone
+    rnd = random.Random(7)
+    alphabet = [chr(c) for c in range(128) if chr(c) not in "'\"" or chr(c) in quotes] + ["é", "\x85", "\u2028", "😀"]
+    for _ in range(500):
+        pool = rnd.sample(alphabet, rnd.randrange(1, 10)) + list(quotes)
+        text = "".join(rnd.choice(pool) for _ in range(rnd.randrange(0, 60)))
+        utf8 = text.encode()
+        for deferred, expected in (
+            (pyro._serpent_string(text), repr(text).encode()),
+            (_xml_text(text), xmlrpc.client.escape(text).encode()),
+            (rpyc._brine_string(text), brine.TAG_UNICODE + brine.TAG_STR_L4 + brine.I4.pack(len(utf8)) + utf8),
+            (thrift.string_parts(text, compact=False), len(utf8).to_bytes(4, "big") + utf8),
+        ):
+            assert deferred.size == len(expected)
+            assert b"".join(deferred) == expected
+
+
+def test_deferred_bytes_that_do_not_add_up_are_an_error():
+    """Fewer or more bytes than announced would corrupt the frame whose length went first: an error (the layer
+    then drops the connection), never bytes sent."""
+    assert b"".join(Deferred(5, iter([b"ab", b"", b"cde"]))) == b"abcde"
+    for made in ([b"abc"], [b"abc", b"def"]):
+        with pytest.raises(ValueError, match="announced"):
+            b"".join(Deferred(5, iter(made)))
