@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import io
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,11 +37,12 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway.core import SYSTEM_OPERATIONS, UNDERSCORE, Failed, Gateway, public_name
 from gateway.errors import GRPC_STATUS, INVALID_ARGUMENT, UNAUTHENTICATED, GatewayError
-from gateway.net.session import ServingCodec
+from gateway.net.session import Deferred, ServingCodec, each_piece
 from gateway.observe import Caller
 from gateway.proto import PACKAGE, SERVICE, Method, default_pool, methods
 from gateway.registry import Operation, describe
 from gateway.transports.base import internal_error
+from gateway.transports.long_strings import LONG, MARKER_LENGTH, LongStrings, prefixed, utf8, varint
 
 __all__ = ["STATUS", "GRPCCodec"]
 
@@ -235,7 +237,7 @@ class GRPCCodec(ServingCodec):
             signature = self._message("Signature")
             shape = lambda sigs: response(signatures=[signature(types=s) for s in sigs])  # noqa: E731
         else:
-            shape = lambda result: response(**result)  # noqa: E731
+            shape = functools.partial(_shape, response)
         params = [(p.name, not p.required) for p in op.params]
 
         def handle(message: Any, context: grpc.ServicerContext) -> Any:
@@ -377,9 +379,51 @@ def _arguments(message: Any, params: list[tuple[str, bool]]) -> dict[str, Any]:
     return out
 
 
+def _shape(response: Any, result: dict[str, Any]) -> Any:
+    """The result as its message; one with a long string is kept apart from protobuf (see :class:`_Spliced`)."""
+    for value in result.values():
+        if type(value) is str and len(value) >= LONG:
+            long = LongStrings()
+            taken = {key: long.take(item) if type(item) is str else item for key, item in result.items()}
+            return _Spliced(response(**taken), long)
+    return response(**result)
+
+
+class _Spliced:
+    """A result message with markers for its long strings (top-level fields), put back as it is serialized.
+
+    protobuf copies a string into its message, serializes into a buffer of
+    its own and then into bytes, and a cleared message keeps its memory: a
+    10 MiB body was held three times. Here the small rest is serialized and
+    each string's UTF-8 written after its length into one buffer, whose bytes
+    grpcio takes without a copy: the body is held twice, the string and its bytes.
+    """
+
+    __slots__ = ("long", "message")
+
+    def __init__(self, message: Any, long: LongStrings) -> None:
+        self.message = message
+        self.long = long
+
+    def serialize(self) -> bytes:
+        """The bytes the message would have with the strings in it (a protobuf string: length, UTF-8)."""
+        parts = self.long.splice(self.message.SerializeToString(), varint(MARKER_LENGTH), b"", _proto_string)
+        out = io.BytesIO()
+        for piece in each_piece(parts):
+            out.write(piece)
+        self.long.strings.clear()  # before grpcio copies the bytes, not after
+        return out.getvalue()  # BytesIO hands over its own buffer, without a copy
+
+
+def _proto_string(text: str) -> Deferred:
+    data = utf8(text)
+    return prefixed(varint(data.size), data)
+
+
 def _serialize(message: Any) -> bytes:
-    """The message's bytes, and the message emptied: grpcio copies the bytes into its own buffer while it
-    still holds the message, which had kept a third copy of a 10 MiB body alive."""
+    """The message's bytes, and the message emptied (grpcio copies the bytes while it still holds it)."""
+    if type(message) is _Spliced:
+        return message.serialize()
     data: bytes = message.SerializeToString()
     message.Clear()
     return data

@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway.net.session import Deferred
 
-__all__ = ["CHUNK", "LONG", "MARKER_LENGTH", "LongStrings", "pieces", "prefixed", "utf8"]
+__all__ = ["CHUNK", "LONG", "MARKER_LENGTH", "LongStrings", "pieces", "prefixed", "utf8", "varint"]
 
 CHUNK = 256 * 1024  # a long string is encoded this much at a time
 LONG = 64 * 1024  # shorter strings are left to the library: a part of their own would cost more than it saves
@@ -113,6 +113,16 @@ def utf8(text: str) -> Deferred:
     """``text`` in UTF-8, made a chunk at a time (never all of it at once)."""
     size = len(text) if text.isascii() else sum(len(piece.encode()) for piece in pieces(text))
     return Deferred(size, (piece.encode() for piece in pieces(text)))
+
+
+def varint(size: int) -> bytes:
+    """``size`` as an unsigned LEB128 varint (Thrift's compact protocol, protobuf)."""
+    out = bytearray()
+    while size > 0x7F:
+        out.append(size & 0x7F | 0x80)
+        size >>= 7
+    out.append(size)
+    return bytes(out)
 
 
 def prefixed(prefix: bytes, rest: Deferred) -> Deferred:

@@ -38,7 +38,7 @@ from gateway.observe import Caller
 from gateway.registry import Operation, Schema
 from gateway.transports._thrift_scan import BinaryScanner, CompactScanner, ScanError
 from gateway.transports.base import internal_error
-from gateway.transports.long_strings import MARKER_LENGTH, LongStrings, prefixed, utf8
+from gateway.transports.long_strings import MARKER_LENGTH, LongStrings, prefixed, utf8, varint
 
 __all__ = ["ThriftCodec"]
 
@@ -77,13 +77,7 @@ def _from_thrift(value: Any) -> Any:
 
 def string_length(size: int, compact: bool) -> bytes:
     """A string's length prefix: a varint in the compact protocol, an i32 in the binary one."""
-    if not compact:
-        return _FRAME.pack(size)
-    out = bytearray()
-    while size > 0x7F:
-        out.append(size & 0x7F | 0x80)
-        size >>= 7
-    return bytes([*out, size])
+    return varint(size) if compact else _FRAME.pack(size)
 
 
 def string_parts(text: str, compact: bool) -> Deferred:
