@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+import xmlrpc.client
 from pathlib import Path
 
 from gateway.client import connect
@@ -55,6 +56,52 @@ def test_a_large_answer_and_a_small_one_pipelined_arrive_whole_and_in_order(http
         assert second["id"] == 2 and "resolve" in second["result"]
     finally:
         running.stop()
+
+
+def test_a_long_string_made_as_it_is_read_arrives_whole_and_before_the_next_answer(http_server, transport_settings):
+    """XML-RPC writes a long string as the client reads it (a Deferred part, escaped a chunk at a time): a
+    slow reader gets the body whole, the Content-Length announced beforehand matches it, and the answer
+    pipelined behind it comes after it, whole."""
+    running = Running(transport_settings.replace(transports=("xmlrpc",), idle_timeout=2.0))
+    running.start()
+    size = 4 * MiB
+    target = f"http://web.local.test:{http_server.port}/big?size={size}&noise=1"
+    try:
+        with socket.create_connection(("127.0.0.1", running.port("xmlrpc"))) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            calls = [
+                xmlrpc.client.dumps((target, "GET", {}, size), "fetch_url"),
+                xmlrpc.client.dumps((), "system.listMethods"),
+            ]
+            head = "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n"
+            heads = [head.format(len(call.encode())) for call in calls]
+            sock.sendall(b"".join(head.encode() + call.encode() for head, call in zip(heads, calls, strict=True)))
+            reader = sock.makefile("rb")
+            time.sleep(0.5)
+            first = b""
+            while len(first) < size // 2:  # slowly: the rest is made only as this reads
+                first += reader.read1(256 * 1024)
+                time.sleep(0.05)
+            head, _, body = first.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+            )
+            body += reader.read(length - len(body))
+            (fetched,), _ = xmlrpc.client.loads(body)
+            listing = _read_xmlrpc_response(reader)
+        assert fetched["body_bytes"] == size and len(fetched["body"]) == size
+        assert "resolve" in listing
+    finally:
+        running.stop()
+
+
+def _read_xmlrpc_response(reader) -> object:
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    (value,), _ = xmlrpc.client.loads(reader.read(length))
+    return value
 
 
 def _read_response_from(prefix: bytes, reader) -> dict:
