@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 
 from gateway.bench import main as bench_main
-from gateway.bench.engine import Stats, call_factory, latency, median_round, pooled, start_bare, throughput
+from gateway.bench.engine import (
+    BLOCK,
+    Stats,
+    call_factory,
+    latencies,
+    latency,
+    median_round,
+    pooled,
+    start_bare,
+    throughput,
+)
 from gateway.bench.report import markdown, table, targets, write_reports
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +39,30 @@ def test_latency_counts_calls_and_errors():
     stats = latency(None, flaky, 30, warmup=0)
     assert (stats.calls, stats.errors, len(stats.samples_us)) == (20, 10, 30)
     assert stats.p50_us >= 0 and stats.p99_us >= stats.p50_us
+
+
+def test_the_two_sides_of_a_latency_comparison_take_turns_every_block_of_calls():
+    """Sequential calls to the gateway and the bare library alternate every BLOCK calls, who goes first
+    alternating, so a slow spell of the machine falls on both; each round has its own stats per side."""
+    order: list[str] = []
+
+    def side(name: str):
+        def call() -> None:
+            order.append(name)
+            if name == "bare" and len(order) % 7 == 0:
+                raise OSError("now and then")
+
+        return call
+
+    runs = latencies({"gateway": (None, side("gateway")), "bare": (None, side("bare"))}, 6 * BLOCK, 2, warmup=0)
+    turns = [order[at : at + BLOCK] for at in range(0, len(order), BLOCK)]
+    assert len(turns) == 12 and all(len(set(turn)) == 1 for turn in turns)  # whole turns of one side
+    assert [turn[0] for turn in turns] == ["gateway", "bare", "bare", "gateway", "gateway", "bare"] * 2
+    assert [len(r) for r in runs.values()] == [2, 2]  # two rounds each
+    for rounds in runs.values():
+        assert all(r.calls + r.errors == len(r.samples_us) == 3 * BLOCK for r in rounds)
+    assert sum(r.errors for r in runs["gateway"]) == 0
+    assert sum(r.errors for r in runs["bare"]) == sum(1 for at, n in enumerate(order, 1) if n == "bare" and at % 7 == 0)
 
 
 def test_stats_arithmetic():

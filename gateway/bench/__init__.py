@@ -51,6 +51,7 @@ from gateway.bench.engine import (
     Server,
     Stats,
     call_factory,
+    latencies,
     latency,
     median_round,
     pooled,
@@ -249,14 +250,16 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
 
 
 def _latencies(sides: dict[str, Server], transport: str, options: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Sequential calls in ``options.rounds`` rounds, the gateway and the bare library in turn, each side's
-    samples pooled: a slow spell of the machine falls on both sides, not on one block of calls (each round's
-    own p50 is kept too, for the spread of the ratio)."""
-    runs: dict[str, list[Stats]] = {prefix: [] for prefix in sides}
-    share = max(1, options.calls // options.rounds)
-    for _ in range(options.rounds):
-        for prefix, server in sides.items():
-            runs[prefix].append(_latency(server, transport, server.ports[transport], share))
+    """Sequential calls in ``options.rounds`` rounds, the gateway and the bare library taking turns every few
+    dozen calls (engine.latencies), each side's samples pooled (each round's own p50 is kept too, for the
+    spread of the ratio)."""
+    clients = {prefix: call_factory(transport, server.ports[transport]) for prefix, server in sides.items()}
+    try:
+        calls = {prefix: (sides[prefix], call) for prefix, (call, _) in clients.items()}
+        runs = latencies(calls, options.calls, options.rounds)
+    finally:
+        for _, close in clients.values():
+            close()
     out = {}
     for prefix, stats in runs.items():
         figures: dict[str, Any] = _stats(pooled(stats))

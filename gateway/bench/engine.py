@@ -17,7 +17,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,18 +251,8 @@ def median_round(runs: Sequence[Stats]) -> Stats:
 
 
 @contextmanager
-def measured(server: Server | None, stats: Stats) -> Iterator[Stats]:
-    """Fill ``stats.seconds`` and ``stats.server_cpu`` around a block."""
-    cpu = server.cpu_seconds() if server else 0.0
-    began = time.perf_counter()
-    yield stats
-    stats.seconds = time.perf_counter() - began
-    stats.server_cpu = (server.cpu_seconds() - cpu) if server else 0.0
-
-
-@contextmanager
-def one_core(server: Server | None) -> Iterator[None]:
-    """Run this process and the server's on one core for the block, then give them back every core they had.
+def one_core(*servers: Server | None) -> Iterator[None]:
+    """Run this process and the servers' on one core for the block, then give them back every core they had.
 
     Sequential calls wake the other side once per call: across cores a wake-up costs 30-90 us on a VM,
     varying with where the scheduler happens to place the two processes, which swamps the few tens of
@@ -271,7 +261,7 @@ def one_core(server: Server | None) -> Iterator[None]:
     Threads are pinned one by one, and one that ends meanwhile (a pool thread retiring, a request thread of
     a fixture) is skipped: giving up on the whole pinning for it measured the block across cores, at about
     twice the p50, in one run out of three or so."""
-    pids = [os.getpid(), *(server.pids() if server else ())]
+    pids = [os.getpid(), *(pid for server in servers if server for pid in server.pids())]
     original = os.sched_getaffinity(0)
     core = {max(original)}
     allowed = set(original)
@@ -304,23 +294,59 @@ def _tasks(pid: int) -> list[str]:
 def latency(server: Server | None, call: Callable[[], Any], count: int, warmup: int = 20) -> Stats:
     """``count`` sequential calls on one connection, client and server on one core: per-call samples."""
     with one_core(server):
-        return _sequential(server, call, count, warmup)
+        for _ in range(warmup):
+            call()
+        stats = Stats()
+        _sequential(stats, server, call, count)
+        return stats
 
 
-def _sequential(server: Server | None, call: Callable[[], Any], count: int, warmup: int) -> Stats:
-    for _ in range(warmup):
-        call()
-    stats = Stats()
-    with measured(server, stats):
-        for _ in range(count):
-            began = time.perf_counter()
-            try:
+BLOCK = 50  # sequential calls to one side before the other's turn
+
+
+def latencies(
+    sides: Mapping[str, tuple[Server | None, Callable[[], Any]]], count: int, rounds: int, warmup: int = 20
+) -> dict[str, list[Stats]]:
+    """``count`` sequential calls to each side, in ``rounds`` rounds, every process on one core, the sides
+    taking turns every :data:`BLOCK` calls (who goes first alternating): each side's Stats per round.
+
+    Turns of a few milliseconds put both sides in the same spells of a noisy machine; turns of a round each
+    (seconds) let one spell land on one side, and moved a p50 ratio from 0.96x to 1.91x between two runs.
+    """
+    names = list(sides)
+    with one_core(*(server for server, _ in sides.values())):
+        for _, call in sides.values():
+            for _ in range(warmup):
                 call()
-                stats.calls += 1
-            except (GatewayError, OSError):
-                stats.errors += 1
-            stats.samples_us.append((time.perf_counter() - began) * 1e6)
-    return stats
+        out: dict[str, list[Stats]] = {name: [] for name in names}
+        share = max(1, count // rounds)
+        for _ in range(rounds):
+            stats = {name: Stats() for name in names}
+            for turn, done in enumerate(range(0, share, BLOCK)):
+                for name in names if turn % 2 == 0 else reversed(names):
+                    server, call = sides[name]
+                    _sequential(stats[name], server, call, min(BLOCK, share - done))
+            for name in names:
+                out[name].append(stats[name])
+    return out
+
+
+def _sequential(stats: Stats, server: Server | None, call: Callable[[], Any], count: int) -> None:
+    """Add ``count`` sequential calls to ``stats``: each call's time, and the server's CPU around them."""
+    cpu = server.cpu_seconds() if server else 0.0
+    began = time.perf_counter()
+    samples = stats.samples_us
+    for _ in range(count):
+        start = time.perf_counter()
+        try:
+            call()
+            stats.calls += 1
+        except (GatewayError, OSError):
+            stats.errors += 1
+        samples.append((time.perf_counter() - start) * 1e6)
+    stats.seconds += time.perf_counter() - began
+    if server:
+        stats.server_cpu += server.cpu_seconds() - cpu
 
 
 def _client_process(
