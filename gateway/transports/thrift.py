@@ -24,7 +24,7 @@ import logging
 import struct
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
 from thriftpy2.thrift import TMessageType, TProcessor
@@ -171,6 +171,13 @@ class _Handler:
         return outcomes
 
 
+class _Api(NamedTuple):
+    args: Any  # the IDL's <name>_args struct
+    result: Any  # <name>_result
+    method: Callable[..., Any]  # the handler's
+    names: tuple[str, ...]  # the arguments, in the IDL's order
+
+
 class ThriftCodec(Codec):
     """The Thrift service as a codec of the connection layer."""
 
@@ -187,6 +194,37 @@ class ThriftCodec(Codec):
         self.framed = settings.thrift_transport == "framed"
         self.compact = settings.thrift_protocol == "compact"
         self.instant_ops = frozenset(name.encode() for name in self.instant_names(UNDERSCORE))
+        service = self.module.NetOps
+        self.apis = {  # what TProcessor works out on every call: the args and result structs, the method
+            api: _Api(
+                getattr(service, f"{api}_args"),
+                getattr(service, f"{api}_result"),
+                getattr(self.handler, api),
+                tuple(spec[1] for spec in getattr(service, f"{api}_args").thrift_spec.values()),
+            )
+            for api in service.thrift_services
+        }
+
+    def process(self, data: bytes, oprot: Any) -> None:
+        """Decode a call, run it and encode its reply into ``oprot``: thriftpy2's ``TProcessor.process`` with
+        what it looks up on every call looked up once (2 of its 9.5 us a call, measured in a loop)."""
+        iprot = self.protocol(TMemoryBuffer(data))
+        name, _, seqid = iprot.read_message_begin()
+        api = self.apis.get(name)
+        if api is None:  # not in the IDL: thriftpy2's own answer (TApplicationException UNKNOWN_METHOD)
+            self.processor.process(self.protocol(TMemoryBuffer(data)), oprot)
+            return
+        args = api.args()
+        args.read(iprot)
+        iprot.read_message_end()
+        result = api.result()
+        try:
+            result.success = api.method(*[getattr(args, arg) for arg in api.names])
+        except self.module.NetOpsError as exc:  # every method declares it, and the handler raises nothing else
+            result.error = exc
+        oprot.write_message_begin(name, TMessageType.REPLY, seqid)
+        result.write(oprot)
+        oprot.write_message_end()
 
     def session(self, link: Link) -> Session:
         """A session for one connection."""
@@ -307,7 +345,7 @@ class ThriftSession(Session):
             self._error_reply(oprot, name.decode("utf-8", "replace"), seqid, refusal)
         else:
             try:
-                self.codec.processor.process(self.codec.protocol(TMemoryBuffer(data)), oprot)
+                self.codec.process(data, oprot)
             except Exception:
                 # The message passed the scan but not thriftpy2 (a field of the wrong type, say): drop the
                 # connection, as a Thrift server does with a message it cannot read.
