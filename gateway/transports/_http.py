@@ -107,6 +107,21 @@ def response_parts(
 
 
 def _head(status: int, length: int, content_type: str, headers: tuple, close: bool) -> bytes:
+    if not headers:  # nearly every answer: only its length differs from the last one's of its kind
+        key = (status, content_type, close)
+        around = _HEADS.get(key)
+        if around is None:
+            head = _full_head(status, 0, content_type, (), close)
+            at = head.index(b"Content-Length: 0") + len(b"Content-Length: ")
+            around = _HEADS[key] = (head[:at], head[at + 1 :])
+        return b"%s%d%s" % (around[0], length, around[1])
+    return _full_head(status, length, content_type, headers, close)
+
+
+_HEADS: dict[tuple[int, str, bool], tuple[bytes, bytes]] = {}  # a handful: the statuses and types answered
+
+
+def _full_head(status: int, length: int, content_type: str, headers: tuple, close: bool) -> bytes:
     lines = [
         b"HTTP/1.1 %d %s" % (status, HTTPStatus(status).phrase.encode()),
         b"Server: " + SERVER,
