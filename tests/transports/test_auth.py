@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import random
 import socket
 import threading
 from collections.abc import Iterator
@@ -200,6 +202,16 @@ def test_tls_on_every_transport(tls_gateway, pki, transport):
     with connect(url(tls_gateway, transport), timeout=10, tls=tls_context(str(pki.ca_file))) as client:
         assert client.resolve("www.example.test")["addresses"]
         assert client.multicall([("resolve", ["www.example.test"])])[0]["addresses"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_large_answer_over_tls_arrives_whole(tls_gateway, pki, http_server, transport):
+    """A 1 MiB body through TLS: its long string is encoded a chunk at a time as the TLS transport drains."""
+    size = 1024 * 1024
+    target = f"http://web.local.test:{http_server.port}/big?size={size}&noise=1"
+    with connect(url(tls_gateway, transport), timeout=30, tls=tls_context(str(pki.ca_file))) as client:
+        result = client.fetch_url(target, "GET", {}, size)
+    assert result["body"] == base64.b64encode(random.Random(size).randbytes(size))[:size].decode()  # the server's
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
