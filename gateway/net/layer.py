@@ -536,6 +536,15 @@ class _Connection(asyncio.Protocol):
         if self.unwritten:
             self.close_when_written = True  # _drain closes once the last chunk is handed over
         else:
+            self._end()
+
+    def _end(self) -> None:
+        """Close after the last answer. Where the transport can half-close, linger: a client may still be
+        sending the request that was refused midway (a Thrift message over the budget), and a close with
+        its bytes unread would reset the connection before it reads the answer."""
+        if self.transport.can_write_eof():
+            self._linger()
+        else:
             self.transport.close()
 
     # -- thread-safe, for sessions -----------------------------------------------------
@@ -596,7 +605,7 @@ class _Connection(asyncio.Protocol):
                 self.unwritten.popleft()
         if not self.unwritten and self.close_when_written:
             self.close_when_written = False
-            self.transport.close()
+            self._end()
 
     def pause_writing(self) -> None:
         """The transport's buffer is full: hold the rest of the answer."""

@@ -131,3 +131,36 @@ def test_a_json_body_claiming_too_many_values_is_refused_unparsed(gateway, trans
     assert peak < 4 * 1024 * 1024, peak  # the pass over the text, not 300,000 dicts
     body = refused if isinstance(refused, bytes) else refused.body
     assert b"invalid_argument" in body or b"at most" in body
+
+
+def test_a_thrift_message_refused_midway_is_answered_while_its_client_still_sends(running):
+    """Unframed Thrift has no length: the scan refuses a message over the budget before its end arrives, and
+    the gateway answers at once. It then reads and drops what the client still sends, for a moment: closing
+    with bytes unread resets the connection, and the client, still writing, would never read the answer."""
+    from thriftpy2.protocol import TBinaryProtocol
+    from thriftpy2.thrift import TMessageType
+    from thriftpy2.transport import TMemoryBuffer
+
+    from gateway.idl import thrift_module
+
+    module = thrift_module()
+    out = TMemoryBuffer()
+    protocol = TBinaryProtocol(out)
+    protocol.write_message_begin("system_multicall", TMessageType.CALL, 7)
+    calls = [module.Call(resolve=module.ResolveArgs(host="")) for _ in range(35_000)]
+    module.NetOps.system_multicall_args(calls=calls).write(protocol)
+    protocol.write_message_end()
+    message = out.getvalue()
+    cut = len(message) * 3 // 4  # past the budget
+    with socket.create_connection(("127.0.0.1", running.port("thrift")), timeout=10) as sock:
+        sock.sendall(message[:cut])
+        time.sleep(0.5)  # the answer is written by now
+        sock.sendall(message[cut:])  # the rest, as a client writing its whole message before reading does
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    answer = TBinaryProtocol(TMemoryBuffer(reply))
+    assert answer.read_message_begin()[1:] == (TMessageType.REPLY, 7)
+    result = module.NetOps.system_multicall_result()
+    result.read(answer)
+    assert result.error.code == "invalid_argument"
