@@ -395,8 +395,9 @@ class _Spliced:
     protobuf copies a string into its message, serializes into a buffer of
     its own and then into bytes, and a cleared message keeps its memory: a
     10 MiB body was held three times. Here the small rest is serialized and
-    each string's UTF-8 written after its length into one buffer, whose bytes
-    grpcio takes without a copy: the body is held twice, the string and its bytes.
+    each string's UTF-8 written after its length into one buffer, handed over
+    as bytes without a copy, and the strings are let go before grpcio copies
+    those bytes: the body is held twice at most, and for a moment.
     """
 
     __slots__ = ("long", "message")
