@@ -559,16 +559,22 @@ class _Connection(asyncio.Protocol):
     def _write_all(self, data: Answer) -> None:
         if isinstance(data, bytes):
             self._write(data)
-        elif len(data) > 1 and sum(map(len, data)) <= WRITE_CHUNK and Deferred not in map(type, data):
-            self._write(b"".join(data))  # type: ignore[arg-type]  # one send, one segment: cheaper joined
-        else:
-            for part in data:
-                if type(part) is Deferred:
-                    if not self.closed:
-                        self.unwritten.append(part)  # made when its turn comes, as the client reads
-                        self._drain()
-                else:
-                    self._write(part)  # type: ignore[arg-type]
+            return
+        if len(data) > 1 and sum(map(len, data)) <= WRITE_CHUNK:
+            try:
+                joined = b"".join(data)  # type: ignore[arg-type]  # one send, one segment: cheaper joined
+            except TypeError:  # a Deferred among them (not a check on every answer: they are rare)
+                pass
+            else:
+                self._write(joined)
+                return
+        for part in data:
+            if type(part) is Deferred:
+                if not self.closed:
+                    self.unwritten.append(part)  # made when its turn comes, as the client reads
+                    self._drain()
+            else:
+                self._write(part)  # type: ignore[arg-type]
 
     def _write(self, data: bytes) -> None:
         if self.closed or not data:  # nothing to send (a session that wrote its answer itself returns none)
