@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.bench import instructions
 from gateway.bench import main as bench_main
 from gateway.bench.engine import (
     BLOCK,
@@ -288,3 +290,46 @@ def test_the_multicall_target_shows_every_round_and_fails_on_errors():
     network["multicall_errors"] = 2
     ((_, met, figure),) = [t for t in targets(result) if "multicall" in t[0]]
     assert not met and figure.endswith("2 elements failed")
+
+
+def test_instruction_counts_sit_beside_the_cpu_target_and_in_their_own_section():
+    row = {
+        "throughput": {"calls_per_s": 900.0, "server_cpu_per_call_us": 60.0},
+        "bare_throughput": {"calls_per_s": 1000.0, "server_cpu_per_call_us": 50.0},
+    }
+    counted = {
+        "calls": 300,
+        "transports": {"thrift": {"gateway": 120_000, "bare": 60_000}, "mcp": {"gateway": 90_000}},
+        "echo": 11_800,
+        "echo_asyncio": 26_000,
+    }
+    result = {**SAMPLE, "transports": {"thrift": row}, "instructions": counted}
+    found = {what: figure for what, _, figure in targets(result)}
+    assert (
+        found["thrift: server CPU per call <= 1.0x bare"]
+        == "1.20x (60 vs 50 us); in instructions 2.00x (120.0K vs 60.0K)"
+    )
+    lines = table(result).splitlines()
+    assert lines[lines.index("instructions per call (callgrind, every thread, user space; 300 calls)") + 2 :][:4] == [
+        "thrift      120.0K    60.0K  2.00x",
+        "mcp          90.0K        -      -",  # no bare library: no ratio made up
+        "tcp echo     11.8K",
+        "aio echo     26.0K",
+    ]
+    report = markdown(result, None)
+    assert "| thrift | 120.0K | 60.0K | 2.00x |" in report and "| aio echo | 26.0K | | |" in report
+
+
+def test_instruction_counts_left_out_say_why():
+    result = {**SAMPLE, "instructions": {"skipped": "valgrind is not installed"}}
+    assert "instructions per call: not measured (valgrind is not installed)" in table(result)
+    assert "Not measured: valgrind is not installed." in markdown(result, None)
+
+
+@pytest.mark.skipif(not instructions.available(), reason="valgrind is not installed (scripts/setup-tools)")
+def test_an_instruction_count_is_the_same_from_one_run_to_the_next():
+    first = instructions.count(functools.partial(start_bare, "thrift"), "thrift", calls=100)
+    second = instructions.count(functools.partial(start_bare, "thrift"), "thrift", calls=100)
+    floor = instructions.count(functools.partial(start_bare, "echo-asyncio"), "echo-asyncio", calls=100)
+    assert first > 1000 and abs(first - second) / first < 0.02  # a count, not a time: this machine's noise stays out
+    assert 0 < floor < first  # a bare echo on the loop does less than a library decoding, calling and encoding

@@ -16,7 +16,10 @@ Workloads (``--workloads``, all by default):
 - ``workers``: throughput with ``--workers 2`` against one process;
 - ``wire``: per transport, bytes on the wire and round trips of a small call, a 256 KiB ``fetch_url`` and a
   multicall of 10; the set-up cost of a connection (plain, and with TLS and a token); the latency projected
-  at 1, 20 and 100 ms RTT, one projection checked through a delaying relay; RPyC's access patterns.
+  at 1, 20 and 100 ms RTT, one projection checked through a delaying relay; RPyC's access patterns;
+- ``instructions``: per transport, the instructions a call costs the gateway and the bare library, counted
+  by valgrind's callgrind (:mod:`gateway.bench.instructions`): the one figure this machine's noise cannot
+  move. Left out, and said so, when valgrind is not installed.
 
 With py-spy installed (``pip install .[bench]``) the throughput runs are profiled, gateway and bare library
 alike, and the report shows where each one's time goes.
@@ -44,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway.bench import profile, wire
+from gateway.bench import instructions, profile, wire
 from gateway.bench.bare import SERVERS as BARE_SERVERS
 from gateway.bench.engine import (
     IDLE_CONNECTIONS,
@@ -67,7 +70,9 @@ from gateway.errors import GatewayError
 
 __all__ = ["main", "run"]
 
-WORKLOADS = ("latency", "throughput", "batch", "payload", "memory", "network", "wire", "load", "idle", "workers")
+WORKLOADS = (
+    "latency", "throughput", "batch", "payload", "memory", "network", "wire", "load", "idle", "workers", "instructions"
+)  # fmt: skip
 QUICK_WORKLOADS = ("latency", "throughput", "network")  # network: only its multicall part in a quick run
 MiB = 1024 * 1024
 
@@ -151,6 +156,7 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
         + 3
         + ("idle" in workloads)
         + ("wire" in workloads)
+        + ("instructions" in workloads)
     )
     progress = progress or Progress(steps)
     dns, web = SlowDNS(0.05), WebPage()
@@ -243,6 +249,12 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
                     result["workers"].setdefault(transport, {})[str(count)] = _stats(stats)
             finally:
                 server.stop()
+    if "instructions" in workloads:
+        progress.step("instructions per call, under callgrind")
+        if instructions.available():
+            result["instructions"] = instructions.workload(transports, dns.address, bare=list(BARE_SERVERS))
+        else:
+            result["instructions"] = {"skipped": "valgrind is not installed"}
     dns.close()
     web.close()
     progress.close()

@@ -147,35 +147,41 @@ def _wait_listening(ports: list[int], proc: subprocess.Popen, timeout: float = 3
                 time.sleep(0.05)
 
 
+STARTING_UNDER = 180.0  # seconds a server started under valgrind may take to listen (~4 s seen, alone)
 IDLE_CONNECTIONS = 10_000  # what the idle workload holds open, spread over the transports
 
 
 def start_gateway(
-    nameserver: str, workers: int = 1, transports: Sequence[str] = TRANSPORTS, extra: Sequence[str] = ()
+    nameserver: str,
+    workers: int = 1,
+    transports: Sequence[str] = TRANSPORTS,
+    extra: Sequence[str] = (),
+    under: Sequence[str] = (),
 ) -> Server:
-    """``python -m gateway`` on free ports, the access log off (the bare libraries keep none either)."""
+    """``python -m gateway`` on free ports, the access log off (the bare libraries keep none either);
+    ``under``: a command that runs it (valgrind), which gives it longer to start."""
     ports = dict(zip(transports, free_ports(len(transports)), strict=True))
     flags = [f"--{name}-port={port}" for name, port in ports.items()]
     command = [
-        sys.executable, "-m", "gateway", *flags, f"--transports={','.join(transports)}",
+        *under, sys.executable, "-m", "gateway", *flags, f"--transports={','.join(transports)}",
         f"--nameserver={nameserver}", "--allow-target=127.0.0.0/8", "--access-log=false", f"--workers={workers}",
         # the idle workload holds 10,000 connections from one address, and the other workloads call beside them
         f"--max-connections={IDLE_CONNECTIONS + 1000}", "--max-connections-per-client=0", *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_listening(list(ports.values()), proc)
+    _wait_listening(list(ports.values()), proc, STARTING_UNDER if under else 30.0)
     return Server(f"gateway x{workers}" if workers > 1 else "gateway", proc, ports)
 
 
-def start_bare(transport: str) -> Server:
-    """One bare library server (or the raw echo) in its own process."""
+def start_bare(transport: str, under: Sequence[str] = ()) -> Server:
+    """One bare library server (or the raw echo) in its own process; ``under``: as for :func:`start_gateway`."""
     (port,) = free_ports(1)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.bench.bare", transport, str(port)],
+        [*under, sys.executable, "-m", "gateway.bench.bare", transport, str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait_listening([port], proc)
+    _wait_listening([port], proc, STARTING_UNDER if under else 30.0)
     return Server(f"bare {transport}", proc, {transport: port})
 
 
