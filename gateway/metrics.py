@@ -115,19 +115,29 @@ class _Tallies(Collector):
             return tables
 
     def _one(self, transport: str, method: str) -> _Series:
+        """This thread's series of (transport, method), made on its first call."""
         table = self._tables()[0]
         series = table.get((transport, method))
         if series is None:
             series = table[transport, method] = _Series(method)
         return series
 
+    # started and finished look their series up inline, not through _one: two function calls fewer on every
+    # call, a tenth of what the core costs an introspection call (counted with callgrind).
     def started(self, caller: Caller, method: str) -> None:
         """Count a call in flight."""
-        self._one(caller.transport, method).in_flight += 1
+        try:
+            series = self._local.tables[0][caller.transport, method]
+        except (AttributeError, KeyError):  # this thread's first call, or its first of this method
+            series = self._one(caller.transport, method)
+        series.in_flight += 1
 
     def finished(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
         """Count the outcome and the latency."""
-        series = self._one(caller.transport, method)
+        try:
+            series = self._local.tables[0][caller.transport, method]
+        except (AttributeError, KeyError):
+            series = self._one(caller.transport, method)
         series.in_flight -= 1
         series.outcomes[outcome] = series.outcomes.get(outcome, 0) + 1
         series.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1  # le: a bound counts what equals it

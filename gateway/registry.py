@@ -24,6 +24,7 @@ Python annotation          schema kind   XML-RPC type name
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -193,8 +194,15 @@ class Operation:
         types_ = [p.schema.xmlrpc_type for p in self.params]
         return [[self.result.xmlrpc_type, *types_[:n]] for n in range(required, len(self.params) + 1)]
 
+    @functools.cached_property
+    def _defaults(self) -> dict[str, Any] | None:
+        """The arguments of a call that gives none; None when a parameter is required."""
+        return None if any(p.required for p in self.params) else {p.name: p.default for p in self.params}
+
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Match positional and named arguments to parameters, validated and defaulted."""
+        if not args and not kwargs and self._defaults is not None:
+            return dict(self._defaults)  # nothing to check, worked out once (every listing and help call)
         if len(args) > len(self.params):
             raise GatewayError(
                 INVALID_ARGUMENT, f"{self.name} takes at most {len(self.params)} arguments ({len(args)} given)"

@@ -281,6 +281,10 @@ class ThriftSession(Session):
         """Complete, scanned messages (with their frame header stripped)."""
         if self.over:
             return []  # the last message was over budget: answered, and the connection is closing
+        if not self.buffer and not self.codec.framed and not self.refused:
+            at_once = self._whole(data)
+            if at_once is not None:
+                return at_once
         self.buffer += data
         messages: list[Any] = []
         while self.buffer:
@@ -312,6 +316,24 @@ class ThriftSession(Session):
             if self.refused:
                 break  # answered with unauthenticated, then closed
         return messages
+
+    def _whole(self, data: bytes) -> list[Any] | None:
+        """What ``data`` holds when nothing came before it (nearly every read): walked where it lies, and one
+        whole message handed on as it is, not copied into the buffer and out again (a third of what receiving
+        a small call cost). None for anything else, which the buffer's loop walks from the start."""
+        try:
+            end = self.scanner.scan(data)
+        except ScanError:
+            end = -1  # the loop walks it again and refuses it as it does
+        if end is None:  # the start of a longer message: the walk goes on from here, in the buffer
+            self.buffer += data
+            return []
+        if end != len(data):
+            self.scanner.reset()
+            return None
+        message = (data, self.scanner.name, self.scanner.seqid)
+        self.scanner.reset()
+        return [message]
 
     def _scan(self, view: memoryview) -> int | None:
         if self.refused:
