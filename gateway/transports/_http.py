@@ -221,7 +221,9 @@ class HTTPSession(Session):
         self.request.path += url.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value))
+        self.head += len(name) + len(value)  # counted inline, as _count_head does: this runs for every header
+        if self.head > MAX_HEAD_BYTES:
+            self._count_head(0)  # refuses
         key = name.lower()
         if key == b"authorization":
             self.authorization = value.decode("latin-1")

@@ -41,36 +41,34 @@ class _Budget(Exception):
 class _BoundedUnmarshaller(xmlrpc.client.Unmarshaller):
     """The stdlib's unmarshaller, counting elements and nesting as expat reports them.
 
-    Past the budget it builds nothing more; expat still reads to the end, so a
-    body that is not well-formed is still a parse error (-32700), and one that
-    is well-formed but over the budget is refused at ``close``.
+    Past the budget it builds nothing more: expat is told to call nothing of
+    it, and still reads to the end, so a body that is not well-formed is
+    still a parse error (-32700), and one that is well-formed but over the
+    budget is refused at ``close``.  Only elements' starts are counted, and
+    their text and ends go to the stdlib's own methods: no call of ours
+    between expat and them.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.elements = 0
         self.over = False
+        self.expat: Any = None  # the parser calling us, told to stop calling past the budget
 
     def start(self, tag: str, attrs: Any) -> None:
         self.elements += 1
-        if self.over or self.elements > MAX_ELEMENTS or len(self._marks) > MAX_DEPTH:  # type: ignore[attr-defined]
+        if self.elements > MAX_ELEMENTS or len(self._marks) > MAX_DEPTH:  # type: ignore[attr-defined]
             self.over = True
+            self.expat.StartElementHandler = self.expat.EndElementHandler = self.expat.CharacterDataHandler = None
             return
         super().start(tag, attrs)
-
-    def data(self, text: str) -> None:
-        if not self.over:
-            super().data(text)
-
-    def end(self, tag: str) -> None:
-        if not self.over:
-            super().end(tag)
 
 
 def loads(body: bytes) -> tuple[tuple[Any, ...], str]:
     """Parse a methodCall with entity expansion forbidden, within the work budget: (params, method name)."""
     unmarshaller = _BoundedUnmarshaller()
     parser = DefusedExpatParser(unmarshaller)
+    unmarshaller.expat = parser._parser  # type: ignore[attr-defined]
     parser.feed(body)
     parser.close()
     if unmarshaller.over:
