@@ -127,7 +127,7 @@ class Gateway:
             self.registry.add(describe(func))
         self.services = services
         self._tokens = services.tokens
-        self._closed = services.tokens.required  # callers need a token
+        self._token_required = services.tokens.required
         settings = services.settings
         known = {op.name for op in self.registry}
         unknown = sorted({*settings.disable, *(e.split(".", 1)[0] for e in settings.limits)} - known)
@@ -191,7 +191,7 @@ class Gateway:
         Observers see the registry's public name of the method, or ``unknown``: whatever callers send,
         the set of labels stays the registry's.
         """
-        if self._closed and not caller.principal:  # else there is nothing to check, and no call is made for it
+        if self._token_required and not caller.principal:  # else there is nothing to check, and no call is made for it
             self.authorize(name, caller)
         if not self.observers:
             return self._call(name, args, kwargs or {}, style, caller, element, raw, timeout)

@@ -113,3 +113,42 @@ def test_every_protocol_and_transport_setting_serves_a_stock_client(transport_se
         client.close()
     finally:
         running.stop()
+
+
+def call_message(name: str, seqid: int, **args: object) -> bytes:
+    """A real call of ``name`` as a stock client encodes it (binary protocol)."""
+    out = TMemoryBuffer()
+    proto = TBinaryProtocol(out)
+    proto.write_message_begin(name, TMessageType.CALL, seqid)
+    getattr(MODULE.NetOps, f"{name}_args")(**args).write(proto)
+    proto.write_message_end()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "cut",
+    ["whole reads", "a byte at a time", "halves", "two and a half at once", "a half, then one and a half"],
+)
+def test_a_session_frames_the_same_messages_however_the_reads_cut_them(gateway, cut):
+    from gateway.net.session import Link
+    from gateway.observe import Caller
+    from gateway.transports.thrift import ThriftCodec
+
+    messages = [call_message("resolve", 1, host="a.example"), call_message("system_listMethods", 2),
+                call_message("mx_lookup", 3, domain="b.example")]  # fmt: skip
+    stream = b"".join(messages)
+    a, b = len(messages[0]), len(messages[0]) + len(messages[1])
+    reads = {
+        "whole reads": messages,
+        "a byte at a time": [stream[i : i + 1] for i in range(len(stream))],
+        "halves": [part for m in messages for part in (m[: len(m) // 2], m[len(m) // 2 :])],
+        "two and a half at once": [stream[: b + 5], stream[b + 5 :]],
+        "a half, then one and a half": [stream[: a // 2], stream[a // 2 : b], stream[b:]],
+    }[cut]
+    link = Link(gateway, Caller("thrift", "127.0.0.1:1", typed=True), lambda _: None, lambda: None, False)
+    session = ThriftCodec(gateway).session(link)
+    framed = [request for read in reads for request in session.receive(read)]
+    # Each message whole, as bytes, with the name and sequence id the walk read; nothing left over.
+    assert framed == [(m, name, seqid) for m, name, seqid in zip(
+        messages, [b"resolve", b"system_listMethods", b"mx_lookup"], [1, 2, 3], strict=True)]  # fmt: skip
+    assert all(type(request[0]) is bytes for request in framed) and not session.buffer
