@@ -202,7 +202,7 @@ class Operation:
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Match positional and named arguments to parameters, validated and defaulted."""
         if not args and not kwargs and self._defaults is not None:
-            return dict(self._defaults)  # nothing to check, worked out once (every listing and help call)
+            return dict(self._defaults)  # nothing to check, worked out once (every listing call)
         if len(args) > len(self.params):
             raise GatewayError(
                 INVALID_ARGUMENT, f"{self.name} takes at most {len(self.params)} arguments ({len(args)} given)"

@@ -2,12 +2,12 @@
 
 CPU time per call, on a 2-core machine crowded by client processes, moves
 by a quarter from one round to the next.  An instruction count does not:
-the same server, client and calls give the same count to within about
-one percent, on a busy machine or an idle one (a little more for a server
-that also wakes on a timer, as the tcp echo's accept loop does).  Each server runs under
-callgrind with instrumentation off, so it starts and warms up at nearly
-native speed; then ``callgrind_control`` switches it on and zeroes the
-counts, one client makes N sequential calls, and the counts are dumped:
+the same server, client and calls give the same count to within about one
+percent, on a busy machine or an idle one (a little more for a server that
+also wakes on a timer, as the tcp echo's accept loop does).  Each server
+runs under callgrind with instrumentation off, so it starts and warms up at
+nearly native speed; then ``callgrind_control`` switches it on and zeroes
+the counts, one client makes N sequential calls, and the counts are dumped:
 the sum over every thread of the server, divided by N.
 
 It counts the server's user space only.  The kernel's share (system calls,
@@ -30,7 +30,7 @@ from gateway.bench.engine import Server, call_factory, start_bare, start_gateway
 
 __all__ = ["available", "count", "workload"]
 
-CALLS = 300  # instrumented calls per server: a few seconds each under callgrind, the count steady to ~0.5 %
+CALLS = 300  # instrumented calls per server: a few seconds each under callgrind, the count steady to ~1 %
 WARM_UP = 200  # calls before counting: connections made, caches and lazy imports filled
 
 
