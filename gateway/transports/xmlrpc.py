@@ -108,6 +108,11 @@ def _dump(value: Any, write: Callable[[str | Deferred], None], depth: int = 0) -
             write("</member>\n")
         write("</struct></value>\n")
     elif (kind is list or kind is tuple) and depth < MAX_DEPTH:
+        if value and _plain_strings(value):  # a list of names, addresses: written at once, in C-speed joins
+            write(
+                f"<value><array><data>\n<value><string>{_BETWEEN.join(value)}</string></value>\n</data></array></value>\n"
+            )
+            return
         write("<value><array><data>\n")
         for item in value:
             if type(item) is str and len(item) <= PART_CHARS:  # a list of names: written at once
@@ -121,6 +126,18 @@ def _dump(value: Any, write: Callable[[str | Deferred], None], depth: int = 0) -
         write(f"<value><int>{value}</int></value>\n")
     else:  # a float, and whatever else: the stdlib's own rules and errors
         xmlrpc.client.Marshaller("utf-8", allow_none=False)._Marshaller__dump(value, write)  # type: ignore[attr-defined]
+
+
+_BETWEEN = "</string></value>\n<value><string>"
+
+
+def _plain_strings(items: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether ``items`` are all strings, short together, that need no escaping (one join tells all three)."""
+    try:
+        joined = "".join(items)
+    except TypeError:  # not all strings
+        return False
+    return len(joined) <= PART_CHARS and not ("&" in joined or "<" in joined or ">" in joined)
 
 
 def _text(text: str) -> str:

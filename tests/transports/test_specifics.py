@@ -398,6 +398,8 @@ def test_xmlrpc_answers_in_parts_are_the_stdlib_bytes():
         {"<k&>": (False, -7, 2**31 - 1, 1e-300, [[["deep"]]]), "a&b": "x<y>z"},
         {"body": "x" * 100_000, "escaped": "<&>" * 30_000, "text": "é" * 70_000, "n": 3},
         {"names": ["<a>", "b&c", "é", "x" * 70_000, ""], "k<": "v&", "deep": [{"a": ["<"]}]},
+        ["dns_query", "mx_lookup", "é", ""], ("a", "b"), ["only"], [], ["a", 1], ["x" * 40_000, "y" * 40_000],
+        {"addresses": ["192.0.2.1", "2001:db8::1"], "none": [], "markup": ["ok", "a>b"]},
     ):  # fmt: skip
         expected = xmlrpc.client.dumps((value,), methodresponse=True, encoding="utf-8").encode()
         answer = _response(value)
