@@ -6,7 +6,7 @@ Each answers ``system.listMethods`` (``system_listMethods``) with the same list 
 returns, in its best documented configuration (keep-alive on, Nagle off, a listen backlog
 of 128), and prints ``ready`` once listening. ``echo`` is a raw length-prefixed TCP echo in
 Python, threaded as the bare servers are: the floor no RPC library can go under; ``echo-asyncio`` is
-the same on asyncio's loop, the floor of any call through the gateway.
+the same on the gateway's event loop (uvloop's, through asyncio's API), the floor of any call through the gateway.
 """
 
 from __future__ import annotations
@@ -211,8 +211,8 @@ def echo(port: int) -> None:
 
 
 def echo_asyncio(port: int) -> None:
-    """The same echo on asyncio's event loop (a Protocol, Nagle off), the loop the gateway runs on: the floor of
-    any call through the gateway, as ``echo`` is that of a threaded server."""
+    """The same echo as an asyncio Protocol (Nagle off) on the event loop the gateway runs on: the floor of any
+    call through the gateway, as ``echo`` is that of a threaded server."""
 
     class Echo(asyncio.Protocol):
         def connection_made(self, transport: Any) -> None:
@@ -229,7 +229,9 @@ def echo_asyncio(port: int) -> None:
                 self.transport.write(self.buffer[:end])
                 self.buffer = self.buffer[end:]
 
-    loop = asyncio.new_event_loop()
+    from gateway.net.layer import new_event_loop  # the gateway's own choice of loop
+
+    loop = new_event_loop()
     loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", port, backlog=128))
     print("ready", flush=True)
     loop.run_forever()

@@ -92,7 +92,7 @@ class Profile:
 
 # Where a frame's own time belongs, by its file: the layers a call passes through.
 GROUPS = (
-    ("event loop and connection layer", ("asyncio/", "selectors.py", "gateway/net/", "socket.py")),
+    ("event loop and connection layer", ("asyncio/", "uvloop/", "selectors.py", "gateway/net/", "socket.py")),
     ("codec (ours)", ("gateway/transports/",)),
     ("core: authorisation, limits, metrics", ("gateway/core", "gateway/limits", "gateway/metrics", "gateway/registry",
                                                "gateway/observe", "gateway/accesslog", "prometheus_client/")),

@@ -264,7 +264,7 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
         "and cpu/call are each side's median round "
         "(results.json keeps every round: a library can run at two speeds from one round to the next). "
         "tcp echo is a raw length-prefixed echo on a thread per connection, as the bare servers run; aio echo is "
-        "the same on asyncio's event loop, the gateway's: what any call through the gateway costs before it does "
+        "the same on the gateway's event loop (uvloop): what any call through the gateway costs before it does "
         "anything.",
         "",
         "## Targets",
@@ -450,7 +450,7 @@ def _profile_sections(result: dict[str, Any]) -> list[str]:
                 "py-spy samples of the server's threads during the first throughput round, the thread holding the "
                 "GIL only: the share of the samples each function was running itself. A system call that runs "
                 "rather than waits counts for the function that made it: a socket's send (the kernel carrying "
-                "the answer to the client) is most of asyncio's `_SelectorSocketTransport.write` and of the bare "
+                "the answer to the client) is most of the event loop's transport write and of the bare "
                 "servers' socket writes; a thread waiting (in epoll, or in a recv with nothing to read) is not "
                 "counted. The samples count CPU time the same way on both sides.",
             ]
