@@ -161,7 +161,7 @@ class Gateway:
         """The operation a transport of ``style`` calls ``name``, or ``method_not_found``."""
         op = self._by_style[style].get(name) if isinstance(name, str) else None
         if op is None or (op.untyped and caller.typed):
-            raise GatewayError(METHOD_NOT_FOUND, f"no method named {str(name)[:100]!r}")
+            raise _not_found(name)
         return op
 
     def instant(self, name: Any, style: Style = DOTTED) -> bool:
@@ -193,14 +193,15 @@ class Gateway:
         """
         if self._token_required and not caller.principal:  # else there is nothing to check, and no call is made for it
             self.authorize(name, caller)
+        op = self._by_style[style].get(name) if isinstance(name, str) else None  # looked up once per call
         if not self.observers:
-            return self._call(name, args, kwargs or {}, style, caller, element, raw, timeout)
-        method = name if isinstance(name, str) and name in self._by_style[style] else "unknown"
+            return self._call(op, name, args, kwargs, style, caller, element, raw, timeout)
+        method = name if op is not None else "unknown"
         for observer in self.observers:
             observer.started(caller, method)
         start, outcome = time.perf_counter(), "ok"
         try:
-            return self._call(name, args, kwargs or {}, style, caller, element, raw, timeout)
+            return self._call(op, name, args, kwargs, style, caller, element, raw, timeout)
         except GatewayError as exc:
             outcome = exc.code
             raise
@@ -225,24 +226,30 @@ class Gateway:
 
     def _call(
         self,
-        name: str,
+        op: Operation | None,
+        name: Any,
         args: Sequence[Any],
-        kwargs: Mapping[str, Any],
+        kwargs: Mapping[str, Any] | None,
         style: Style,
         caller: Caller,
         element: bool,
         raw: bool,
         timeout: float | None = None,
     ) -> Any:
-        op = self.lookup(name, style, caller)
+        if op is None or (op.untyped and caller.typed):
+            raise _not_found(name)
         system = op.name in SYSTEM_NAMES
-        with self.admission.admit(caller.identity, outbound=not system, element=element):
-            bound = op.bind(args, kwargs)
+        place = self.admission.take(caller.identity, not system, element)
+        try:
+            bound = op.bind(args, kwargs or {})
             if raw and op.name == "system.multicall":
                 return self._call_many(bound["calls"], style, caller)
             if system:
                 return op.func(Session(self, style, caller), **bound)
             return self.run(op, bound, timeout)
+        finally:
+            if place is not None:
+                place.give_back()
 
     def _authorize(self, name: str, caller: Caller) -> None:
         """Refuse a caller without an accepted token, before the method is even looked up."""
@@ -341,6 +348,10 @@ class Gateway:
         """Stop the multicall pool (waits for running elements)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _not_found(name: Any) -> GatewayError:
+    return GatewayError(METHOD_NOT_FOUND, f"no method named {str(name)[:100]!r}")
 
 
 def _unauthenticated(caller: Caller) -> GatewayError:

@@ -65,11 +65,16 @@ class Admission:
 
     def admit(self, client: str, *, outbound: bool, element: bool = False) -> AbstractContextManager[None]:
         """Take a place for one call, given back when the returned context ends; or raise ``rate_limited``
-        saying which limit it met. A call no limit applies to takes no lock (introspection, by default)."""
+        saying which limit it met."""
+        return self.take(client, outbound, element) or _NO_PLACE
+
+    def take(self, client: str, outbound: bool, element: bool = False) -> _Place | None:
+        """:meth:`admit` for the core's path: the place to give back, or None when no limit applies to the call
+        (introspection, by default), which takes no lock and has nothing to give back."""
         holds_slot = bool(self.per_client) and not element
         takes_outbound = bool(self.outbound) and outbound
         if not (self.rate or holds_slot or takes_outbound):
-            return _NO_PLACE
+            return None
         with self._lock:
             if self.rate and not self._take_token(client):
                 raise GatewayError(
@@ -115,6 +120,10 @@ class _Place:
         return None
 
     def __exit__(self, *exc: object) -> None:
+        self.give_back()
+
+    def give_back(self) -> None:
+        """Give the place back (once)."""
         self.admission._give_back(self.client, self.holds_slot, self.takes_outbound)
 
 
