@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import thriftpy2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.protocol.compact import TCompactProtocol
 from thriftpy2.thrift import TMessageType
@@ -76,6 +78,78 @@ def test_void_lists_deep_nesting_big_strings_and_many_values_are_refused():
             pytest.fail(f"{name} was accepted")
 
 
+def call_message(name: str, seqid: int, **args: object) -> bytes:
+    """A real call of ``name`` as a stock client encodes it (binary protocol)."""
+    out = TMemoryBuffer()
+    proto = TBinaryProtocol(out)
+    proto.write_message_begin(name, TMessageType.CALL, seqid)
+    getattr(MODULE.NetOps, f"{name}_args")(**args).write(proto)
+    proto.write_message_end()
+    return out.getvalue()
+
+
+def scanned(message: bytes) -> tuple[int | None, bytes, int] | str:
+    """What the step-by-step walk makes of ``message``: its end, name and sequence id, or its refusal."""
+    scanner = BinaryScanner(LIMIT)
+    try:
+        return scanner.scan(message), scanner.name, scanner.seqid
+    except ScanError as exc:
+        return f"refused: {exc}"
+
+
+CALLS = {
+    "no arguments": call_message("system_listMethods", 1),
+    "a string": call_message("resolve", 2, host="example.com"),
+    "strings and numbers": call_message("tls_check", 3, host="example.com", port=443, server_name=""),
+    "a string, a number, a bool": call_message(
+        "fetch_url", 4, url="http://a/", method="GET", headers=None, max_bytes=5, follow_redirects=False
+    ),
+}
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_the_one_loop_walk_finds_what_the_step_walk_finds(call):
+    message = CALLS[call]
+    scanner = BinaryScanner(LIMIT)
+    assert scanner.whole(message) == len(message)
+    assert (len(message), scanner.name, scanner.seqid) == scanned(message)
+    for end in range(len(message)):  # cut short: left to the step walk, which waits for the rest
+        assert BinaryScanner(LIMIT).whole(message[:end]) is None
+
+
+def test_the_one_loop_walk_leaves_nested_values_and_old_headers_to_the_step_walk():
+    nested = call_message("system_multicall", 5, calls=[MODULE.Call(resolve=MODULE.ResolveArgs(host="a"))])
+    old_style = struct.pack("!i", 7) + b"resolve" + b"\x01" + struct.pack("!i", 1) + b"\x00"
+    a_map = call_message("fetch_url", 6, url="http://a/", headers={"a": "b"})
+    for message in (nested, a_map, old_style, binary_call(b"\x10\x00\x01\x00")):
+        assert BinaryScanner(LIMIT).whole(message) is None
+    assert BinaryScanner(len(CALLS["a string"]) - 1).whole(CALLS["a string"]) is None  # over the cap
+    for size in (-1, -6, -7):  # a negative length would step back: onto the field id's 0 (a STOP), or round again
+        assert BinaryScanner(LIMIT).whole(binary_call(b"\x0b\x00\x01" + struct.pack("!i", size) + b"\x00")) is None
+
+
+FIELDS = st.one_of(  # a field header and a value, well formed or not
+    st.sampled_from(
+        [b"\x0b\x00\x01" + struct.pack("!i", 3) + b"abc", b"\x08\x00\x02" + b"\x00" * 4, b"\x02\x00\x03\x01"]
+    ),
+    st.sampled_from([b"\x0b\x00\x01" + struct.pack("!i", size) for size in (-1, -6, -7, 2**30)]),
+    st.sampled_from([b"\x0c\x00\x01\x00", b"\x0f\x00\x01\x0b" + struct.pack("!i", 1) + struct.pack("!i", 0)]),
+    st.binary(max_size=12),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(FIELDS, max_size=6), st.booleans(), st.integers(0, 8))
+def test_the_one_loop_walk_accepts_nothing_the_step_walk_would_not(fields, stop, cut):
+    message = binary_call(b"".join(fields) + (b"\x00" if stop else b""))
+    message = message[: len(message) - cut] if cut else message
+    end = BinaryScanner(LIMIT).whole(message)
+    if end is not None:
+        scanner = BinaryScanner(LIMIT)
+        scanner.whole(message)
+        assert (end, scanner.name, scanner.seqid) == scanned(message)
+
+
 def test_compact_bounds():
     header = b"\x82\x21\x01\x07resolve"
     with pytest.raises(ScanError):  # a list claiming 2**28 elements
@@ -113,16 +187,6 @@ def test_every_protocol_and_transport_setting_serves_a_stock_client(transport_se
         client.close()
     finally:
         running.stop()
-
-
-def call_message(name: str, seqid: int, **args: object) -> bytes:
-    """A real call of ``name`` as a stock client encodes it (binary protocol)."""
-    out = TMemoryBuffer()
-    proto = TBinaryProtocol(out)
-    proto.write_message_begin(name, TMessageType.CALL, seqid)
-    getattr(MODULE.NetOps, f"{name}_args")(**args).write(proto)
-    proto.write_message_end()
-    return out.getvalue()
 
 
 @pytest.mark.parametrize(
