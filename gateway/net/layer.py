@@ -163,7 +163,9 @@ class ConnectionLayer:
             assert listener.sock is not None, "bind() every listener before start()"
             listener.server = self.loop.run_until_complete(
                 self.loop.create_server(
-                    functools.partial(_Connection, self, listener), sock=listener.sock, backlog=BACKLOG
+                    functools.partial(self._connection_class(listener), self, listener),
+                    sock=listener.sock,
+                    backlog=BACKLOG,
                 )
             )
         ready.set()
@@ -174,6 +176,10 @@ class ConnectionLayer:
                 connection.abort()
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+
+    def _connection_class(self, listener: Listener) -> type[_Connection]:
+        """What serves a connection of ``listener``: one that acknowledges reads at once if its codec asks."""
+        return _AckingConnection if listener.codec.quick_ack and self.tls is None else _Connection
 
     def serving(self) -> bool:
         """True while the loop runs, every listener accepts and every worker lives."""
@@ -391,15 +397,24 @@ class _Connection(asyncio.Protocol):
 
     # -- reading ------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
-        if not self.quick_ack:
-            self._received(data)
+        session = self.session
+        if session is None or self.closed:
+            self._outside_session(data)
             return
-        writes = self.writes
-        self._received(data)
-        if self.writes == writes and not self.closed:
-            self._quick_ack()  # nothing went back at once to carry the ACK (a notice, or a call on a worker)
+        try:
+            requests = session.receive(data)
+        except Refuse as refusal:
+            self._refuse(refusal)
+            return
+        if requests:
+            self.queue.extend(requests)
+            if len(self.queue) >= MAX_QUEUED and not self.paused:
+                self.paused = True
+                self.transport.pause_reading()
+            self._pump()
 
-    def _received(self, data: bytes) -> None:
+    def _outside_session(self, data: bytes) -> None:
+        """Bytes read before the session starts (a token line, the protocol's first bytes) or after closing."""
         if self.closed:
             if self.lingering > 0:
                 self.lingering -= len(data)
@@ -412,37 +427,9 @@ class _Connection(asyncio.Protocol):
         if self.layer.tls is not None and self.transport.get_extra_info("ssl_object") is None:
             self.abort()  # bytes that did not come through TLS on a TLS port: never served
             return
-        if self.session is None:
-            data = self._preamble(data)
-            if self.session is None:
-                return
-        try:
-            requests = self.session.receive(data)
-        except Refuse as refusal:
-            self._refuse(refusal)
-            return
-        if requests:
-            self.queue.extend(requests)
-            if len(self.queue) >= MAX_QUEUED and not self.paused:
-                self.paused = True
-                self.transport.pause_reading()
-            self._pump()
-
-    def _quick_ack(self) -> None:
-        """Acknowledge the last read now (TCP_QUICKACK is not sticky, and setting it sends an ACK the kernel
-        was holding back).
-
-        A stock RPyC client has Nagle on: after its asynchronous "release this
-        reference" messages its next request waits for our ACK, which Linux
-        delays ~40 ms when we have nothing to send back. A read answered at
-        once needs none: the answer carries the ACK, and the system call is saved.
-        """
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-            except OSError:
-                self.quick_ack = False
+        data = self._preamble(data)
+        if self.session is not None and data:
+            _Connection.data_received(self, data)
 
     def _preamble(self, data: bytes) -> bytes:
         """Read an optional token line; start the session; return the protocol's bytes that followed it."""
@@ -486,14 +473,20 @@ class _Connection(asyncio.Protocol):
     # -- running requests -------------------------------------------------------------
     def _pump(self) -> None:
         """Answer queued requests in order: instant ones here, the next other one on a worker."""
-        assert self.session is not None
+        session = self.session
+        assert session is not None
         while self.queue and not self.busy and not self.closed:
             request = self.queue.popleft()
             if self.paused and len(self.queue) < MAX_QUEUED // 2:
                 self.paused = False
                 self.transport.resume_reading()
-            if self._instant(request):
-                self._reply(self._answer(request, holds_results=False))
+            try:
+                instant = session.instant(request)
+            except Exception:  # a bug in a codec's look: the request goes to a worker, which answers or logs it
+                log.exception("%s session could not look at a request", self.listener.name)
+                instant = False
+            if instant:
+                self._reply(self._answer(request, False))
                 continue
             self.busy = True
             self._disarm()  # the request is complete: the call has its own time limit
@@ -501,14 +494,6 @@ class _Connection(asyncio.Protocol):
             return
         if not self.busy and not self.closed:
             self._arm(self.layer.idle_timeout)
-
-    def _instant(self, request: Any) -> bool:
-        assert self.session is not None
-        try:
-            return self.session.instant(request)
-        except Exception:  # a bug in a codec's look: the request goes to a worker, which answers or logs it
-            log.exception("%s session could not look at a request", self.listener.name)
-            return False
 
     def _answer(self, request: Any, holds_results: bool = True) -> Answer | None:
         assert self.session is not None
@@ -538,7 +523,10 @@ class _Connection(asyncio.Protocol):
     def _reply(self, reply: Answer | None) -> None:
         if self.closed:
             return
-        self._write_all(reply or b"")
+        if type(reply) is bytes:
+            self._write(reply)  # the usual answer: one piece
+        elif reply:
+            self._write_all(reply)
         if self.session is not None and self.session.close_after:
             self._close_when_written()
 
@@ -674,3 +662,30 @@ class _Connection(asyncio.Protocol):
             self.deadline = self.loop.call_at(self.expires, self._expired)
             return
         self.abort()
+
+
+class _AckingConnection(_Connection):
+    """A connection whose reads are acknowledged at once when nothing went back to carry the ACK (a notice,
+    or a call on a worker): for codecs whose stock clients have Nagle on (``quick_ack``), on plain TCP."""
+
+    def data_received(self, data: bytes) -> None:
+        writes = self.writes
+        _Connection.data_received(self, data)
+        if self.writes == writes and self.quick_ack and not self.closed:
+            self._quick_ack()
+
+    def _quick_ack(self) -> None:
+        """Acknowledge the last read now (TCP_QUICKACK is not sticky, and setting it sends an ACK the kernel
+        was holding back).
+
+        A stock RPyC client has Nagle on: after its asynchronous "release this
+        reference" messages its next request waits for our ACK, which Linux
+        delays ~40 ms when we have nothing to send back. A read answered at
+        once needs none: the answer carries the ACK, and the system call is saved.
+        """
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                self.quick_ack = False
