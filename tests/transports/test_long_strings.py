@@ -71,6 +71,26 @@ def test_rpyc_brine(text):
     assert b"".join(each_piece(spliced)) == brine.dump((9, boxed))
 
 
+LONG_ONE, SHORT = "x" * LONG, "y" * (LONG - 1)
+HOLDING = {  # a value, and whether it holds a string of LONG characters or more
+    "names": (["resolve", "mx_lookup"], False),
+    "short strings, long together": ([SHORT, SHORT], False),
+    "a long string among short ones": (("a", LONG_ONE, "b"), True),
+    "strings and numbers": (["a", 1, LONG_ONE], True),
+    "strings and a dict": (["a", {"body": LONG_ONE}], True),
+    "a dict of lists": ({"addresses": ["a", "b"], "n": 1}, False),
+    "empty": ([], False),
+}
+
+
+@pytest.mark.parametrize("case", HOLDING)
+def test_a_long_string_is_found_wherever_it_is(case):
+    value, holds = HOLDING[case]
+    long = LongStrings()
+    taken = long.take(value)
+    assert (taken is not value, long.strings) == ((True, [LONG_ONE]) if holds else (False, []))
+
+
 def test_a_forged_marker_is_not_spliced():
     """A server cannot plant a marker: each answer's is a fresh secret, and a repeated one is refused."""
     long = LongStrings()
