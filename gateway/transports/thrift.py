@@ -193,6 +193,9 @@ class ThriftCodec(Codec):
         self.processor = TProcessor(self.module.NetOps, self.handler)
         self.framed = settings.thrift_transport == "framed"
         self.compact = settings.thrift_protocol == "compact"
+        self.protocol = (
+            TCompactProtocol if self.compact else TBinaryProtocol
+        )  # the configured protocol, over a transport
         self.instant_ops = frozenset(name.encode() for name in self.instant_names(UNDERSCORE))
         service = self.module.NetOps
         self.apis = {  # what TProcessor works out on every call: the args and result structs, the method
@@ -219,7 +222,7 @@ class ThriftCodec(Codec):
         iprot.read_message_end()
         result = api.result()
         try:
-            result.success = api.method(*[getattr(args, arg) for arg in api.names])
+            result.success = api.method(*[getattr(args, arg) for arg in api.names]) if api.names else api.method()
         except self.module.NetOpsError as exc:  # every method declares it, and the handler raises nothing else
             result.error = exc
         oprot.write_message_begin(name, TMessageType.REPLY, seqid)
@@ -229,10 +232,6 @@ class ThriftCodec(Codec):
     def session(self, link: Link) -> Session:
         """A session for one connection."""
         return ThriftSession(link, self)
-
-    def protocol(self, trans: Any) -> Any:
-        """The configured protocol over ``trans``."""
-        return TCompactProtocol(trans) if self.compact else TBinaryProtocol(trans)
 
     def endpoint(self, host: str, port: int, tls: bool) -> str:
         """Where a Thrift client connects."""
