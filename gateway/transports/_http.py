@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -140,17 +140,25 @@ def text_response(status: int, message: str, headers: tuple = (), close: bool = 
 
 
 _UNDECODED = object()
+# What the head is judged by: the token, the media type, the framing.
+_FRAMING_HEADERS = frozenset(
+    {b"authorization", b"content-type", b"content-length", b"transfer-encoding", b"content-encoding"}
+)
 
 
-@dataclass
 class _Request:
-    method: str = ""
-    path: str = ""
-    caller: Caller | None = None
-    keep_alive: bool = True
-    body: list[bytes] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)  # those the app asked for (App.headers)
-    decoded: Any = _UNDECODED  # the body, parsed on the loop thread when it was small enough to look at there
+    """One request as its callbacks read it (a plain class: one is made for every request)."""
+
+    __slots__ = ("body", "caller", "decoded", "headers", "keep_alive", "method", "path")
+
+    def __init__(self, caller: Caller) -> None:
+        self.method = ""
+        self.path = ""
+        self.caller: Caller | None = caller
+        self.keep_alive = True
+        self.body: list[bytes] = []
+        self.headers: dict[str, str] = {}  # those the app asked for (App.headers)
+        self.decoded: Any = _UNDECODED  # the body, parsed on the loop thread when small enough to look at there
 
 
 class HTTPCodec(Codec):
@@ -186,6 +194,10 @@ class HTTPSession(Session):
         self.codec = codec
         self.app = codec.app
         self.parser = httptools.HttpRequestParser(self)
+        self.wanted = _FRAMING_HEADERS | self.app.headers  # the headers on_header looks at; others are counted
+        # Asked once, not for every request: whether the app checks heads, whether tokens are required.
+        self.check_head = None if type(self.app).check_head is App.check_head else self.app.check_head
+        self.tokens = link.gateway.services.tokens.required
         self.complete: list[_Request] = []
         self.refusal: Refuse | None = None
         self.on_message_begin()  # the state of the request being read
@@ -209,7 +221,7 @@ class HTTPSession(Session):
     # -- httptools callbacks (loop thread) ------------------------------------------
     def on_message_begin(self) -> None:
         """A new request begins: forget the last one's head."""
-        self.request = _Request(caller=self.link.caller)
+        self.request = _Request(self.link.caller)
         self.head = self.size = 0  # bytes of head and body read
         self.authorization = ""
         self.content_type = ""
@@ -225,6 +237,8 @@ class HTTPSession(Session):
         if self.head > MAX_HEAD_BYTES:
             self._count_head(0)  # refuses
         key = name.lower()
+        if key not in self.wanted:
+            return
         if key == b"authorization":
             self.authorization = value.decode("latin-1")
         elif key == b"content-type":
@@ -258,17 +272,18 @@ class HTTPSession(Session):
             self._refuse("bad_method", text_response(405, "use POST (or GET for the pages)", (("Allow", "GET, POST"),)))
         if path not in self.app.paths:
             self._refuse("not_found", text_response(404, "not found"))
-        refusal = self.app.check_head(request.headers, self.link)
-        if refusal is not None:
-            self._refuse("bad_origin", refusal)
-        caller = request.caller = self._caller()
+        if self.check_head is not None:
+            refusal = self.check_head(request.headers, self.link)
+            if refusal is not None:
+                self._refuse("bad_origin", refusal)
+        caller = request.caller = self._caller() if self.authorization else self.link.caller
         if request.method == "DELETE":
             return  # ends what the caller opened (App.delete): no body to frame
         gateway = self.link.gateway
         if self.content_type not in self.app.accepts:
             accepted = ", ".join(sorted(self.app.accepts))
             self._refuse("content_type", text_response(415, f"send Content-Type: {accepted}"))
-        error = gateway.refusal(caller)
+        error = gateway.refusal(caller) if self.tokens else None
         if error is not None:
             # Refused before the body is read (RFC 6750): the reply names the scheme and carries the error.
             reply = response(401, self.app.refuse(error), self.app.content_type, (BEARER_CHALLENGE,), close=True)
