@@ -123,7 +123,7 @@ class _Place:
         self.give_back()
 
     def give_back(self) -> None:
-        """Give the place back (once)."""
+        """Give the place back (once: the core's ``finally``, or the ``with`` block's end)."""
         self.admission._give_back(self.client, self.holds_slot, self.takes_outbound)
 
 

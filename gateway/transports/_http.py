@@ -140,8 +140,8 @@ def text_response(status: int, message: str, headers: tuple = (), close: bool = 
 
 
 _UNDECODED = object()
-# What the head is judged by: the token, the media type, the framing.
-_FRAMING_HEADERS = frozenset(
+# The headers on_header reads for every app: the token, the media type, the framing.
+_READ_HEADERS = frozenset(
     {b"authorization", b"content-type", b"content-length", b"transfer-encoding", b"content-encoding"}
 )
 
@@ -194,7 +194,7 @@ class HTTPSession(Session):
         self.codec = codec
         self.app = codec.app
         self.parser = httptools.HttpRequestParser(self)
-        self.wanted = _FRAMING_HEADERS | self.app.headers  # the headers on_header looks at; others are counted
+        self.wanted = _READ_HEADERS | self.app.headers  # the headers on_header looks at; others are counted
         # Asked once, not for every request: whether the app checks heads, whether tokens are required.
         self.check_head = None if type(self.app).check_head is App.check_head else self.app.check_head
         self.tokens = link.gateway.services.tokens.required

@@ -193,9 +193,8 @@ class ThriftCodec(Codec):
         self.processor = TProcessor(self.module.NetOps, self.handler)
         self.framed = settings.thrift_transport == "framed"
         self.compact = settings.thrift_protocol == "compact"
-        self.protocol = (
-            TCompactProtocol if self.compact else TBinaryProtocol
-        )  # the configured protocol, over a transport
+        # The configured protocol's class: each message is read and written by one made over its buffer.
+        self.protocol = TCompactProtocol if self.compact else TBinaryProtocol
         self.instant_ops = frozenset(name.encode() for name in self.instant_names(UNDERSCORE))
         service = self.module.NetOps
         self.apis = {  # what TProcessor works out on every call: the args and result structs, the method
@@ -272,7 +271,8 @@ class ThriftSession(Session):
         self.codec = codec
         self.limit = link.settings.max_request_bytes
         self.scanner = (CompactScanner if codec.compact else BinaryScanner)(self.limit)
-        self.quick = not codec.compact  # BinaryScanner.whole: a whole call of scalar arguments in one loop
+        # A whole call of scalar arguments found in one loop (the binary encoding's; the compact one has none).
+        self.whole = self.scanner.whole if isinstance(self.scanner, BinaryScanner) else None
         self.buffer = bytearray()
         self.refused = link.gateway.refusal(link.caller) is not None
         self.over = False  # a message went over the work budget
@@ -321,8 +321,8 @@ class ThriftSession(Session):
         """What ``data`` holds when nothing came before it (nearly every read): walked where it lies, and one
         whole message handed on as it is, not copied into the buffer and out again (a third of what receiving
         a small call cost). None for anything else, which the buffer's loop walks from the start."""
-        if self.quick:
-            end = self.scanner.whole(data)  # type: ignore[union-attr]  # quick: a BinaryScanner
+        if self.whole is not None:
+            end = self.whole(data)
             if end == len(data):
                 return [(data, self.scanner.name, self.scanner.seqid)]
             if end is not None:
