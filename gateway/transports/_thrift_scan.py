@@ -170,8 +170,8 @@ class BinaryScanner(_Scanner):
         and ``seqid`` are set. None for anything else, which :meth:`scan` walks from the start and decides.
 
         It accepts only what :meth:`scan` accepts, with the same end: one struct deep, a value charged per
-        field, a string no longer than what is there (``buf`` is within the cap), a known type. A tenth of
-        what walking a small call step by step costs (counted with callgrind)."""
+        field, a string no longer than what is there (``buf`` is within the cap), a known type. Under half of
+        what walking a small call step by step costs (5.7K instructions against 12.6K, counted with callgrind)."""
         size = len(buf)
         if size > self.limit or size < 13 or self.header:
             return None
