@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -16,6 +17,8 @@ from gateway.bench import instructions
 from gateway.bench import main as bench_main
 from gateway.bench.engine import (
     BLOCK,
+    Sample,
+    Scheduling,
     Stats,
     call_factory,
     latencies,
@@ -139,6 +142,23 @@ def test_throughput_sums_every_client_process(echo):
     assert stats.calls > 0 and stats.errors == 0 and stats.seconds == 0.3
 
 
+def test_throughput_reads_how_the_server_s_threads_were_scheduled(echo):
+    stats = throughput(echo, "echo", echo.ports["echo"], clients=2, duration=0.5)
+    sched = stats.scheduling
+    assert sched is not None  # the kernel keeps schedstat on Linux
+    # The echo's threads (one per client) answered thousands of calls: they ran, on at most every core.
+    assert 0 < sched.running <= os.cpu_count()
+    assert sched.waiting >= 0 and 0 <= sched.busiest_waiting <= 1 and 0 <= sched.idle <= 1
+
+
+def test_scheduling_is_the_difference_of_two_samples_of_threads_alive_in_both():
+    before = Sample(10.0, {"1/1": (1_000_000_000, 0), "1/2": (0, 0), "1/3": (5, 5)}, idle=100, total=1000)
+    after = Sample(12.0, {"1/1": (2_500_000_000, 400_000_000), "1/2": (100_000_000, 0), "1/4": (9, 9)}, 300, 2000)
+    # 1/3 ended and 1/4 started within the window: neither is counted
+    assert Scheduling.between(before, after) == Scheduling(running=0.8, waiting=0.2, busiest_waiting=0.2, idle=0.2)
+    assert Scheduling.between(before, Sample(12.0, {}, 300, 2000)) is None  # no account: no figure made up
+
+
 def test_throughput_counts_clients_that_cannot_connect(closed_port):
     stats = throughput(None, "jsonrpc", closed_port, clients=2, duration=0.2)
     assert stats.calls == 0 and stats.errors > 0
@@ -194,6 +214,31 @@ def test_targets_show_how_far_the_ratio_moved_from_round_to_round():
     assert found["rpyc: p50 latency <= 1.1x bare"] == (True, "1.10x (110 vs 100 us); by round 1.00-1.50x")
     assert found["rpyc: server CPU per call <= 1.0x bare"] == (True, "1.00x (50 vs 50 us); by round 1.20-1.25x")
     assert found["rpyc: throughput >= bare"] == (False, "0.90x (900 vs 1000 calls/s); by round 0.80-0.90x")
+
+
+def test_a_throughput_miss_comes_with_the_scheduler_s_account_in_its_figure_and_section():
+    def sched(running: float, waiting: float, busiest: float, idle: float) -> dict[str, float]:
+        return {"running": running, "waiting": waiting, "busiest_waiting": busiest, "idle": idle}
+
+    row = {
+        "throughput": {
+            "calls_per_s": 800.0, "server_cpu_per_call_us": 50.0, "scheduling": sched(0.57, 0.41, 0.41, 0.12)},
+        "bare_throughput": {
+            "calls_per_s": 1000.0, "server_cpu_per_call_us": 50.0, "scheduling": sched(0.54, 2.17, 0.29, 0.01)},
+    }  # fmt: skip
+    met = {**row, "throughput": {**row["throughput"], "calls_per_s": 1200.0}}
+    result = {**SAMPLE, "transports": {"thrift": row, "rpyc": met}, "echo_asyncio": {"throughput": {}}}
+    found = {what: figure for what, _, figure in targets(result)}
+    assert found["thrift: throughput >= bare"] == (
+        "0.80x (800 vs 1000 calls/s); the server's busiest thread waited for a core 41% of the run (bare 29%) "
+        "while the CPU was 12% idle (bare 1%)"
+    )
+    assert found["rpyc: throughput >= bare"] == "1.20x (1200 vs 1000 calls/s)"  # met: nothing to explain
+    report = markdown(result, None)
+    assert "## Where a throughput run's time goes: the scheduler" in report
+    assert "| thrift | 0.57 | 0.41 | 41% | 0.54 | 2.17 | 29% | 12% (1%) |" in report
+    assert "aio echo |" not in report.split("the scheduler", 1)[1]  # not measured: no row
+    assert "time goes: the scheduler" not in markdown(SAMPLE, None)  # no account at all: no section
 
 
 def test_reports_are_written(tmp_path):

@@ -31,6 +31,7 @@ and a raw TCP echo, and the server's CPU time per call is read from ``/proc``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import platform
@@ -102,8 +103,8 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def _stats(stats: Stats) -> dict[str, float]:
-    return {
+def _stats(stats: Stats) -> dict[str, Any]:
+    figures: dict[str, Any] = {
         "calls": stats.calls,
         "errors": stats.errors,
         "seconds": round(stats.seconds, 4),
@@ -112,6 +113,9 @@ def _stats(stats: Stats) -> dict[str, float]:
         "p99_us": round(stats.p99_us, 1),
         "server_cpu_per_call_us": round(stats.cpu_per_call_us, 1),
     }
+    if stats.scheduling is not None:
+        figures["scheduling"] = dataclasses.asdict(stats.scheduling)
+    return figures
 
 
 def _latency(

@@ -28,6 +28,8 @@ from gateway.config import TRANSPORTS
 from gateway.errors import GatewayError
 
 __all__ = [
+    "Sample",
+    "Scheduling",
     "Server",
     "Stats",
     "call_factory",
@@ -122,6 +124,20 @@ class Server:
                 continue
         return total
 
+    def run_and_wait_ns(self) -> dict[str, tuple[int, int]]:
+        """Per thread of the process tree: nanoseconds it has run on a core and waited for one while runnable
+        (``/proc/<pid>/task/<tid>/schedstat``; empty where the kernel keeps no such account)."""
+        found = {}
+        for pid in self.pids():
+            for tid in _tasks(pid):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                        ran, waited = fh.read().split()[:2]
+                except (OSError, ValueError):
+                    continue
+                found[f"{pid}/{tid}"] = (int(ran), int(waited))
+        return found
+
     def stop(self) -> None:
         """Terminate and reap."""
         self.proc.terminate()
@@ -207,6 +223,54 @@ def call_factory(
 
 
 @dataclass
+class Scheduling:
+    """How a server's threads spent part of a throughput run, by the scheduler's own account: what decides
+    calls/s when the server and its clients share the cores."""
+
+    running: float  # the server's threads' time on a core, summed, per second of the run: cores used
+    waiting: float  # their time runnable but waiting for a core, summed, per second: threads kept waiting
+    busiest_waiting: float  # the share of the run its busiest thread (the most time on a core) spent waiting
+    idle: float  # the share of the machine's CPU time that no process used meanwhile
+
+    @classmethod
+    def between(cls, before: Sample, after: Sample) -> Scheduling | None:
+        """The scheduling from one sample to the next (None without the kernel's per-thread account)."""
+        seconds = after.when - before.when
+        spans = [
+            (ran - before.threads[tid][0], waited - before.threads[tid][1])
+            for tid, (ran, waited) in after.threads.items()
+            if tid in before.threads  # a thread alive through the whole window
+        ]
+        if not spans or seconds <= 0:
+            return None
+        busiest = max(spans)
+        idle, total = after.idle - before.idle, after.total - before.total
+        return cls(
+            running=round(sum(ran for ran, _ in spans) / 1e9 / seconds, 3),
+            waiting=round(sum(waited for _, waited in spans) / 1e9 / seconds, 3),
+            busiest_waiting=round(busiest[1] / 1e9 / seconds, 3),
+            idle=round(idle / total, 3) if total else 0.0,
+        )
+
+
+@dataclass
+class Sample:
+    """The server's threads' run and wait times and the machine's idle ticks, at one moment."""
+
+    when: float
+    threads: dict[str, tuple[int, int]]
+    idle: int  # the machine's idle and iowait ticks (/proc/stat)
+    total: int
+
+    @classmethod
+    def take(cls, server: Server) -> Sample:
+        """A sample now."""
+        with open("/proc/stat") as fh:
+            ticks = [int(n) for n in fh.readline().split()[1:9]]  # user … steal; guest time is inside user
+        return cls(time.perf_counter(), server.run_and_wait_ns(), ticks[3] + ticks[4], sum(ticks))
+
+
+@dataclass
 class Stats:
     """One measurement: calls, errors, time, and the server's CPU during it."""
 
@@ -215,6 +279,7 @@ class Stats:
     seconds: float = 0.0
     server_cpu: float = 0.0
     samples_us: list[float] = field(default_factory=list)
+    scheduling: Scheduling | None = None
 
     @property
     def rate(self) -> float:
@@ -253,7 +318,9 @@ def pooled(runs: Sequence[Stats]) -> Stats:
 def median_round(runs: Sequence[Stats]) -> Stats:
     """The throughput round with the median calls/s (its CPU per call with it), the errors of every round."""
     middle = sorted(runs, key=lambda r: r.rate)[(len(runs) - 1) // 2]
-    return Stats(middle.calls, sum(r.errors for r in runs), middle.seconds, middle.server_cpu)
+    return Stats(
+        middle.calls, sum(r.errors for r in runs), middle.seconds, middle.server_cpu, scheduling=middle.scheduling
+    )
 
 
 @contextmanager
@@ -388,7 +455,8 @@ def throughput(
     on_start: Callable[[], Any] | None = None,
 ) -> Stats:
     """``clients`` processes, each with its own connection, calling for ``duration`` seconds
-    (``on_start`` runs as the clock starts: the profiler starts there)."""
+    (``on_start`` runs as the clock starts: the profiler starts there); the server's scheduling is sampled
+    over the middle nine tenths, where every client is calling and every thread serving one is alive."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     start_at = time.time() + 1.5 + 0.15 * clients  # every client connected before the clock starts
@@ -404,7 +472,15 @@ def throughput(
         on_start()
     stats = Stats()
     cpu = server.cpu_seconds() if server else 0.0
-    time.sleep(duration)
+    began = time.perf_counter()
+    if server is None:
+        time.sleep(duration)
+    else:
+        time.sleep(duration * 0.05)
+        before = Sample.take(server)
+        time.sleep(duration * 0.9)
+        stats.scheduling = Scheduling.between(before, Sample.take(server))
+        time.sleep(max(0.0, duration - (time.perf_counter() - began)))
     stats.server_cpu = (server.cpu_seconds() - cpu) if server else 0.0
     for _ in procs:
         calls, errors = results.get(timeout=duration + 60)

@@ -116,7 +116,14 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
         if tp and bare_tp and bare_tp["calls_per_s"]:
             r = tp["calls_per_s"] / bare_tp["calls_per_s"]
             figure = f"{r:.2f}x ({tp['calls_per_s']:.0f} vs {bare_tp['calls_per_s']:.0f} calls/s)"
-            out.append((f"{transport}: throughput >= bare", r >= 1.0, figure + _spread(tp, bare_tp, "calls_per_s")))
+            figure += _spread(tp, bare_tp, "calls_per_s")
+            if r < 1.0 and "scheduling" in tp and "scheduling" in bare_tp:  # the profile of this miss
+                g, b = tp["scheduling"], bare_tp["scheduling"]
+                figure += (
+                    f"; the server's busiest thread waited for a core {g['busiest_waiting']:.0%} of the run "
+                    f"(bare {b['busiest_waiting']:.0%}) while the CPU was {g['idle']:.0%} idle (bare {b['idle']:.0%})"
+                )
+            out.append((f"{transport}: throughput >= bare", r >= 1.0, figure))
         if "memory" in row:
             mem = row["memory"]
             limit = 2 * mem["body_mb"]
@@ -298,6 +305,7 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
     lines += _wire_sections(result.get("wire"))
     lines += _instruction_section(result.get("instructions"))
     lines += _profile_sections(result)
+    lines += _scheduling_section(result)
     lines += _section(
         "One process against two (--workers 2), calls/s",
         ("1 worker", "2 workers"),
@@ -471,6 +479,50 @@ def _profile_sections(result: dict[str, Any]) -> list[str]:
             b = bare["self"][i] if i < len(bare["self"]) else ("", "")
             lines.append(f"| `{g[0]}` | {g[1]} | `{b[0]}` | {b[1]} |" if b[0] else f"| `{g[0]}` | {g[1]} | | |")
     return lines
+
+
+def _scheduling_section(result: dict[str, Any]) -> list[str]:
+    """How the server's threads spent each median throughput round, by the scheduler's account."""
+    rows = [
+        (name, side.get("throughput", {}).get("scheduling"), side.get("bare_throughput", {}).get("scheduling"))
+        for name, side in [
+            *result["transports"].items(),
+            ("tcp echo", {"throughput": result.get("echo", {}).get("throughput", {})}),
+            ("aio echo", {"throughput": result.get("echo_asyncio", {}).get("throughput", {})}),
+        ]
+    ]
+    rows = [row for row in rows if row[1]]
+    if not rows:
+        return []
+
+    def cells(figures: dict[str, float] | None) -> list[str]:
+        if not figures:
+            return ["", "", ""]
+        return [f"{figures['running']:.2f}", f"{figures['waiting']:.2f}", f"{figures['busiest_waiting']:.0%}"]
+
+    def idle(gateway: dict[str, float], bare: dict[str, float] | None) -> str:
+        return f"{gateway['idle']:.0%}" + (f" ({bare['idle']:.0%})" if bare else "")
+
+    return [
+        "",
+        "## Where a throughput run's time goes: the scheduler",
+        "",
+        "From the kernel's account of each server thread (`/proc/<pid>/task/<tid>/schedstat`) over the middle "
+        "nine tenths of the median round: *running* is the server's time on a core (cores used), *waiting* its "
+        "threads' time runnable but waiting for a core (threads kept waiting, on average), *busiest waits* the "
+        "share of the run its busiest thread spent waiting; *idle* is the share of the machine's CPU time no "
+        "process used. The server and the client processes share the cores. The gateway answers every "
+        "instant call on one event-loop thread (as aio echo does): while that thread waits for a core every "
+        "client waits with it, and a core can idle meanwhile; a server with a thread per connection keeps "
+        "serving whichever of its threads runs.",
+        "",
+        "| transport | running | waiting | busiest waits | bare: running | waiting | busiest waits | CPU idle (bare) |",
+        "|---|---|---|---|---|---|---|---|",
+        *(
+            "| " + " | ".join([name, *cells(gateway), *cells(bare), idle(gateway, bare)]) + " |"
+            for name, gateway, bare in rows
+        ),
+    ]
 
 
 def chart(result: dict[str, Any], path: Path) -> bool:
