@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import logging
 import struct
-import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -34,7 +33,6 @@ from gateway.core import SYSTEM_NAMES, UNDERSCORE, Failed, Gateway
 from gateway.errors import INVALID_ARGUMENT, GatewayError
 from gateway.idl import thrift_module
 from gateway.net.session import INSTANT_BYTES, Answer, Codec, Deferred, Link, Refuse, Session
-from gateway.observe import Caller
 from gateway.registry import Operation, Schema
 from gateway.transports._thrift_scan import BinaryScanner, CompactScanner, ScanError
 from gateway.transports.base import internal_error
@@ -45,10 +43,6 @@ __all__ = ["ThriftCodec"]
 log = logging.getLogger("gateway.thrift")
 
 _FRAME = struct.Struct("!i")
-
-# The caller of the connection a worker is serving now (the handler object is shared by all connections).
-_connection = threading.local()
-_connection.caller = Caller("thrift", typed=True)
 
 
 def _to_thrift(schema: Schema, module: Any) -> Callable[[Any], Any]:
@@ -93,7 +87,8 @@ def splice(reply: bytes, long: LongStrings, compact: bool) -> list[bytes | Defer
 
 
 class _Handler:
-    """One method per IDL function; every failure becomes ``NetOpsError``."""
+    """One method per IDL function, each given the session of the connection it answers (the caller, the
+    answer's long strings) before the IDL's arguments; every failure becomes ``NetOpsError``."""
 
     def __init__(self, gateway: Gateway, module: Any) -> None:
         self.gateway = gateway
@@ -110,41 +105,43 @@ class _Handler:
         """The declared NetOpsError for any failure: a stray exception is ``internal`` (logged, never shown)."""
         return self._error(exc if isinstance(exc, GatewayError) else internal_error(exc, f"thrift {where}"))
 
-    def _call(self, name: str, args: list[Any] | tuple[()] = ()) -> Any:
+    def _call(self, session: ThriftSession, name: str, args: list[Any] | tuple[()] = ()) -> Any:
         try:
-            return self.gateway.call(name, args, style=UNDERSCORE, caller=_connection.caller)
+            return self.gateway.call(name, args, style=UNDERSCORE, caller=session.link.caller)
         except Exception as exc:
             raise self._failure(exc, name) from None
 
-    def _operation(self, op: Operation, *args: Any) -> Any:
+    def _operation(self, op: Operation, session: ThriftSession, *args: Any) -> Any:
         kwargs = {p.name: _from_thrift(v) for p, v in zip(op.params, args, strict=True) if v is not None}
         try:
             return self._result(
-                op.name, self.gateway.call(op.name, (), kwargs, style=UNDERSCORE, caller=_connection.caller)
+                session, op.name, self.gateway.call(op.name, (), kwargs, style=UNDERSCORE, caller=session.link.caller)
             )
         except Exception as exc:
             raise self._failure(exc, op.name) from None
 
-    def _result(self, name: str, result: Any) -> Any:
+    def _result(self, session: ThriftSession, name: str, result: Any) -> Any:
         """The IDL struct of a result, its long strings left out of the encoding (see ThriftSession.handle)."""
-        return self.encode[name](_connection.long.take(result))
+        if session.long is None:  # made for the first result of a message: introspection needs none
+            session.long = LongStrings()
+        return self.encode[name](session.long.take(result))
 
-    def system_listMethods(self) -> list[str]:
-        return self._call("system_listMethods")  # type: ignore[no-any-return]
+    def system_listMethods(self, session: ThriftSession) -> list[str]:
+        return self._call(session, "system_listMethods")  # type: ignore[no-any-return]
 
-    def system_methodHelp(self, name: str) -> str:
-        return self._call("system_methodHelp", [name])  # type: ignore[no-any-return]
+    def system_methodHelp(self, session: ThriftSession, name: str) -> str:
+        return self._call(session, "system_methodHelp", [name])  # type: ignore[no-any-return]
 
-    def system_methodSignature(self, name: str) -> list[list[str]]:
-        return self._call("system_methodSignature", [name])  # type: ignore[no-any-return]
+    def system_methodSignature(self, session: ThriftSession, name: str) -> list[list[str]]:
+        return self._call(session, "system_methodSignature", [name])  # type: ignore[no-any-return]
 
-    def system_multicall(self, calls: list[Any]) -> list[Any]:
+    def system_multicall(self, session: ThriftSession, calls: list[Any]) -> list[Any]:
         try:
-            return self._multicall(calls or [])
+            return self._multicall(session, calls or [])
         except Exception as exc:
             raise self._failure(exc, "multicall") from None
 
-    def _multicall(self, calls: list[Any]) -> list[Any]:
+    def _multicall(self, session: ThriftSession, calls: list[Any]) -> list[Any]:
         requests: list[dict[str, Any]] = []
         chosen: list[Operation | None] = []
         for call in calls:
@@ -156,7 +153,7 @@ class _Handler:
             args = _from_thrift(getattr(call, op.name))
             requests.append({"methodName": op.name, "params": {k: v for k, v in args.items() if v is not None}})
             chosen.append(op)
-        results = iter(self.gateway.call_many(requests, UNDERSCORE, _connection.caller))
+        results = iter(self.gateway.call_many(requests, UNDERSCORE, session.link.caller))
         outcomes = []
         for picked in chosen:
             if picked is None:
@@ -167,14 +164,14 @@ class _Handler:
             if isinstance(result, Failed):
                 outcomes.append(self.module.Outcome(error=self._error(result.error)))
             else:
-                outcomes.append(self.module.Outcome(**{picked.name: self._result(picked.name, result)}))
+                outcomes.append(self.module.Outcome(**{picked.name: self._result(session, picked.name, result)}))
         return outcomes
 
 
 class _Api(NamedTuple):
     args: Any  # the IDL's <name>_args struct
     result: Any  # <name>_result
-    method: Callable[..., Any]  # the handler's
+    method: Callable[..., Any]  # the handler's (given the session, then the arguments)
     names: tuple[str, ...]  # the arguments, in the IDL's order
 
 
@@ -207,9 +204,10 @@ class ThriftCodec(Codec):
             for api in service.thrift_services
         }
 
-    def process(self, data: bytes, oprot: Any) -> None:
-        """Decode a call, run it and encode its reply into ``oprot``: thriftpy2's ``TProcessor.process`` with
-        what it looks up on every call looked up once (2 of its 9.5 us a call, measured in a loop)."""
+    def process(self, data: bytes, oprot: Any, session: ThriftSession) -> None:
+        """Decode a call, run it for ``session`` and encode its reply into ``oprot``: thriftpy2's
+        ``TProcessor.process`` with what it looks up on every call looked up once (2 of its 9.5 us a call,
+        measured in a loop), and the session handed to the handler (no thread-local to set and read)."""
         iprot = self.protocol(TMemoryBuffer(data))
         name, _, seqid = iprot.read_message_begin()
         api = self.apis.get(name)
@@ -221,7 +219,10 @@ class ThriftCodec(Codec):
         iprot.read_message_end()
         result = api.result()
         try:
-            result.success = api.method(*[getattr(args, arg) for arg in api.names]) if api.names else api.method()
+            if api.names:
+                result.success = api.method(session, *[getattr(args, arg) for arg in api.names])
+            else:
+                result.success = api.method(session)
         except self.module.NetOpsError as exc:  # every method declares it, and the handler raises nothing else
             result.error = exc
         oprot.write_message_begin(name, TMessageType.REPLY, seqid)
@@ -276,6 +277,7 @@ class ThriftSession(Session):
         self.buffer = bytearray()
         self.refused = link.gateway.refusal(link.caller) is not None
         self.over = False  # a message went over the work budget
+        self.long: LongStrings | None = None  # the long strings of the answer being made, once it has a result
 
     def receive(self, data: bytes) -> list[Any]:
         """Complete, scanned messages (with their frame header stripped)."""
@@ -357,8 +359,6 @@ class ThriftSession(Session):
         data, name, seqid = message[:3]
         out = TMemoryBuffer()
         oprot = self.codec.protocol(out)
-        _connection.caller = self.link.caller
-        _connection.long = long = LongStrings()
         gateway = self.link.gateway
         if data is None:  # over the work budget: nothing of it was decoded
             self.close_after = True
@@ -373,17 +373,17 @@ class ThriftSession(Session):
             self._error_reply(oprot, name.decode("utf-8", "replace"), seqid, refusal)
         else:
             try:
-                self.codec.process(data, oprot)
+                self.codec.process(data, oprot, self)
             except Exception:
                 # The message passed the scan but not thriftpy2 (a field of the wrong type, say): drop the
                 # connection, as a Thrift server does with a message it cannot read.
                 self.link.gateway.refused(self.link.caller, "parse_error")
                 self.close_after = True
+                self.long = None
                 return b""
-            finally:
-                _connection.long = None  # the strings go with the answer, not with the worker thread
+        long, self.long = self.long, None  # the strings go with this answer
         reply = out.getvalue()
-        if long.strings:
+        if long is not None and long.strings:
             parts = splice(reply, long, self.codec.compact)
             return [_FRAME.pack(sum(map(len, parts))), *parts] if self.codec.framed else parts
         return _FRAME.pack(len(reply)) + reply if self.codec.framed else reply
