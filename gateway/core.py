@@ -139,6 +139,8 @@ class Gateway:
         self.admission = Admission(
             settings.rate_limit, settings.rate_burst, settings.max_calls_per_client, settings.max_outbound
         )
+        # A system call takes no outbound place: only a rate or a per-client cap could hold it back.
+        self._admits_system = bool(settings.rate_limit or settings.max_calls_per_client)
         self._settings = {op.name: operation_settings(settings, op.name) for op in self.registry}
         enabled = [op for op in self.registry if op.name not in settings.disable]  # disabled: gone from every list
         self._by_style: dict[Style, dict[str, Operation]] = {
@@ -239,7 +241,10 @@ class Gateway:
         if op is None or (op.untyped and caller.typed):
             raise _not_found(name)
         system = op.name in SYSTEM_NAMES
-        place = self.admission.take(caller.identity, not system, element)
+        if system and not self._admits_system:
+            place = None  # decided once, at start: no limit applies (the default)
+        else:
+            place = self.admission.take(caller.identity, not system, element)
         try:
             bound = op.bind(args, kwargs or {})
             if raw and op.name == "system.multicall":

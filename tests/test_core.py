@@ -10,6 +10,7 @@ from gateway import GatewayError
 from gateway.context import Services
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import NUMERIC
+from gateway.observe import Caller
 from gateway.registry import Registry, operation
 from tests.conftest import error_of
 
@@ -92,6 +93,19 @@ def test_multicall_over_the_batch_limit_is_refused(settings):
     err = error_of(gw.call, "system.multicall", [calls])
     assert err.code == "invalid_argument" and "at most 3 calls" in err.message
     assert len(gw.call("system.multicall", [calls[:3]])) == 3
+
+
+def test_a_rate_limit_holds_introspection_back_too(settings):
+    """No limit is asked about a system call by default; with a rate set, introspection counts against it."""
+    caller = Caller("jsonrpc", "192.0.2.1:4000")
+    free = Gateway(Registry(), Services.from_settings(settings))
+    for _ in range(5):
+        assert "system.listMethods" in free.call("system.listMethods", caller=caller)
+    limited = Gateway(Registry(), Services.from_settings(settings.replace(rate_limit=0.001, rate_burst=2)))
+    for _ in range(2):
+        limited.call("system.listMethods", caller=caller)
+    assert error_of(limited.call, "system.listMethods", caller=caller).code == "rate_limited"
+    assert limited.call("system.listMethods", caller=Caller("jsonrpc", "192.0.2.2:4000"))  # a client of its own
 
 
 class Nothing(TypedDict):
