@@ -37,7 +37,7 @@ import Pyro5.protocol
 import Pyro5.serializers
 import Pyro5.server
 
-from gateway.core import UNDERSCORE, Gateway
+from gateway.core import INTROSPECTION, UNDERSCORE, Gateway
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, NOT_FOUND, TOO_LARGE, GatewayError
 from gateway.net.budget import MAX_ITEMS, within_budget
 from gateway.net.session import INSTANT_BYTES, Answer, Codec, Deferred, Link, Refuse, Session
@@ -82,6 +82,10 @@ def _service_class(gateway: Gateway) -> type:
     """A class with one exposed method per public name (underscore style)."""
 
     def method(name: str) -> Any:
+        # Introspection answers are made from the registry (names, help, signatures): no string in them comes
+        # near LONG, so they are not searched for one (searching a listing cost more than making it).
+        searched = name not in INTROSPECTION
+
         def call(self: Any, /, *args: Any, **kwargs: Any) -> Any:  # a parameter may be called "self"
             message = Pyro5.api.current_context.client
             caller = getattr(message, "netops_caller", None) or Caller("pyro")
@@ -91,8 +95,10 @@ def _service_class(gateway: Gateway) -> type:
                 raise native_exception(exc) from None
             except Exception as exc:  # a defect: internal, logged with an incident id, never shown
                 raise native_exception(internal_error(exc, f"pyro {name}")) from None
-            long = getattr(message, "long", None)
-            return result if long is None else long.take(result)  # put back by PyroSession.handle
+            if searched and isinstance(message, _Message):
+                message.long = LongStrings()
+                return message.long.take(result)  # put back by PyroSession.handle
+            return result
 
         call.__name__ = name
         call.__doc__ = gateway.lookup(name, UNDERSCORE).summary
@@ -160,12 +166,13 @@ class DaemonObject:
 class _Message:
     """One complete Pyro5 message as the daemon reads it, and what the daemon writes back."""
 
-    def __init__(self, data: bytes, caller: Caller) -> None:
+    def __init__(self, data: bytes, caller: Caller, peer: tuple[str, int] = ("", 0)) -> None:
         self.data = memoryview(data)
         self.offset = 0
         self.output: list[bytes] = []
         self.netops_caller = caller
-        self.long = LongStrings()  # long strings of the result, out of serpent's way
+        self.peer = peer
+        self.long: LongStrings | None = None  # long strings of the result, out of serpent's way
         self.sock = self  # the daemon asks its connection's socket for the peer's address
         self.pyroInstances: dict[Any, Any] = {}
 
@@ -180,8 +187,8 @@ class _Message:
         self.output.append(data)
 
     def getpeername(self) -> tuple[str, int]:
-        host, _, port = self.netops_caller.client.rpartition(":")
-        return host, int(port or 0)
+        """The client's address (the daemon asks on every call)."""
+        return self.peer
 
     def close(self) -> None:
         """Nothing to close: the layer owns the connection."""
@@ -212,6 +219,8 @@ class PyroSession(Session):
         self.connect_seen = False  # the connect message has been framed (it is answered before anything else)
         self.connected = False  # the daemon accepted the handshake
         self.instant_ops = codec.instant_ops
+        host, _, port = link.caller.client.rpartition(":")
+        self.peer = (host, int(port or 0))  # what the daemon puts in current_context.client_sock_addr
 
     def receive(self, data: bytes) -> list[Any]:
         """Complete messages; the size and the flags are checked from the header before the body is kept."""
@@ -258,7 +267,7 @@ class PyroSession(Session):
     def handle(self, data: bytes) -> Answer | None:
         """Answer one message on a worker (in parts when its result has long strings)."""
         if not self.connected:
-            message = _Message(data, self.link.caller)
+            message = _Message(data, self.link.caller, self.peer)
             self.connected = self.daemon._handshake(message)
             self.close_after = not self.connected
             if self.connected:
@@ -278,11 +287,11 @@ class PyroSession(Session):
             fields = list(_HEADER.unpack_from(data))
             fields[4] &= ~Pyro5.protocol.FLAGS_ONEWAY
             data = _HEADER.pack(*fields) + data[_HEADER.size :]
-        message = _Message(data, self.link.caller)
+        message = _Message(data, self.link.caller, self.peer)
         self.daemon.handleRequest(message)
         if oneway:
             return None
-        if message.long.strings:
+        if message.long is not None and message.long.strings:
             return _spliced(b"".join(message.output), message.long)
         return b"".join(message.output)
 
