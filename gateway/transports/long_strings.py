@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway.net.session import Deferred
 
-__all__ = ["CHUNK", "LONG", "MARKER_LENGTH", "LongStrings", "pieces", "prefixed", "utf8", "varint"]
+__all__ = ["CHUNK", "LONG", "MARKER_LENGTH", "LongStrings", "holds_long", "pieces", "prefixed", "utf8", "varint"]
 
 CHUNK = 256 * 1024  # a long string is encoded this much at a time
 LONG = 64 * 1024  # shorter strings are left to the library: a part of their own would cost more than it saves
@@ -44,7 +44,7 @@ class LongStrings:
     def take(self, value: Any) -> Any:
         """``value`` with each long string replaced by a marker (the dicts, lists and tuples holding one are
         rebuilt); ``value`` itself when it holds none, as nearly every answer."""
-        return self._take(value) if _holds_long(value) else value
+        return self._take(value) if holds_long(value) else value
 
     def _take(self, value: Any) -> Any:
         kind = type(value)
@@ -89,7 +89,9 @@ class LongStrings:
         return parts
 
 
-def _holds_long(value: Any) -> bool:
+def holds_long(value: Any) -> bool:
+    """Whether ``value`` holds a string of LONG characters or more (asked of every answer before anything is
+    made for its long strings)."""
     kind = type(value)
     if kind is str:
         return len(value) >= LONG
@@ -110,7 +112,7 @@ def _holds_long(value: Any) -> bool:
         if inner is str:
             if len(item) >= LONG:
                 return True
-        elif (inner is dict or inner is list or inner is tuple) and _holds_long(item):
+        elif (inner is dict or inner is list or inner is tuple) and holds_long(item):
             return True
     return False
 

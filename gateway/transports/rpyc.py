@@ -59,7 +59,7 @@ from gateway.net.session import INSTANT_BYTES, Codec, Deferred, Link, Refuse, Se
 from gateway.observe import Caller
 from gateway.transports.base import dump_json, guarded, internal_error
 from gateway.transports.exceptions import EXCEPTIONS
-from gateway.transports.long_strings import MARKER_LENGTH, LongStrings, prefixed, utf8
+from gateway.transports.long_strings import MARKER_LENGTH, LongStrings, holds_long, prefixed, utf8
 
 __all__ = ["MappingView", "RPyCCodec", "SequenceView"]
 
@@ -545,11 +545,11 @@ class RPyCSession(Session):
 
     def _send(self, msg: int, seq: int, args: Any) -> None:
         """rpyc's ``Connection._send``, with long strings out of brine's way (see long_strings)."""
-        long = LongStrings()
-        taken = long.take(args)
-        if not long.strings:
+        if not holds_long(args):  # nearly every message: nothing is made for its long strings
             self._rpyc_send(msg, seq, args)
             return
+        long = LongStrings()
+        taken = long.take(args)
         data = bytes([msg]) + brine.dump((seq, taken))
         self.channel.send_parts(long.splice(data, _BRINE_MARKER, b"", _brine_string))
 
