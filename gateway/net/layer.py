@@ -406,12 +406,19 @@ class _Connection(asyncio.Protocol):
         except Refuse as refusal:
             self._refuse(refusal)
             return
-        if requests:
-            self.queue.extend(requests)
-            if len(self.queue) >= MAX_QUEUED and not self.paused:
-                self.paused = True
-                self.transport.pause_reading()
-            self._pump()
+        if not requests:
+            return
+        if len(requests) == 1 and not self.queue and not self.busy:  # nearly every read: one request, nothing before it
+            if not self._at_once(requests[0]):
+                self._submit(requests[0])
+            elif not self.closed:
+                self._arm(self.layer.idle_timeout)
+            return
+        self.queue.extend(requests)
+        if len(self.queue) >= MAX_QUEUED and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        self._pump()
 
     def _outside_session(self, data: bytes) -> None:
         """Bytes read before the session starts (a token line, the protocol's first bytes) or after closing."""
@@ -473,33 +480,45 @@ class _Connection(asyncio.Protocol):
     # -- running requests -------------------------------------------------------------
     def _pump(self) -> None:
         """Answer queued requests in order: instant ones here, the next other one on a worker."""
-        session = self.session
-        assert session is not None
         while self.queue and not self.busy and not self.closed:
             request = self.queue.popleft()
             if self.paused and len(self.queue) < MAX_QUEUED // 2:
                 self.paused = False
                 self.transport.resume_reading()
-            try:
-                instant = session.instant(request)
-            except Exception:  # a bug in a codec's look: the request goes to a worker, which answers or logs it
-                log.exception("%s session could not look at a request", self.listener.name)
-                instant = False
-            if instant:
-                self._reply(self._answer(request, False))
-                continue
-            self.busy = True
-            self._disarm()  # the request is complete: the call has its own time limit
-            self.layer.workers.submit(functools.partial(self._work, request))
-            return
+            if not self._at_once(request):
+                self._submit(request)
+                return
         if not self.busy and not self.closed:
             self._arm(self.layer.idle_timeout)
 
-    def _answer(self, request: Any, holds_results: bool = True) -> Answer | None:
+    def _at_once(self, request: Any) -> bool:
+        """Answer an instant request here, on the loop (it does no I/O, so it fetches no result to hold);
+        False for one a worker must answer."""
+        session = self.session
+        assert session is not None
+        try:
+            if not session.instant(request):
+                return False
+        except Exception:  # a bug in a codec's look: the request goes to a worker, which answers or logs it
+            log.exception("%s session could not look at a request", self.listener.name)
+            return False
+        try:
+            reply = session.handle(request)
+        except Exception:
+            log.exception("%s session failed; closing the connection", self.listener.name)
+            session.close_after = True
+            reply = None
+        self._reply(reply)
+        return True
+
+    def _submit(self, request: Any) -> None:
+        self.busy = True
+        self._disarm()  # the request is complete: the call has its own time limit
+        self.layer.workers.submit(functools.partial(self._work, request))
+
+    def _answer(self, request: Any) -> Answer | None:
         assert self.session is not None
         try:
-            if not holds_results:  # an instant request: it does no I/O, so it fetches nothing to hold
-                return self.session.handle(request)
             with self.results.scope():  # results held by the call stay counted until they are encoded
                 return self.session.handle(request)
         except Exception:
@@ -523,8 +542,12 @@ class _Connection(asyncio.Protocol):
     def _reply(self, reply: Answer | None) -> None:
         if self.closed:
             return
-        if type(reply) is bytes:
-            self._write(reply)  # the usual answer: one piece
+        if type(reply) is bytes:  # the usual answer: one piece, handed over at once when nothing waits before it
+            if reply and not self.unwritten and not self.writing_paused and len(reply) <= WRITE_CHUNK:
+                self.writes += 1
+                self.transport.write(reply)
+            else:
+                self._write(reply)
         elif reply:
             self._write_all(reply)
         if self.session is not None and self.session.close_after:
