@@ -96,7 +96,8 @@ def _service_class(gateway: Gateway) -> type:
             except Exception as exc:  # a defect: internal, logged with an incident id, never shown
                 raise native_exception(internal_error(exc, f"pyro {name}")) from None
             if searched and isinstance(message, _Message):
-                message.long = LongStrings()
+                if message.long is None:  # one for the message: a batch's calls all answer in it
+                    message.long = LongStrings()
                 return message.long.take(result)  # put back by PyroSession.handle
             return result
 

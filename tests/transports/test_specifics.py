@@ -13,6 +13,7 @@ import rpyc
 
 from gateway.idl import render
 from gateway.ops import default_registry
+from tests.servers.http import long_text
 from tests.transports.clients import IDL, assert_no_leak, connect
 from tests.transports.test_conformance import wait_until
 
@@ -205,6 +206,21 @@ def test_pyro_request_over_the_cap_is_refused(running):
     fresh = connect(running, "pyro")
     assert fresh.call("system.listMethods")
     fresh.close()
+
+
+def test_pyro_batch_keeps_the_long_strings_of_every_call(running, http_server):
+    """A Pyro5 batch is one message of several calls: each result's long strings arrive in the one answer."""
+    import Pyro5.api
+
+    url = f"http://web.local.test:{http_server.port}/long-text?size="
+    with Pyro5.api.Proxy(f"PYRO:netops@127.0.0.1:{running.port('pyro')}") as proxy:
+        batch = Pyro5.api.BatchProxy(proxy)
+        batch.fetch_url(url + "300000")
+        batch.system_listMethods()
+        batch.fetch_url(url + "200000")
+        first, listing, second = list(batch())
+    assert first["body"] == long_text(300_000) and second["body"] == long_text(200_000)
+    assert "resolve" in listing
 
 
 # -- RPyC ------------------------------------------------------------------------------------
