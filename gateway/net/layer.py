@@ -542,12 +542,8 @@ class _Connection(asyncio.Protocol):
     def _reply(self, reply: Answer | None) -> None:
         if self.closed:
             return
-        if type(reply) is bytes:  # the usual answer: one piece, handed over at once when nothing waits before it
-            if reply and not self.unwritten and not self.writing_paused and len(reply) <= WRITE_CHUNK:
-                self.writes += 1
-                self.transport.write(reply)
-            else:
-                self._write(reply)
+        if type(reply) is bytes:
+            self._write(reply)  # the usual answer: one piece
         elif reply:
             self._write_all(reply)
         if self.session is not None and self.session.close_after:
