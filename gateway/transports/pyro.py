@@ -168,7 +168,7 @@ class _Message:
     """One complete Pyro5 message as the daemon reads it, and what the daemon writes back."""
 
     def __init__(self, data: bytes, caller: Caller, peer: tuple[str, int] = ("", 0)) -> None:
-        self.data = memoryview(data)
+        self.data = data
         self.offset = 0
         self.output: list[bytes] = []
         self.netops_caller = caller
@@ -178,7 +178,7 @@ class _Message:
         self.pyroInstances: dict[Any, Any] = {}
 
     def recv(self, size: int) -> bytes:
-        chunk = bytes(self.data[self.offset : self.offset + size])
+        chunk = self.data[self.offset : self.offset + size]
         self.offset += len(chunk)
         if len(chunk) < size:
             raise Pyro5.errors.ConnectionClosedError("message ended early")
@@ -263,7 +263,7 @@ class PyroSession(Session):
         if kind != Pyro5.protocol.MSG_INVOKE or flags & _NOT_INSTANT or len(data) > INSTANT_BYTES:
             return False
         call = _CALL_START.match(data, _HEADER.size + annotations)
-        return call is not None and call[1].decode() in self.instant_ops
+        return call is not None and call[1] in self.instant_ops
 
     def handle(self, data: bytes) -> Answer | None:
         """Answer one message on a worker (in parts when its result has long strings)."""
@@ -385,7 +385,7 @@ class PyroCodec(Codec):
         self.daemon = _Daemon(connected_socket=self._pair[0], interface=DaemonObject)
         self.daemon.gateway = gateway
         self.daemon.register(_service_class(gateway)(), OBJECT_ID)
-        self.instant_ops = self.instant_names(UNDERSCORE)
+        self.instant_ops = frozenset(name.encode() for name in self.instant_names(UNDERSCORE))
         self._name_server = ""
 
     def session(self, link: Link) -> Session:
