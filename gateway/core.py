@@ -139,8 +139,7 @@ class Gateway:
         self.admission = Admission(
             settings.rate_limit, settings.rate_burst, settings.max_calls_per_client, settings.max_outbound
         )
-        # A system call takes no outbound place: only a rate or a per-client cap could hold it back.
-        self._admits_system = bool(settings.rate_limit or settings.max_calls_per_client)
+        self._admits_system = self.admission.limits_local_calls  # asked once: a system call is a local one
         self._settings = {op.name: operation_settings(settings, op.name) for op in self.registry}
         enabled = [op for op in self.registry if op.name not in settings.disable]  # disabled: gone from every list
         self._by_style: dict[Style, dict[str, Operation]] = {

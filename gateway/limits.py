@@ -40,6 +40,8 @@ class Admission:
         self.burst = float(burst or max(1.0, rate))
         self.per_client = per_client
         self.outbound = outbound
+        # A call that takes no outbound place (introspection) can be held back only by a rate or a per-client cap.
+        self.limits_local_calls = bool(rate or per_client)
         self._clock = clock
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when)

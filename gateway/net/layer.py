@@ -288,7 +288,6 @@ class _Connection(asyncio.Protocol):
         self.expires: float | None = None  # when the connection is closed unless it has moved on
         self.lingering = 0  # bytes a refused connection may still send (dropped) before it is reset
         self.linger: asyncio.TimerHandle | None = None
-        self.quick_ack = listener.codec.quick_ack and layer.tls is None
         self.writes = 0  # answers written (on the loop): whether a read was answered at once
         self.results = layer.gateway.services.results
 
@@ -686,6 +685,8 @@ class _Connection(asyncio.Protocol):
 class _AckingConnection(_Connection):
     """A connection whose reads are acknowledged at once when nothing went back to carry the ACK (a notice,
     or a call on a worker): for codecs whose stock clients have Nagle on (``quick_ack``), on plain TCP."""
+
+    quick_ack = True  # until the socket refuses TCP_QUICKACK
 
     def data_received(self, data: bytes) -> None:
         writes = self.writes
