@@ -137,6 +137,22 @@ def test_sequential_calls_run_on_one_core_and_every_core_comes_back(echo):
     assert (os.sched_getaffinity(0), os.sched_getaffinity(echo.proc.pid)) == before
 
 
+def test_every_server_runs_in_a_session_of_its_own_and_is_stopped_by_the_bench(echo):
+    # a session is the kernel's scheduling group under autogroup: the server's share of the cores is then
+    # one group's against the clients', whatever the number of threads on either side
+    assert os.getsid(echo.proc.pid) == echo.proc.pid != os.getsid(0)
+    other = start_bare("echo-asyncio")
+    assert os.getsid(other.proc.pid) not in (os.getsid(0), os.getsid(echo.proc.pid))
+    other.stop()
+    assert other.proc.returncode is not None  # out of our session, so ours to reap
+
+
+def test_the_report_says_how_the_cores_were_shared():
+    shared = markdown({**SAMPLE, "machine": {**SAMPLE["machine"], "autogroup": True}}, None)
+    assert "Each server runs in a session of its own" in shared and "autogroup is on" in shared
+    assert "autogroup is off (or unknown)" in markdown({**SAMPLE, "machine": {**SAMPLE["machine"]}}, None)
+
+
 def test_throughput_sums_every_client_process(echo):
     stats = throughput(echo, "echo", echo.ports["echo"], clients=2, duration=0.3)
     assert stats.calls > 0 and stats.errors == 0 and stats.seconds == 0.3

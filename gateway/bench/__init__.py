@@ -54,6 +54,7 @@ from gateway.bench.engine import (
     IDLE_CONNECTIONS,
     Server,
     Stats,
+    autogroup,
     call_factory,
     latencies,
     latency,
@@ -142,6 +143,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
         "gateway": __version__,
+        "autogroup": autogroup(),
     }
 
 

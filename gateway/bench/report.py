@@ -244,6 +244,19 @@ def _section(title: str, columns: tuple[str, str], values: dict[str, tuple[float
     ]
 
 
+def _sessions(autogroup: bool | None) -> str:
+    """What a session of its own means for the server's share of the cores, on the machine the run ran on."""
+    if autogroup:
+        return (
+            "the kernel's autogroup is on, so the cores are shared between the server and the clients' session, "
+            "whatever the number of threads in each."
+        )
+    return (
+        "the kernel's autogroup is off (or unknown) here, so the cores are shared thread by thread, and a "
+        "server with a thread per connection gets more of them than an event loop."
+    )
+
+
 def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
     """The report as Markdown."""
     m = result["machine"]
@@ -253,7 +266,8 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
         "",
         f"Run {result['when']} on {m['cpu'] or 'an unknown CPU'}, {m['cores']} cores, {m['system']}, "
         f"Python {m['python']}, gateway {m['gateway']}. Gateway and clients share the machine; the gateway runs "
-        "with its access log off (the bare libraries keep none).",
+        "with its access log off (the bare libraries keep none). Each server runs in a session of its own, as a "
+        f"daemon does: {_sessions(m.get('autogroup'))}",
         f"Options: {opts.get('calls')} sequential calls, {opts.get('clients')} client processes, "
         f"{opts.get('duration')} s per throughput run, {opts.get('rounds', 1)} round(s) of each.",
         *([f"Made with `{result['command']}`."] if result.get("command") else []),
@@ -514,7 +528,8 @@ def _scheduling_section(result: dict[str, Any]) -> list[str]:
         "process used. The server and the client processes share the cores. The gateway answers every "
         "instant call on one event-loop thread (as aio echo does): while that thread waits for a core every "
         "client waits with it, and a core can idle meanwhile; a server with a thread per connection keeps "
-        "serving whichever of its threads runs.",
+        "serving whichever of its threads runs. With the server in a session of its own and autogroup on, the "
+        "kernel gives that one thread the server's share of the cores, not one thread's.",
         "",
         "| transport | running | waiting | busiest waits | bare: running | waiting | busiest waits | CPU idle (bare) |",
         "|---|---|---|---|---|---|---|---|",
