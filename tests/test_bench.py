@@ -147,6 +147,21 @@ def test_every_server_runs_in_a_session_of_its_own_and_is_stopped_by_the_bench(e
     assert other.proc.returncode is not None  # out of our session, so ours to reap
 
 
+def test_rounds_after_the_first_run_on_fresh_processes_stopped_after_them(echo):
+    from gateway.bench import _round_sides
+
+    starters = {"": functools.partial(start_bare, "echo")}
+    with _round_sides({"": echo}, starters, 0) as first:
+        assert first[""] is echo  # the running server
+    with _round_sides({"": echo}, starters, 1) as second:
+        fresh = second[""]
+        assert fresh.proc.pid != echo.proc.pid and fresh.proc.poll() is None
+        call, close = call_factory("echo", fresh.ports["echo"])
+        assert json.loads(call()) == ["system.listMethods", []]
+        close()
+    assert fresh.proc.poll() is not None and echo.proc.poll() is None  # the fresh one is gone, the first stays
+
+
 def test_the_report_says_how_the_cores_were_shared():
     shared = markdown({**SAMPLE, "machine": {**SAMPLE["machine"], "autogroup": True}}, None)
     assert "Each server runs in a session of its own" in shared and "autogroup is on" in shared

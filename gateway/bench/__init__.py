@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import os
 import platform
 import secrets
@@ -43,7 +44,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +156,7 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
     steps = (
         len(transports)
         * (
-            ("latency" in workloads)
-            + ("throughput" in workloads)
+            (("latency" in workloads) + ("throughput" in workloads)) * options.rounds
             + sum(w in workloads for w in ("batch", "payload", "memory", "network"))
             + 2 * ("workers" in workloads)  # one gateway process, then two
         )
@@ -189,17 +190,13 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
             compared = {"latency", "throughput"} & set(workloads) and transport in BARE_SERVERS
             bare = start_bare(transport) if compared else None
             sides = {"": gateway, "bare_": bare} if bare is not None else {"": gateway}
+            fresh = {  # each further round's processes
+                "": functools.partial(start_gateway, dns.address),
+                "bare_": functools.partial(start_bare, transport),
+            }
             try:
-                if "latency" in workloads:
-                    progress.step(f"{transport}: latency, gateway and bare library in turn")
-                    for prefix, figures in _latencies(sides, transport, options).items():
-                        row[prefix + "latency"] = figures
-                if "throughput" in workloads:
-                    progress.step(f"{transport}: throughput, gateway and bare library in turn")
-                    for prefix, (figures, where) in _throughputs(sides, transport, options).items():
-                        row[prefix + "throughput"] = figures
-                        if where:
-                            row[prefix + "profile"] = where
+                if {"latency", "throughput"} & set(workloads):
+                    row.update(_compare(sides, fresh, transport, workloads, options, progress.step, options.profile))
             finally:
                 if bare is not None:
                     bare.stop()
@@ -267,52 +264,117 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
     return result
 
 
-def _latencies(sides: dict[str, Server], transport: str, options: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Sequential calls in ``options.rounds`` rounds, the gateway and the bare library taking turns every few
-    dozen calls (engine.latencies), each side's samples pooled (each round's own p50 is kept too, for the
-    spread of the ratio)."""
+def _compare(
+    first: dict[str, Server],
+    starters: Mapping[str, Callable[[], Server]],
+    transport: str,
+    workloads: Sequence[str],
+    options: argparse.Namespace,
+    step: Callable[[str], None] | None = None,
+    profiled: bool = False,
+) -> dict[str, Any]:
+    """Latency and throughput of each side (``""`` the gateway, ``"bare_"`` the library) in ``options.rounds``
+    rounds, on fresh processes after the first (:func:`_round_sides`): the figures by prefix + ``latency``,
+    ``throughput`` and, for the first throughput round when ``profiled``, ``profile``."""
+    latency_runs: dict[str, list[Stats]] = {prefix: [] for prefix in first}
+    throughput_runs: dict[str, list[Stats]] = {prefix: [] for prefix in first}
+    found: dict[str, profile.Profile] = {}
+    for round_ in range(options.rounds):
+        with _round_sides(first, starters, round_) as current:
+            if "latency" in workloads:
+                if step:
+                    step(f"{transport}: latency, round {round_ + 1}, gateway and bare library in turn")
+                for prefix, stats in _latency_round(current, transport, options).items():
+                    latency_runs[prefix].append(stats)
+            if "throughput" in workloads:
+                if step:
+                    step(f"{transport}: throughput, round {round_ + 1}, gateway and bare library")
+                for prefix, server in current.items():
+                    recording = profiled and round_ == 0
+                    stats, where = _throughput_round(server, transport, options, recording)
+                    throughput_runs[prefix].append(stats)
+                    if where is not None:
+                        found[prefix] = where
+    out: dict[str, Any] = {}
+    for prefix in first:
+        if "latency" in workloads:
+            out[prefix + "latency"] = _latency_figures(latency_runs[prefix])
+        if "throughput" in workloads:
+            out[prefix + "throughput"] = _throughput_figures(throughput_runs[prefix])
+            if prefix in found:
+                out[prefix + "profile"] = found[prefix].summary()
+    return out
+
+
+@contextmanager
+def _round_sides(
+    first: dict[str, Server], starters: Mapping[str, Callable[[], Server]], round_: int
+) -> Iterator[dict[str, Server]]:
+    """The servers of one round of latency and throughput: the running ones in the first, fresh processes
+    from ``starters`` in each further one, stopped after it.
+
+    A server process can keep a speed of its own for a while: bare thriftpy2 answered at 48 us a call
+    through every round of one run and at 32-34 us in five fresh processes out of six after it (the
+    gateway the same: 37 us, once 50). On one process per side, that luck was the verdict; on a process
+    per round, pooled p50s and median rounds pass over one slow process, and the spread by round shows it."""
+    if round_ == 0:
+        yield first
+        return
+    fresh: dict[str, Server] = {}
+    try:
+        for prefix in first:
+            fresh[prefix] = starters[prefix]()
+        yield fresh
+    finally:
+        for server in fresh.values():
+            server.stop()
+
+
+def _latency_round(sides: dict[str, Server], transport: str, options: argparse.Namespace) -> dict[str, Stats]:
+    """One round of sequential calls, the gateway and the bare library taking turns every few dozen calls
+    (engine.latencies): each side's Stats."""
     clients = {prefix: call_factory(transport, server.ports[transport]) for prefix, server in sides.items()}
     try:
         calls = {prefix: (sides[prefix], call) for prefix, (call, _) in clients.items()}
-        runs = latencies(calls, options.calls, options.rounds)
+        runs = latencies(calls, max(1, options.calls // options.rounds), 1)
     finally:
         for _, close in clients.values():
             close()
-    out = {}
-    for prefix, stats in runs.items():
-        figures: dict[str, Any] = _stats(pooled(stats))
-        figures["rounds"] = [{"p50_us": round(r.p50_us, 1)} for r in stats]
-        out[prefix] = figures
-    return out
+    return {prefix: stats[0] for prefix, stats in runs.items()}
 
 
-def _throughputs(
-    sides: dict[str, Server], transport: str, options: argparse.Namespace
-) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
-    """Throughput in ``options.rounds`` rounds, the gateway and the bare library in turn; each side's figure is
-    its median round (every round is kept in the JSON). A library can swing between two speeds from one
-    round to the next (bare Pyro5 measured 3,000 and 7,000 calls/s in rounds of one process), and one round
-    would make its ratio a coin toss. The first round of each side is profiled, when asked."""
-    runs: dict[str, list[Stats]] = {prefix: [] for prefix in sides}
-    found: dict[str, profile.Profile | None] = {}
-    for round_ in range(options.rounds):
-        for prefix, server in sides.items():
+def _latency_figures(runs: list[Stats]) -> dict[str, Any]:
+    """A side's rounds of sequential calls, their samples pooled (each round's own p50 kept too, for the
+    spread of the ratio)."""
+    figures: dict[str, Any] = _stats(pooled(runs))
+    figures["rounds"] = [{"p50_us": round(r.p50_us, 1)} for r in runs]
+    return figures
 
-            def start(prefix: str = prefix, server: Server = server, first: bool = round_ == 0) -> None:
-                if first and options.profile:
-                    found[prefix] = profile.record(server.proc.pid, options.duration)
 
-            port = server.ports[transport]
-            runs[prefix].append(throughput(server, transport, port, options.clients, options.duration, on_start=start))
-    out = {}
-    for prefix, stats in runs.items():
-        figures: dict[str, Any] = _stats(median_round(stats))
-        figures["rounds"] = [
-            {"calls_per_s": round(r.rate, 1), "server_cpu_per_call_us": round(r.cpu_per_call_us, 1)} for r in stats
-        ]
-        recording = found.get(prefix)
-        out[prefix] = (figures, recording.summary() if recording is not None else None)
-    return out
+def _throughput_round(
+    server: Server, transport: str, options: argparse.Namespace, recording: bool
+) -> tuple[Stats, profile.Profile | None]:
+    """One round of throughput against ``server``, profiled when ``recording`` (py-spy from the clock's start)."""
+    found: list[profile.Profile | None] = []
+
+    def start() -> None:
+        if recording:
+            found.append(profile.record(server.proc.pid, options.duration))
+
+    port = server.ports[transport]
+    stats = throughput(server, transport, port, options.clients, options.duration, on_start=start)
+    return stats, (found[0] if found else None)
+
+
+def _throughput_figures(runs: list[Stats]) -> dict[str, Any]:
+    """A side's throughput rounds as its median round. A library can swing between two speeds from one round
+    to the next (bare Pyro5 measured 3,000 and 7,000 calls/s in rounds of one process), and one round would
+    make its ratio a coin toss; every round is kept."""
+    figures: dict[str, Any] = _stats(median_round(runs))
+    figures["rounds"] = [
+        {"calls_per_s": round(r.rate, 1), "server_cpu_per_call_us": round(r.cpu_per_call_us, 1)} for r in runs
+    ]
+    return figures
 
 
 def _wire(gateway: Server, nameserver: str, transports: Sequence[str], page_url: str) -> dict[str, Any]:
@@ -462,12 +524,7 @@ def _floor(name: str, workloads: Sequence[str], options: argparse.Namespace) -> 
     """Latency and throughput of a raw echo server (``echo`` or ``echo-asyncio``)."""
     echo = start_bare(name)
     try:
-        out = {}
-        if "latency" in workloads:
-            out["latency"] = _latencies({"": echo}, name, options)[""]
-        if "throughput" in workloads:
-            out["throughput"] = _throughputs({"": echo}, name, options)[""][0]
-        return out
+        return _compare({"": echo}, {"": functools.partial(start_bare, name)}, name, workloads, options)
     finally:
         echo.stop()
 
@@ -546,7 +603,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds",
         type=int,
         default=3,
-        help="rounds of latency and throughput, the gateway and the bare library in turn (default 3)",
+        help="rounds of latency and throughput, the gateway and the bare library in turn, each after the first "
+        "on fresh server processes (default 3)",
     )
     parser.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated (default: all)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated: {', '.join(WORKLOADS)}")

@@ -282,8 +282,9 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
         "over the client processes; cpu/call is the server process's own CPU time (from /proc) during the "
         "throughput run, divided by the calls. For p50 the gateway and the bare library take turns every 50 "
         "calls and p50 pools every round's calls; for throughput they take turns round after round, and calls/s "
-        "and cpu/call are each side's median round "
-        "(results.json keeps every round: a library can run at two speeds from one round to the next). "
+        "and cpu/call are each side's median round (results.json keeps every round: a library can run at two "
+        "speeds from one round to the next). Each round after the first runs on fresh server processes: a "
+        "process can keep a speed of its own for a while. "
         "tcp echo is a raw length-prefixed echo on a thread per connection, as the bare servers run; aio echo is "
         "the same on the gateway's event loop (uvloop): what any call through the gateway costs before it does "
         "anything.",
