@@ -245,7 +245,10 @@ class Gateway:
         else:
             place = self.admission.take(caller.identity, not system, element)
         try:
-            bound = op.bind(args, kwargs or {})
+            # A call that gives no arguments, to an operation that needs none (every listing), takes the
+            # defaults as they are: bind would only copy them.
+            defaults = op.defaults if not args and not kwargs else None
+            bound = defaults if defaults is not None else op.bind(args, kwargs or {})
             if raw and op.name == "system.multicall":
                 return self._call_many(bound["calls"], style, caller)
             if system:
@@ -277,7 +280,7 @@ class Gateway:
         name = self._tokens.name_of(token)
         return dataclasses.replace(caller, principal=name or "", rejected=name is None)
 
-    def run(self, op: Operation, bound: dict[str, Any], timeout: float | None = None) -> Any:
+    def run(self, op: Operation, bound: Mapping[str, Any], timeout: float | None = None) -> Any:
         """Run a non-system operation with already-bound arguments, mapping stray exceptions to ``internal``;
         within the operation's time limit, or ``timeout`` seconds when the caller waits less."""
         start = time.perf_counter()

@@ -195,14 +195,15 @@ class Operation:
         return [[self.result.xmlrpc_type, *types_[:n]] for n in range(required, len(self.params) + 1)]
 
     @functools.cached_property
-    def _defaults(self) -> dict[str, Any] | None:
-        """The arguments of a call that gives none; None when a parameter is required."""
+    def defaults(self) -> Mapping[str, Any] | None:
+        """The arguments of a call that gives none, worked out once (not to be changed: a call unpacks them
+        with ``**``); None when a parameter is required."""
         return None if any(p.required for p in self.params) else {p.name: p.default for p in self.params}
 
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Match positional and named arguments to parameters, validated and defaulted."""
-        if not args and not kwargs and self._defaults is not None:
-            return dict(self._defaults)  # nothing to check, worked out once (every listing call)
+        if not args and not kwargs and self.defaults is not None:
+            return dict(self.defaults)  # nothing to check (every listing call)
         if len(args) > len(self.params):
             raise GatewayError(
                 INVALID_ARGUMENT, f"{self.name} takes at most {len(self.params)} arguments ({len(args)} given)"
