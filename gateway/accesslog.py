@@ -49,6 +49,10 @@ class AccessLog:
             extra={"netops": fields},
         )
 
+    def answered(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
+        """Log the instant call."""
+        self.finished(caller, method, outcome, seconds)
+
     def refused(self, caller: Caller, reason: str) -> None:
         """Log the refused request."""
         fields = {"transport": caller.transport, "client": caller.client, "principal": caller.principal}

@@ -198,8 +198,10 @@ class Gateway:
         if not self.observers:
             return self._call(op, name, args, kwargs, style, caller, element, raw, timeout)
         method = name if op is not None else "unknown"
-        for observer in self.observers:
-            observer.started(caller, method)
+        instant = op is not None and op.instant  # told once, at its end (Observer.answered)
+        if not instant:
+            for observer in self.observers:
+                observer.started(caller, method)
         start, outcome = time.perf_counter(), "ok"
         try:
             return self._call(op, name, args, kwargs, style, caller, element, raw, timeout)
@@ -209,7 +211,7 @@ class Gateway:
         finally:
             elapsed = time.perf_counter() - start
             for observer in self.observers:
-                observer.finished(caller, method, outcome, elapsed)
+                (observer.answered if instant else observer.finished)(caller, method, outcome, elapsed)
 
     def authorize(self, name: Any, caller: Caller) -> None:
         """Raise ``unauthenticated`` (counted as a refusal) unless ``caller`` may call ``name``; for a

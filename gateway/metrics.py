@@ -61,6 +61,7 @@ class Metrics:
         # Bound once: the core calls these on every call.
         self.started = sink.started
         self.finished = sink.finished
+        self.answered = sink.answered
         self.refused = sink.refused
 
     def exposition(self) -> bytes:
@@ -136,12 +137,16 @@ class _Tallies(Collector):
         series.in_flight += 1
 
     def finished(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
+        """Count the call out of flight, its outcome and its latency."""
+        self._one(caller.transport, method).in_flight -= 1
+        self.answered(caller, method, outcome, seconds)
+
+    def answered(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
         """Count the outcome and the latency."""
         try:
             series = self._local.series[caller.transport][method]
         except (AttributeError, KeyError):
             series = self._one(caller.transport, method)
-        series.in_flight -= 1
         if outcome == "ok":
             series.ok += 1
         else:
@@ -244,11 +249,16 @@ class _Instruments:
             entry.outbound.inc()
 
     def finished(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
-        """Count the outcome and the latency."""
+        """Count the call out of flight, its outcome and its latency."""
         entry = self._method(caller.transport, method)
         entry.in_flight.dec()
         if entry.outbound is not None:
             entry.outbound.dec()
+        self.answered(caller, method, outcome, seconds)
+
+    def answered(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
+        """Count the outcome and the latency."""
+        entry = self._method(caller.transport, method)
         counter = entry.outcomes.get(outcome)
         if counter is None:
             counter = entry.outcomes[outcome] = self.calls.labels(caller.transport, method, outcome)

@@ -1,6 +1,7 @@
 """Who is calling, and the hook through which calls are counted and logged.
 
-The core reports each call's start and end to its observers; metrics and the
+The core reports each call's start and end to its observers (an instant call's
+once, at its end); metrics and the
 access log are observers (see :mod:`gateway.metrics`, :mod:`gateway.accesslog`),
 so the core itself stays free of I/O and of any monitoring library.
 """
@@ -43,6 +44,10 @@ class Observer(Protocol):
 
     def finished(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
         """A call has ended; ``outcome`` is ``ok`` or the error code."""
+
+    def answered(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
+        """An instant call (no I/O: it never waits) has begun and ended, told once, in place of ``started``
+        and ``finished``: it is never in flight long enough for anyone to see it."""
 
     def refused(self, caller: Caller, reason: str) -> None:
         """A request was refused before it reached an operation (too large, unparsable, …)."""

@@ -11,6 +11,7 @@ from gateway.context import Services
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import NUMERIC
 from gateway.observe import Caller
+from gateway.ops import default_registry
 from gateway.registry import Registry, operation
 from tests.conftest import error_of
 
@@ -129,6 +130,43 @@ def test_unexpected_exceptions_become_internal_without_details(settings, caplog)
     assert "secret" not in err.message and "/srv" not in err.message and "ValueError" not in err.message
     assert "incident" in err.message
     assert "secret detail" in caplog.text  # the operator's log has it all
+
+
+class Recorder:
+    """An observer that writes down what it is told."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, ...]] = []
+
+    def started(self, caller: Caller, method: str) -> None:
+        self.heard.append(("started", method))
+
+    def finished(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
+        self.heard.append(("finished", method, outcome))
+
+    def answered(self, caller: Caller, method: str, outcome: str, seconds: float) -> None:
+        self.heard.append(("answered", method, outcome))
+
+    def refused(self, caller: Caller, reason: str) -> None:
+        self.heard.append(("refused", reason))
+
+
+def test_observers_hear_of_an_instant_call_once_and_of_any_other_at_its_start_and_end(settings):
+    recorder = Recorder()
+    gw = Gateway(default_registry(), Services.from_settings(settings), [recorder])
+    gw.call("system.listMethods")
+    assert error_of(gw.call, "system.methodHelp", ["no_such_method"]).code == "method_not_found"
+    assert error_of(gw.call, "resolve", [42]).code == "invalid_argument"
+    assert error_of(gw.call, "no.such.method").code == "method_not_found"
+    gw.close()
+    assert recorder.heard == [
+        ("answered", "system.listMethods", "ok"),  # no I/O: never in flight long enough to be seen
+        ("answered", "system.methodHelp", "method_not_found"),
+        ("started", "resolve"),  # may wait on the network: in flight until it ends
+        ("finished", "resolve", "invalid_argument"),
+        ("started", "unknown"),
+        ("finished", "unknown", "method_not_found"),
+    ]
 
 
 def test_elapsed_ms_is_measured_by_the_core(call):

@@ -36,6 +36,8 @@ def test_tallies_expose_what_prometheus_client_s_instruments_would():
     for observer in (metrics, instruments):
         for call in calls:
             record(observer, *call)
+        observer.answered(THRIFT, "system.methodHelp", "ok", 0.0001)  # an instant call: never in flight
+        observer.answered(THRIFT, "system.methodHelp", "invalid_argument", 0.0007)
         observer.started(JSONRPC, "fetch_url")  # one still in flight, going out to the network
         observer.refused(THRIFT, "too_large")
     assert exposition(metrics.registry) == exposition(registry)

@@ -146,8 +146,12 @@ def test_access_log_has_one_line_per_call_and_no_arguments(running, caplog):
     with caplog.at_level(logging.INFO, logger="gateway.access"):
         with pytest.raises(RemoteError):
             client.call("fetch_url", "http://web.local.test:1/?token=hunter2")
+        client.call("system.listMethods")  # instant: logged as it ends, as any call
     client.close()
-    (record,) = [r for r in caplog.records if r.name == "gateway.access" and r.netops.get("method") == "fetch_url"]
+    lines = [r for r in caplog.records if r.name == "gateway.access"]
+    (listing,) = [r for r in lines if r.netops.get("method") == "system.listMethods"]  # one line per call
+    (record,) = [r for r in lines if r.netops.get("method") == "fetch_url"]
+    assert listing.netops["outcome"] == "ok" and listing.netops["transport"] == "jsonrpc"
     assert record.netops["transport"] == "jsonrpc" and record.netops["outcome"] == "connection_failed"
     assert record.netops["client"].startswith("127.0.0.1:") and record.netops["duration_ms"] >= 0
     assert "hunter2" not in record.getMessage() and "hunter2" not in JSONFormatter().format(record)
