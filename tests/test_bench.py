@@ -247,6 +247,28 @@ def test_targets_show_how_far_the_ratio_moved_from_round_to_round():
     assert found["rpyc: throughput >= bare"] == (False, "0.90x (900 vs 1000 calls/s); by round 0.80-0.90x")
 
 
+def test_a_p50_miss_comes_with_the_floors_and_the_instructions_above_them():
+    row = {"latency": {"p50_us": 40.0}, "bare_latency": {"p50_us": 32.0}}
+    result = {
+        "transports": {"thrift": row},
+        "echo": {"latency": {"p50_us": 11.0}},
+        "echo_asyncio": {"latency": {"p50_us": 15.0}},
+        "instructions": {"transports": {"thrift": {"gateway": 64_100, "bare": 55_700}}, "echo": 11_500,
+                         "echo_asyncio": 7_000},
+    }  # fmt: skip
+    found = {what: (met, figure) for what, met, figure in targets(result)}
+    assert found["thrift: p50 latency <= 1.1x bare"] == (
+        False,
+        "1.25x (40 vs 32 us); the floors: a raw echo answers in 15 us on the gateway's event loop, 11 us on a "
+        "thread per connection (+4 us before any work); above them, 57.1K instructions a call against the bare "
+        "library's 44.2K",
+    )
+    met = {**result, "transports": {"thrift": {**row, "latency": {"p50_us": 33.0}}}}
+    assert [figure for what, _, figure in targets(met) if "p50" in what] == ["1.03x (33 vs 32 us)"]  # met: no more
+    alone = {"transports": {"thrift": row}}  # nothing else measured: nothing else said
+    assert [figure for what, _, figure in targets(alone) if "p50" in what] == ["1.25x (40 vs 32 us)"]
+
+
 def test_a_throughput_miss_comes_with_the_scheduler_s_account_in_its_figure_and_section():
     def sched(running: float, waiting: float, busiest: float, idle: float) -> dict[str, float]:
         return {"running": running, "waiting": waiting, "busiest_waiting": busiest, "idle": idle}
