@@ -195,23 +195,41 @@ class Gateway:
         if self._token_required and not caller.principal:  # else there is nothing to check, and no call is made for it
             self.authorize(name, caller)
         op = self._by_style[style].get(name) if isinstance(name, str) else None  # looked up once per call
-        if not self.observers:
-            return self._call(op, name, args, kwargs, style, caller, element, raw, timeout)
-        method = name if op is not None else "unknown"
-        instant = op is not None and op.instant  # told once, at its end (Observer.answered)
-        if not instant:
-            for observer in self.observers:
-                observer.started(caller, method)
-        start, outcome = time.perf_counter(), "ok"
+        observers = self.observers
+        method, instant, start = "unknown", False, 0.0
+        if observers:
+            method = name if op is not None else "unknown"
+            instant = op is not None and op.instant  # told once, at its end (Observer.answered)
+            if not instant:
+                for observer in observers:
+                    observer.started(caller, method)
+            start = time.perf_counter()
+        outcome, place = "ok", None
         try:
-            return self._call(op, name, args, kwargs, style, caller, element, raw, timeout)
+            if op is None or (op.untyped and caller.typed):
+                raise _not_found(name)
+            system = op.name in SYSTEM_NAMES
+            if not system or self._admits_system:  # for a system call, decided once at start: no limit applies
+                place = self.admission.take(caller.identity, not system, element)
+            # A call that gives no arguments, to an operation that needs none (every listing), takes the
+            # defaults as they are: bind would only copy them.
+            defaults = op.defaults if not args and not kwargs else None
+            bound = defaults if defaults is not None else op.bind(args, kwargs or {})
+            if raw and op.name == "system.multicall":
+                return self._call_many(bound["calls"], style, caller)
+            if system:
+                return op.func(Session(self, style, caller), **bound)
+            return self.run(op, bound, timeout)
         except GatewayError as exc:
             outcome = exc.code
             raise
         finally:
-            elapsed = time.perf_counter() - start
-            for observer in self.observers:
-                (observer.answered if instant else observer.finished)(caller, method, outcome, elapsed)
+            if place is not None:
+                place.give_back()
+            if observers:
+                elapsed = time.perf_counter() - start
+                for observer in observers:
+                    (observer.answered if instant else observer.finished)(caller, method, outcome, elapsed)
 
     def authorize(self, name: Any, caller: Caller) -> None:
         """Raise ``unauthenticated`` (counted as a refusal) unless ``caller`` may call ``name``; for a
@@ -226,39 +244,6 @@ class Gateway:
         """Tell the observers a request was refused before it reached an operation."""
         for observer in self.observers:
             observer.refused(caller, reason)
-
-    def _call(
-        self,
-        op: Operation | None,
-        name: Any,
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any] | None,
-        style: Style,
-        caller: Caller,
-        element: bool,
-        raw: bool,
-        timeout: float | None = None,
-    ) -> Any:
-        if op is None or (op.untyped and caller.typed):
-            raise _not_found(name)
-        system = op.name in SYSTEM_NAMES
-        if system and not self._admits_system:
-            place = None  # decided once, at start: no limit applies (the default)
-        else:
-            place = self.admission.take(caller.identity, not system, element)
-        try:
-            # A call that gives no arguments, to an operation that needs none (every listing), takes the
-            # defaults as they are: bind would only copy them.
-            defaults = op.defaults if not args and not kwargs else None
-            bound = defaults if defaults is not None else op.bind(args, kwargs or {})
-            if raw and op.name == "system.multicall":
-                return self._call_many(bound["calls"], style, caller)
-            if system:
-                return op.func(Session(self, style, caller), **bound)
-            return self.run(op, bound, timeout)
-        finally:
-            if place is not None:
-                place.give_back()
 
     def _authorize(self, name: str, caller: Caller) -> None:
         """Refuse a caller without an accepted token, before the method is even looked up."""
