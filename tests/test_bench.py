@@ -259,8 +259,8 @@ def test_a_p50_miss_comes_with_the_floors_and_the_instructions_above_them():
     found = {what: (met, figure) for what, met, figure in targets(result)}
     assert found["thrift: p50 latency <= 1.1x bare"] == (
         False,
-        "1.25x (40 vs 32 us); the floors: a raw echo answers in 15 us on the gateway's event loop, 11 us on a "
-        "thread per connection (+4 us before any work); above them, 57.1K instructions a call against the bare "
+        "1.25x (40 vs 32 us); the floors: a raw echo answers in 15.0 us on the gateway's event loop, 11.0 us on a "
+        "thread per connection (+4.0 us before any work); above them, 57.1K instructions a call against the bare "
         "library's 44.2K",
     )
     met = {**result, "transports": {"thrift": {**row, "latency": {"p50_us": 33.0}}}}

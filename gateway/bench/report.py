@@ -98,8 +98,8 @@ def _latency_profile(result: dict[str, Any], transport: str) -> str:
     threads = result.get("echo", {}).get("latency", {}).get("p50_us")
     if loop and threads:
         parts.append(
-            f"the floors: a raw echo answers in {loop:.0f} us on the gateway's event loop, {threads:.0f} us on a "
-            f"thread per connection ({loop - threads:+.0f} us before any work)"
+            f"the floors: a raw echo answers in {loop:.1f} us on the gateway's event loop, {threads:.1f} us on a "
+            f"thread per connection ({loop - threads:+.1f} us before any work)"
         )
     counted = result.get("instructions", {})
     row = counted.get("transports", {}).get(transport, {})
