@@ -23,8 +23,8 @@ from gateway.bench.engine import (
     call_factory,
     latencies,
     latency,
+    median_latency_round,
     median_round,
-    pooled,
     start_bare,
     throughput,
 )
@@ -75,13 +75,14 @@ def test_stats_arithmetic():
     assert stats.rate == 100.0 and stats.cpu_per_call_us == 500.0 and stats.p50_us == 2.0
 
 
-def test_rounds_pool_latency_and_take_the_median_round_of_throughput():
-    slow = Stats(calls=3000, errors=0, seconds=1.0, server_cpu=0.9, samples_us=[5.0, 6.0])
-    fast = Stats(calls=7000, errors=1, seconds=1.0, server_cpu=0.7, samples_us=[1.0])
-    middle = Stats(calls=5000, errors=2, seconds=1.0, server_cpu=0.8, samples_us=[2.0])
-    both = pooled([slow, fast])
-    assert (both.calls, both.errors, both.seconds, both.server_cpu) == (10000, 1, 2.0, 1.6)
-    assert sorted(both.samples_us) == [1.0, 5.0, 6.0] and both.p50_us == 5.0
+def test_rounds_are_judged_by_their_median_round_of_latency_and_of_throughput():
+    slow = Stats(calls=3000, errors=0, seconds=1.0, server_cpu=0.9, samples_us=[100.0] * 4)
+    fast = Stats(calls=7000, errors=1, seconds=1.0, server_cpu=0.7, samples_us=[30.0, 31.0])
+    middle = Stats(calls=5000, errors=2, seconds=1.0, server_cpu=0.8, samples_us=[33.0, 34.0, 35.0])
+    typical = median_latency_round([slow, fast, middle])
+    # one slow round (one slow process) does not move it; pooled, the samples' p50 would have been 35.0
+    assert typical.samples_us == [33.0, 34.0, 35.0] and typical.p50_us == 34.0 and typical.errors == 3
+    assert median_latency_round([fast, slow]).p50_us == 100.0  # of two, the slower, as for throughput
     chosen = median_round([fast, slow, middle])
     assert chosen.rate == 5000 and chosen.cpu_per_call_us == 160.0  # the median round's CPU goes with it
     assert chosen.errors == 3  # every round's errors count

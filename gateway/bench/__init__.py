@@ -60,8 +60,8 @@ from gateway.bench.engine import (
     call_factory,
     latencies,
     latency,
+    median_latency_round,
     median_round,
-    pooled,
     start_bare,
     start_gateway,
     throughput,
@@ -316,7 +316,7 @@ def _round_sides(
     A server process can keep a speed of its own for a while: bare thriftpy2 answered at 48 us a call
     through every round of one run and at 32-34 us in five fresh processes out of six after it (the
     gateway the same: 37 us, once 50). On one process per side, that luck was the verdict; on a process
-    per round, pooled p50s and median rounds pass over one slow process, and the spread by round shows it."""
+    per round, median rounds pass over one slow process, and the spread by round shows it."""
     if round_ == 0:
         yield first
         return
@@ -344,9 +344,9 @@ def _latency_round(sides: dict[str, Server], transport: str, options: argparse.N
 
 
 def _latency_figures(runs: list[Stats]) -> dict[str, Any]:
-    """A side's rounds of sequential calls, their samples pooled (each round's own p50 kept too, for the
-    spread of the ratio)."""
-    figures: dict[str, Any] = _stats(pooled(runs))
+    """A side's rounds of sequential calls as its median round (each round's own p50 kept too, for the spread
+    of the ratio)."""
+    figures: dict[str, Any] = _stats(median_latency_round(runs))
     figures["rounds"] = [{"p50_us": round(r.p50_us, 1)} for r in runs]
     return figures
 

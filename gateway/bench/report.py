@@ -303,8 +303,8 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
         "across cores costs 30-90 us here and varies with where the scheduler puts them); calls/s is the sum "
         "over the client processes; cpu/call is the server process's own CPU time (from /proc) during the "
         "throughput run, divided by the calls. For p50 the gateway and the bare library take turns every 50 "
-        "calls and p50 pools every round's calls; for throughput they take turns round after round, and calls/s "
-        "and cpu/call are each side's median round (results.json keeps every round: a library can run at two "
+        "calls and p50 is each side's median round; for throughput they take turns round after round, and "
+        "calls/s and cpu/call are each side's median round (results.json keeps every round: a library can run at two "
         "speeds from one round to the next). Each round after the first runs on fresh server processes: a "
         "process can keep a speed of its own for a while. "
         "tcp echo is a raw length-prefixed echo on a thread per connection, as the bare servers run; aio echo is "
@@ -313,7 +313,7 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
         "",
         "## Targets",
         "",
-        'A ratio is judged on the pooled p50 or the median round; "by round" gives the lowest and highest ratio '
+        'A ratio is judged on the median rounds; "by round" gives the lowest and highest ratio '
         "of one round against the bare library's round beside it: how far this machine's noise moved it.",
         "",
         "| target | met | figure |",
