@@ -335,9 +335,7 @@ def median_latency_round(runs: Sequence[Stats]) -> Stats:
 def median_round(runs: Sequence[Stats]) -> Stats:
     """The throughput round with the median calls/s (its CPU per call with it), the errors of every round."""
     middle = sorted(runs, key=lambda r: r.rate)[(len(runs) - 1) // 2]
-    return Stats(
-        middle.calls, sum(r.errors for r in runs), middle.seconds, middle.server_cpu, scheduling=middle.scheduling
-    )
+    return dataclasses.replace(middle, errors=sum(r.errors for r in runs))
 
 
 @contextmanager
