@@ -78,12 +78,12 @@ def test_void_lists_deep_nesting_big_strings_and_many_values_are_refused():
             pytest.fail(f"{name} was accepted")
 
 
-def call_message(name: str, seqid: int, **args: object) -> bytes:
-    """A real call of ``name`` as a stock client encodes it (binary protocol)."""
+def call_message(method: str, seqid: int, /, **args: object) -> bytes:
+    """A real call of ``method`` as a stock client encodes it (binary protocol)."""
     out = TMemoryBuffer()
     proto = TBinaryProtocol(out)
-    proto.write_message_begin(name, TMessageType.CALL, seqid)
-    getattr(MODULE.NetOps, f"{name}_args")(**args).write(proto)
+    proto.write_message_begin(method, TMessageType.CALL, seqid)
+    getattr(MODULE.NetOps, f"{method}_args")(**args).write(proto)
     proto.write_message_end()
     return out.getvalue()
 
@@ -212,7 +212,40 @@ def test_a_session_frames_the_same_messages_however_the_reads_cut_them(gateway, 
     link = Link(gateway, Caller("thrift", "127.0.0.1:1", typed=True), lambda _: None, lambda: None, False)
     session = ThriftCodec(gateway).session(link)
     framed = [request for read in reads for request in session.receive(read)]
-    # Each message whole, as bytes, with the name and sequence id the walk read; nothing left over.
-    assert framed == [(m, name, seqid) for m, name, seqid in zip(
+    # Each message whole, as bytes, with the name and sequence id the walk read (and no problem); nothing
+    # left over.
+    assert framed == [(m, name, seqid, None) for m, name, seqid in zip(
         messages, [b"resolve", b"system_listMethods", b"mx_lookup"], [1, 2, 3], strict=True)]  # fmt: skip
     assert all(type(request[0]) is bytes for request in framed) and not session.buffer
+
+
+def test_a_session_uses_its_buffers_again_and_frees_grown_ones(gateway):
+    from gateway.net.session import Link
+    from gateway.observe import Caller
+    from gateway.transports.thrift import SPARE_BYTES, ThriftCodec
+
+    link = Link(gateway, Caller("thrift", "127.0.0.1:1", typed=True), lambda _: None, lambda: None, False)
+    codec = ThriftCodec(gateway)
+    session = codec.session(link)
+
+    def answer(message: bytes) -> tuple[str, object]:
+        (request,) = session.receive(message)
+        reply = session.handle(request)
+        proto = TBinaryProtocol(TMemoryBuffer(reply))
+        name, _, seqid = proto.read_message_begin()
+        result = getattr(MODULE.NetOps, f"{name}_result")()
+        result.read(proto)
+        return seqid, result.success if result.success is not None else result.error.code
+
+    first = answer(call_message("system_listMethods", 1))
+    spare = list(codec.spare)
+    assert len(spare) == 1
+    # The same buffers answer the next calls, each answer whole and nothing of the one before in it.
+    assert answer(call_message("system_methodSignature", 2, name="nope")) == (2, "method_not_found")
+    assert answer(call_message("system_listMethods", 3)) == (3, first[1])
+    assert codec.spare == spare
+    # A request larger than SPARE_BYTES grew the message's buffer: it is freed, not kept that large.
+    assert answer(call_message("system_methodHelp", 4, name="x" * (SPARE_BYTES + 1))) == (4, "method_not_found")
+    assert codec.spare == []
+    assert answer(call_message("system_listMethods", 5)) == (5, first[1])
+    assert len(codec.spare) == 1 and codec.spare != spare
