@@ -285,6 +285,8 @@ class _Connection(asyncio.Protocol):
         self.writing_paused = False  # the transport's buffer is over its high-water mark
         self.close_when_written = False
         self.deadline: asyncio.TimerHandle | None = None
+        self.deadline_at = 0.0  # when the deadline timer fires (asked of the timer, it costs a call)
+        self.idle_timeout = layer.idle_timeout
         self.expires: float | None = None  # when the connection is closed unless it has moved on
         self.lingering = 0  # bytes a refused connection may still send (dropped) before it is reset
         self.linger: asyncio.TimerHandle | None = None
@@ -354,7 +356,7 @@ class _Connection(asyncio.Protocol):
         """TLS (if any) is done: wait for a token line, or start the protocol."""
         if self.closed:
             return
-        self._arm(self.layer.idle_timeout)
+        self._arm(self.idle_timeout)
         if not self.listener.codec.token_line:
             self._start()
 
@@ -366,7 +368,7 @@ class _Connection(asyncio.Protocol):
         codec = self.listener.codec
         assert isinstance(codec, Codec), "the layer accepts connections only for its own codecs"
         self.session = codec.session(link)
-        self._arm(self.layer.idle_timeout)
+        self._arm(self.idle_timeout)
 
     def _lost(self) -> None:
         """A TLS handshake failed or timed out: asyncio tells the protocol nothing then, so close and uncount here."""
@@ -411,7 +413,7 @@ class _Connection(asyncio.Protocol):
             if not self._at_once(requests[0]):
                 self._submit(requests[0])
             elif not self.closed:
-                self._arm(self.layer.idle_timeout)
+                self._arm(self.idle_timeout)
             return
         self.queue.extend(requests)
         if len(self.queue) >= MAX_QUEUED and not self.paused:
@@ -488,7 +490,7 @@ class _Connection(asyncio.Protocol):
                 self._submit(request)
                 return
         if not self.busy and not self.closed:
-            self._arm(self.layer.idle_timeout)
+            self._arm(self.idle_timeout)
 
     def _at_once(self, request: Any) -> bool:
         """Answer an instant request here, on the loop (it does no I/O, so it fetches no result to hold);
@@ -507,6 +509,13 @@ class _Connection(asyncio.Protocol):
             log.exception("%s session failed; closing the connection", self.listener.name)
             session.close_after = True
             reply = None
+        if type(reply) is bytes and reply and not (self.closed or self.unwritten or self.writing_paused):
+            # The usual answer, written as _reply and _write would, without their two calls: on the path
+            # of every instant call (a tenth of what the layer spends on one, counted with callgrind).
+            if len(reply) <= WRITE_CHUNK and not session.close_after:
+                self.writes += 1
+                self.transport.write(reply)
+                return True
         self._reply(reply)
         return True
 
@@ -639,7 +648,7 @@ class _Connection(asyncio.Protocol):
         """The client read enough: hand over more (a client still reading is not idle)."""
         self.writing_paused = False
         if self.expires is not None and not self.closed:
-            self._arm(self.layer.idle_timeout)
+            self._arm(self.idle_timeout)
         self._drain()
 
     def close_soon(self) -> None:
@@ -659,12 +668,13 @@ class _Connection(asyncio.Protocol):
     # and schedule a timer (a heap operation each) every time; here the timer fires, finds the deadline
     # moved on, and sleeps again until it.
     def _arm(self, seconds: float) -> None:
-        self.expires = self.loop.time() + seconds
-        if self.deadline is not None and self.deadline.when() > self.expires:
+        self.expires = expires = self.loop.time() + seconds
+        if self.deadline is not None:
+            if self.deadline_at <= expires:
+                return  # it fires first, and moves itself on to ``expires``
             self.deadline.cancel()
-            self.deadline = None
-        if self.deadline is None:
-            self.deadline = self.loop.call_at(self.expires, self._expired)
+        self.deadline_at = expires
+        self.deadline = self.loop.call_at(expires, self._expired)
 
     def _disarm(self) -> None:
         self.expires = None
@@ -677,6 +687,7 @@ class _Connection(asyncio.Protocol):
         if self.expires is None or self.busy or self.closed:
             return
         if self.expires > self.loop.time():
+            self.deadline_at = self.expires
             self.deadline = self.loop.call_at(self.expires, self._expired)
             return
         self.abort()
