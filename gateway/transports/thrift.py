@@ -175,6 +175,7 @@ class _Api(NamedTuple):
     result: Any  # <name>_result
     method: Callable[..., Any]  # the handler's (given the session, then the arguments)
     names: tuple[str, ...]  # the arguments, in the IDL's order
+    name: str  # the function's
 
 
 class ThriftCodec(Codec):
@@ -206,29 +207,41 @@ class ThriftCodec(Codec):
                 getattr(service, f"{api}_result"),
                 getattr(self.handler, api),
                 tuple(spec[1] for spec in getattr(service, f"{api}_args").thrift_spec.values()),
+                api,
             )
             for api in service.thrift_services
         }
+        # A call whose arguments' struct is empty, as the binary encoding sends it (strict header, name,
+        # sequence id, then the struct's STOP), has nothing to decode that the scan has not read already.
+        self.no_arguments = {} if self.compact else {api.encode(): self.apis[api] for api in self.apis}
 
     def new_buffers(self) -> _Buffers:
         """Buffers for one message and its answer, when no spare ones are left."""
         inbound, outbound = TMemoryBuffer(), TMemoryBuffer()
         return _Buffers(inbound, self.protocol(inbound), outbound, self.protocol(outbound))
 
-    def process(self, data: bytes, buffers: _Buffers, session: ThriftSession) -> None:
+    def process(self, message: tuple[Any, ...], buffers: _Buffers, session: ThriftSession) -> None:
         """Decode a call, run it for ``session`` and encode its reply into ``buffers.oprot``: thriftpy2's
         ``TProcessor.process`` with what it looks up on every call looked up once (2 of its 9.5 us a call,
         measured in a loop), and the session handed to the handler (no thread-local to set and read)."""
-        buffers.inbound.setvalue(data)
-        iprot, oprot = buffers.iprot, buffers.oprot
-        name, _, seqid = iprot.read_message_begin()
-        api = self.apis.get(name)
-        if api is None:  # not in the IDL: thriftpy2's own answer (TApplicationException UNKNOWN_METHOD)
-            self.processor.process(self.protocol(TMemoryBuffer(data)), oprot)
-            return
-        args = api.args()
-        args.read(iprot)
-        iprot.read_message_end()
+        data, raw_name, seqid = message[0], message[1], message[2]
+        oprot = buffers.oprot
+        api = self.no_arguments.get(raw_name)
+        if api is not None and len(data) == 13 + len(raw_name) and data[0] == 0x80:
+            # Strict header (12 bytes and the name), then STOP: the scan read all there is (2.8K instructions
+            # of decoding saved on every listing, counted with callgrind).
+            args, name = api.args(), api.name
+        else:
+            iprot = buffers.iprot
+            buffers.inbound.setvalue(data)
+            name, _, seqid = iprot.read_message_begin()
+            api = self.apis.get(name)
+            if api is None:  # not in the IDL: thriftpy2's own answer (TApplicationException UNKNOWN_METHOD)
+                self.processor.process(self.protocol(TMemoryBuffer(data)), oprot)
+                return
+            args = api.args()
+            args.read(iprot)
+            iprot.read_message_end()
         result = api.result()
         try:
             if api.names:
@@ -391,7 +404,7 @@ class ThriftSession(Session):
             self._error_reply(oprot, name.decode("utf-8", "replace"), seqid, refusal)
         else:
             try:
-                codec.process(data, buffers, self)
+                codec.process(message, buffers, self)
             except Exception:
                 # The message passed the scan but not thriftpy2 (a field of the wrong type, say): drop the
                 # connection, as a Thrift server does with a message it cannot read. Its buffers are not used

@@ -249,3 +249,33 @@ def test_a_session_uses_its_buffers_again_and_frees_grown_ones(gateway):
     assert codec.spare == []
     assert answer(call_message("system_listMethods", 5)) == (5, first[1])
     assert len(codec.spare) == 1 and codec.spare != spare
+
+
+@pytest.mark.parametrize("method", ["system_listMethods", "resolve", "system_multicall"])
+def test_a_call_without_arguments_is_answered_as_when_its_empty_struct_is_decoded(gateway, method):
+    from gateway.net.session import Link
+    from gateway.observe import Caller
+    from gateway.transports.thrift import ThriftCodec
+
+    link = Link(gateway, Caller("thrift", "127.0.0.1:1", typed=True), lambda _: None, lambda: None, False)
+    # Strict header, name, sequence id, then the arguments' STOP: no field sent (resolve's host is required).
+    message = struct.pack("!iI", -0x7FFEFFFF, len(method)) + method.encode() + struct.pack("!i", 9) + b"\x00"
+    if method == "system_listMethods":  # what a stock client sends for it
+        assert message == call_message(method, 9)
+    fast = ThriftCodec(gateway)
+    assert method.encode() in fast.no_arguments
+    decoding = ThriftCodec(gateway)
+    decoding.no_arguments = {}  # every message decoded by thriftpy2
+    sessions = [codec.session(link) for codec in (fast, decoding)]
+    answers = [session.handle(session.receive(message)[0]) for session in sessions]
+    assert answers[0] == answers[1]
+    result = getattr(MODULE.NetOps, f"{method}_result")()
+    proto = TBinaryProtocol(TMemoryBuffer(answers[0]))
+    assert proto.read_message_begin() == (method, TMessageType.REPLY, 9)
+    result.read(proto)
+    if method == "resolve":  # a required argument missing: the declared error
+        assert result.error.code == "invalid_argument"
+    elif method == "system_multicall":  # no calls: none answered
+        assert result.success == []
+    else:
+        assert "resolve" in result.success
