@@ -18,6 +18,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from time import perf_counter
 from typing import Any, Literal, TypedDict, TypeVar
 
 from gateway.config import operation_settings
@@ -196,14 +197,15 @@ class Gateway:
             self.authorize(name, caller)
         op = self._by_style[style].get(name) if isinstance(name, str) else None  # looked up once per call
         observers = self.observers
-        method, instant, start = "unknown", False, 0.0
-        if observers:
-            method = name if op is not None else "unknown"
-            instant = op is not None and op.instant  # told once, at its end (Observer.answered)
+        if observers:  # (method, instant and start are read only when there are observers)
+            if op is None:
+                method, instant = "unknown", False
+            else:
+                method, instant = name, op.instant  # an instant call is told once, at its end (Observer.answered)
             if not instant:
                 for observer in observers:
                     observer.started(caller, method)
-            start = time.perf_counter()
+            start = perf_counter()
         outcome, place = "ok", None
         try:
             if op is None or (op.untyped and caller.typed):
@@ -229,7 +231,7 @@ class Gateway:
             if place is not None:
                 place.give_back()
             if observers:
-                elapsed = time.perf_counter() - start
+                elapsed = perf_counter() - start
                 for observer in observers:
                     (observer.answered if instant else observer.finished)(caller, method, outcome, elapsed)
 
