@@ -239,6 +239,7 @@ class GRPCCodec(ServingCodec):
         else:
             shape = functools.partial(_shape, response)
         params = [(p.name, not p.required) for p in op.params]
+        instant = op.instant  # it does no I/O: the caller's deadline is not asked for (a call into grpcio less)
 
         def handle(message: Any, context: grpc.ServicerContext) -> Any:
             caller = self._caller(context)
@@ -246,10 +247,9 @@ class GRPCCodec(ServingCodec):
                 self.gateway.refused(caller, "parse_error")
                 _abort(context, GatewayError(INVALID_ARGUMENT, f"the request is not a valid {method.request}"))
             try:
-                kwargs = _arguments(message, params)
-                result = self.gateway.call(
-                    public, (), kwargs, style=UNDERSCORE, caller=caller, timeout=context.time_remaining()
-                )
+                kwargs = _arguments(message, params) if params else None
+                timeout = None if instant else context.time_remaining()
+                result = self.gateway.call(public, (), kwargs, style=UNDERSCORE, caller=caller, timeout=timeout)
                 return shape(result)
             except GatewayError as exc:
                 _abort(context, exc)
@@ -421,10 +421,16 @@ def _proto_string(text: str) -> Deferred:
     return prefixed(varint(data.size), data)
 
 
+# A message whose bytes are larger is emptied once serialized; a small one is let go as it is (emptying it
+# costs more than it frees).
+CLEAR_BYTES = 64 * 1024
+
+
 def _serialize(message: Any) -> bytes:
-    """The message's bytes, and the message emptied (grpcio copies the bytes while it still holds it)."""
+    """The message's bytes, and a large message emptied (grpcio copies the bytes while it still holds it)."""
     if type(message) is _Spliced:
         return message.serialize()
     data: bytes = message.SerializeToString()
-    message.Clear()
+    if len(data) > CLEAR_BYTES:
+        message.Clear()
     return data
