@@ -432,3 +432,31 @@ def test_an_instruction_count_is_the_same_from_one_run_to_the_next():
     floor = instructions.count(functools.partial(start_bare, "echo-asyncio"), "echo-asyncio", calls=100)
     assert first > 1000 and abs(first - second) / first < 0.02  # a count, not a time: this machine's noise stays out
     assert 0 < floor < first  # a bare echo on the loop does less than a library decoding, calling and encoding
+
+
+def test_the_slow_dns_fixture_answers_a_query_asked_again_under_its_own_id():
+    import contextlib
+    import socket as sockets
+
+    import dns.message
+    import dns.rdatatype
+
+    from gateway.bench.fixtures import SlowDNS
+
+    server = SlowDNS(0.0)
+    host, port = server.address.split(":")
+    with contextlib.closing(server), sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+
+        def ask(name: str, rdtype: str, ident: int) -> dns.message.Message:
+            query = dns.message.make_query(name, rdtype)
+            query.id = ident
+            sock.sendto(query.to_wire(), (host, int(port)))
+            return dns.message.from_wire(sock.recv(65535))
+
+        first = ask("a.bench.test", "MX", 1)
+        again = ask("a.bench.test", "MX", 2)  # the same question: the answer made for the first
+        other = ask("a.bench.test", "A", 2)
+    assert (first.id, again.id, other.id) == (1, 2, 2)
+    assert again.answer == first.answer and again.answer[0].rdtype == dns.rdatatype.MX
+    assert other.answer[0].rdtype == dns.rdatatype.A and other.answer[0][0].address == "127.0.0.1"
