@@ -16,7 +16,6 @@ import functools
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any, Literal, TypedDict, TypeVar
@@ -274,7 +273,7 @@ class Gateway:
     def run(self, op: Operation, bound: Mapping[str, Any], timeout: float | None = None) -> Any:
         """Run a non-system operation with already-bound arguments, mapping stray exceptions to ``internal``;
         within the operation's time limit, or ``timeout`` seconds when the caller waits less."""
-        start = time.perf_counter()
+        start = perf_counter()
         try:
             settings = self._settings[op.name]
             seconds = settings.timeout if timeout is None else max(0.001, min(settings.timeout, timeout))
@@ -287,7 +286,7 @@ class Gateway:
             log.exception("internal error in %s (incident %s)", op.name, incident)
             raise GatewayError(INTERNAL, f"internal error (incident {incident})") from None
         if op.name in self._timed:
-            result["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 3)
+            result["elapsed_ms"] = round((perf_counter() - start) * 1000, 3)
             order = self._timed[op.name]
             if order is not None:  # every transport lists the fields in the same, declared order
                 result = {name: result[name] for name in order if name in result}

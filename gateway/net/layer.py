@@ -510,8 +510,8 @@ class _Connection(asyncio.Protocol):
             session.close_after = True
             reply = None
         if type(reply) is bytes and reply and not (self.closed or self.unwritten or self.writing_paused):
-            # The usual answer, written as _reply and _write would, without their two calls: on the path
-            # of every instant call (a tenth of what the layer spends on one, counted with callgrind).
+            # The usual answer, written as _reply and _write would, without their two calls: on the path of
+            # every instant call (with _arm's kept time, 1.2K of a Thrift call's 61.3K instructions, callgrind).
             if len(reply) <= WRITE_CHUNK and not session.close_after:
                 self.writes += 1
                 self.transport.write(reply)
