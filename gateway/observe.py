@@ -1,9 +1,9 @@
 """Who is calling, and the hook through which calls are counted and logged.
 
 The core reports each call's start and end to its observers (an instant call's
-once, at its end); metrics and the
-access log are observers (see :mod:`gateway.metrics`, :mod:`gateway.accesslog`),
-so the core itself stays free of I/O and of any monitoring library.
+once, at its end); metrics and the access log are observers (see
+:mod:`gateway.metrics`, :mod:`gateway.accesslog`), so the core itself stays
+free of I/O and of any monitoring library.
 """
 
 from __future__ import annotations
