@@ -25,7 +25,7 @@ import pytest
 from gateway.client import connect
 from gateway.config import TRANSPORTS, Settings
 from gateway.errors import GatewayError
-from gateway.names import _QUERY_POOL
+from gateway.names import DNS_THREADS
 from tests.test_server import ALL_FREE, ServerProcess
 from tests.test_server import gateway_flags as gateway_flags  # the fixture, shared
 
@@ -33,7 +33,6 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 SECONDS = float(os.environ.get("NETOPS_SOAK_SECONDS", "60"))
 CLIENTS_PER_TRANSPORT = 4
 MULTICALL_WORKERS = Settings().multicall_workers
-DNS_QUERY_WORKERS = _QUERY_POOL._max_workers
 
 
 def proc_status(pid: int) -> tuple[float, int]:
@@ -167,9 +166,9 @@ def test_soak(gateway_flags):
     assert all(answered[t] > 0 for t in TRANSPORTS)
     # Memory flat: the last third of the run no higher than the middle third (10 % + 5 MB of slack).
     assert max(s[1] for s in last) <= max(s[1] for s in middle) * 1.1 + 5, figures
-    # Threads bounded: the two pools fill lazily up to their sizes (multicall elements, DNS queries), then
+    # Threads bounded: the multicall pool fills lazily up to its size, DNS queries take one thread, then
     # one thread per connection (a reconnect briefly overlaps; Pyro5 keeps a pooled worker per client).
     # At rest the connection threads are gone.
-    pools = MULTICALL_WORKERS + DNS_QUERY_WORKERS
+    pools = MULTICALL_WORKERS + DNS_THREADS
     assert figures["threads"]["peak"] <= start_threads + pools + 3 * len(threads), figures
     assert rest_threads <= start_threads + pools + len(threads), figures

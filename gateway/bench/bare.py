@@ -229,7 +229,7 @@ def echo_asyncio(port: int) -> None:
                 self.transport.write(self.buffer[:end])
                 self.buffer = self.buffer[end:]
 
-    from gateway.net.layer import new_event_loop  # the gateway's own choice of loop
+    from gateway.eventloop import new_event_loop  # the gateway's own choice of loop
 
     loop = new_event_loop()
     loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", port, backlog=128))

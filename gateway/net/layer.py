@@ -27,6 +27,7 @@ from asyncio.sslproto import SSLProtocol
 from typing import Any
 
 from gateway.core import Gateway
+from gateway.eventloop import new_event_loop
 from gateway.net.session import (
     MAX_TOKEN_LINE,
     TOKEN_PREFIX,
@@ -41,11 +42,6 @@ from gateway.net.session import (
 )  # fmt: skip
 from gateway.net.workers import Workers
 from gateway.observe import Caller
-
-try:  # libuv's loop: a call's trip through the loop counts ~7K instructions on it, ~27K on asyncio's own
-    from uvloop import new_event_loop
-except ImportError:  # a platform uvloop does not build on
-    from asyncio import new_event_loop  # type: ignore[assignment]
 
 __all__ = ["ConnectionLayer", "Listener"]
 

@@ -13,7 +13,8 @@ Tokens are ``authorization: Bearer …`` metadata; TLS and mutual TLS come from
 ``tls_cert``/``tls_key``/``tls_client_ca``.  A failure is a status from
 :data:`STATUS` with the message ``code: text`` and the gateway's stable code
 in the trailing metadata ``netops-code``.  A client deadline shorter than the
-operation's time limit becomes the operation's deadline.  Reflection and
+operation's time limit ends the operation (just after the deadline: see
+``PAST_DEADLINE``).  Reflection and
 listing are introspection (closed without a token unless
 ``open_introspection``); the health service answers everyone, like
 ``/healthz``.
@@ -52,6 +53,9 @@ FULL_SERVICE = f"{PACKAGE}.{SERVICE}"
 STATUS = {code: grpc.StatusCode[name] for code, name in GRPC_STATUS.items()}  # our stable codes as gRPC's
 CODE_KEY = "netops-code"
 MAX_STREAMS = 100  # concurrent calls on one HTTP/2 connection (gRPC's usual default)
+# The work of a call ends this long after the caller's deadline: the caller's own library reports the deadline
+# (grpcio drops an answer sent after it), instead of a race between our timeout answer and its timer.
+PAST_DEADLINE = 0.1
 MAX_CALLERS = 4096  # callers kept by peer address: a bound, whatever the connections come and go
 INTROSPECTION = frozenset(
     {f"/{FULL_SERVICE}/{m}" for m in ("ListMethods", "MethodHelp", "MethodSignature")}
@@ -248,7 +252,7 @@ class GRPCCodec(ServingCodec):
                 _abort(context, GatewayError(INVALID_ARGUMENT, f"the request is not a valid {method.request}"))
             try:
                 kwargs = _arguments(message, params) if params else None
-                timeout = None if instant else context.time_remaining()
+                timeout = None if instant else context.time_remaining() + PAST_DEADLINE
                 result = self.gateway.call(public, (), kwargs, style=UNDERSCORE, caller=caller, timeout=timeout)
                 return shape(result)
             except GatewayError as exc:

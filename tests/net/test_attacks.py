@@ -30,7 +30,7 @@ from Pyro5 import protocol, serializers
 from gateway.client import connect
 from gateway.config import Settings
 from gateway.errors import GatewayError
-from gateway.names import _QUERY_POOL
+from gateway.names import DNS_THREADS
 from gateway.transports import TRANSPORTS
 from tests.test_server import ALL_FREE, ServerProcess
 from tests.test_server import gateway_flags as gateway_flags  # the fixture, shared
@@ -322,7 +322,7 @@ def test_oneway_pyro_calls_do_not_start_threads(server):
     proxy._pyroRelease()
     settings = Settings()
     # The pools fill lazily, to their sizes and no further.
-    bound = threads_before + settings.multicall_workers + _QUERY_POOL._max_workers + 8
+    bound = threads_before + settings.multicall_workers + DNS_THREADS + 8
     assert peak <= bound
     with connect(url(server, "jsonrpc"), timeout=10) as client:
         results = client.multicall([("resolve", ["www.example.test"])] * 10)

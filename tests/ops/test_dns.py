@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import logging
+import threading
+
 import pytest
 
 from gateway.config import Settings
+from gateway.names import DNS_THREADS
 from gateway.ops.dns import MAX_EXCHANGES, MAX_PTR_NAMES
 from tests.conftest import checked_call, error_of, make_gateway
 
@@ -54,6 +59,25 @@ def test_resolve_nxdomain_is_not_found(call):
 
 def test_resolve_slow_answer_within_the_timeout(call):
     assert addresses(call("resolve", "slow.example.test", "ipv4")) == [("ipv4", "192.0.2.50")]
+
+
+def test_a_and_aaaa_are_asked_at_once_and_dns_takes_one_thread(gateway, call, dns_server):
+    """An address lookup has its A and AAAA queries in flight together; a multicall of lookups adds no threads."""
+    dns_server.authority.max_in_flight = 0
+    assert len(call("resolve", "slow.example.test")["addresses"]) == 1  # the slow name has A only
+    assert dns_server.authority.max_in_flight == 2
+    calls = [{"methodName": "mx_lookup", "params": ["example.test"]} for _ in range(30)]
+    out = gateway.call("system.multicall", [calls])
+    assert all(r[0]["mx"] for r in out)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("dns")] == ["dns"] * DNS_THREADS
+
+
+def test_a_lookup_nobody_waits_for_leaves_nothing_behind(call, caplog):
+    """A fails first, so nobody waits for AAAA: its failure is dropped quietly, not logged as never retrieved."""
+    for _ in range(20):
+        assert error_of(call, "resolve", "nope.example.test").code == "not_found"
+    gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_resolve_no_answer_is_timeout(settings):
