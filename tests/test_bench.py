@@ -48,7 +48,7 @@ def test_latency_counts_calls_and_errors():
 
 def test_the_two_sides_of_a_latency_comparison_take_turns_every_block_of_calls():
     """Sequential calls to the gateway and the bare library alternate every BLOCK calls, who goes first
-    alternating, so a slow spell of the machine falls on both; each round has its own stats per side."""
+    alternating, so a slow spell of the machine falls on both; each side has its own stats."""
     order: list[str] = []
 
     def side(name: str):
@@ -59,15 +59,13 @@ def test_the_two_sides_of_a_latency_comparison_take_turns_every_block_of_calls()
 
         return call
 
-    runs = latencies({"gateway": (None, side("gateway")), "bare": (None, side("bare"))}, 6 * BLOCK, 2, warmup=0)
+    runs = latencies({"gateway": (None, side("gateway")), "bare": (None, side("bare"))}, 6 * BLOCK, warmup=0)
     turns = [order[at : at + BLOCK] for at in range(0, len(order), BLOCK)]
     assert len(turns) == 12 and all(len(set(turn)) == 1 for turn in turns)  # whole turns of one side
-    assert [turn[0] for turn in turns] == ["gateway", "bare", "bare", "gateway", "gateway", "bare"] * 2
-    assert [len(r) for r in runs.values()] == [2, 2]  # two rounds each
-    for rounds in runs.values():
-        assert all(r.calls + r.errors == len(r.samples_us) == 3 * BLOCK for r in rounds)
-    assert sum(r.errors for r in runs["gateway"]) == 0
-    assert sum(r.errors for r in runs["bare"]) == sum(1 for at, n in enumerate(order, 1) if n == "bare" and at % 7 == 0)
+    assert [turn[0] for turn in turns] == ["gateway", "bare", "bare", "gateway"] * 3
+    assert all(r.calls + r.errors == len(r.samples_us) == 6 * BLOCK for r in runs.values())
+    assert runs["gateway"].errors == 0
+    assert runs["bare"].errors == sum(1 for at, n in enumerate(order, 1) if n == "bare" and at % 7 == 0)
 
 
 def test_stats_arithmetic():

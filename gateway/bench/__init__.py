@@ -336,11 +336,10 @@ def _latency_round(sides: dict[str, Server], transport: str, options: argparse.N
     clients = {prefix: call_factory(transport, server.ports[transport]) for prefix, server in sides.items()}
     try:
         calls = {prefix: (sides[prefix], call) for prefix, (call, _) in clients.items()}
-        runs = latencies(calls, max(1, options.calls // options.rounds), 1)
+        return latencies(calls, max(1, options.calls // options.rounds))
     finally:
         for _, close in clients.values():
             close()
-    return {prefix: stats[0] for prefix, stats in runs.items()}
 
 
 def _latency_figures(runs: list[Stats]) -> dict[str, Any]:

@@ -393,10 +393,10 @@ BLOCK = 50  # sequential calls to one side before the other's turn
 
 
 def latencies(
-    sides: Mapping[str, tuple[Server | None, Callable[[], Any]]], count: int, rounds: int, warmup: int = 20
-) -> dict[str, list[Stats]]:
-    """``count`` sequential calls to each side, in ``rounds`` rounds, every process on one core, the sides
-    taking turns every :data:`BLOCK` calls (who goes first alternating): each side's Stats per round.
+    sides: Mapping[str, tuple[Server | None, Callable[[], Any]]], count: int, warmup: int = 20
+) -> dict[str, Stats]:
+    """``count`` sequential calls to each side, every process on one core, the sides taking turns every
+    :data:`BLOCK` calls (who goes first alternating): each side's Stats.
 
     Turns of a few milliseconds put both sides in the same spells of a noisy machine; turns of a round each
     (seconds) let one spell land on one side, and moved a p50 ratio from 0.96x to 1.91x between two runs.
@@ -406,17 +406,12 @@ def latencies(
         for _, call in sides.values():
             for _ in range(warmup):
                 call()
-        out: dict[str, list[Stats]] = {name: [] for name in names}
-        share = max(1, count // rounds)
-        for _ in range(rounds):
-            stats = {name: Stats() for name in names}
-            for turn, done in enumerate(range(0, share, BLOCK)):
-                for name in names if turn % 2 == 0 else reversed(names):
-                    server, call = sides[name]
-                    _sequential(stats[name], server, call, min(BLOCK, share - done))
-            for name in names:
-                out[name].append(stats[name])
-    return out
+        stats = {name: Stats() for name in names}
+        for turn, done in enumerate(range(0, count, BLOCK)):
+            for name in names if turn % 2 == 0 else reversed(names):
+                server, call = sides[name]
+                _sequential(stats[name], server, call, min(BLOCK, count - done))
+    return stats
 
 
 def _sequential(stats: Stats, server: Server | None, call: Callable[[], Any], count: int) -> None:
