@@ -125,7 +125,7 @@ def test_soak(gateway_flags):
         for t in threads:
             t.join(30)
         assert not any(t.is_alive() for t in threads), "a client never got its last answer"
-        time.sleep(3)  # per-connection threads end once their clients have gone
+        time.sleep(3)  # the connections close once their clients have gone
         rest_rss, rest_threads = proc_status(pid)
         server.proc.terminate()
         server.proc.wait(15)
@@ -166,9 +166,9 @@ def test_soak(gateway_flags):
     assert all(answered[t] > 0 for t in TRANSPORTS)
     # Memory flat: the last third of the run no higher than the middle third (10 % + 5 MB of slack).
     assert max(s[1] for s in last) <= max(s[1] for s in middle) * 1.1 + 5, figures
-    # Threads bounded: the multicall pool fills lazily up to its size, DNS queries take one thread, then
-    # one thread per connection (a reconnect briefly overlaps; Pyro5 keeps a pooled worker per client).
-    # At rest the connection threads are gone.
+    # Threads bounded: the multicall pool fills lazily up to its size, DNS queries take one thread, and
+    # grpcio's call pool starts a worker per gRPC call running at once; connections themselves take none.
+    # The slack per client covers the gRPC workers.
     pools = MULTICALL_WORKERS + DNS_THREADS
     assert figures["threads"]["peak"] <= start_threads + pools + 3 * len(threads), figures
     assert rest_threads <= start_threads + pools + len(threads), figures
