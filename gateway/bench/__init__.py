@@ -289,7 +289,10 @@ def _compare(
             if "throughput" in workloads:
                 if step:
                     step(f"{transport}: throughput, round {round_ + 1}, gateway and bare library")
-                for prefix, server in current.items():
+                # Who goes first alternates by round, as in the latency turns: neither side always has the slot
+                # right after the latency turns and the start of the round's fresh processes.
+                order = list(current.items())
+                for prefix, server in order if round_ % 2 == 0 else reversed(order):
                     recording = profiled and round_ == 0
                     stats, where = _throughput_round(server, transport, options, recording)
                     throughput_runs[prefix].append(stats)
