@@ -310,7 +310,7 @@ class PyroSession(Session):
     def _direct(self, data: bytes) -> Answer | None:
         """A plain call of one of the object's methods, answered as the daemon answers it, or None for any
         other message (the daemon's to answer). The daemon would make a uuid4, look the method up as an
-        exposed attribute and build two message objects: an eighth of a small call's instructions."""
+        exposed attribute and build two message objects: a fifth of a small call's instructions."""
         kind, serializer_id, flags, seq, annotations_size, correlation_id = _DIRECT_FIELDS.unpack_from(data)
         if kind != Pyro5.protocol.MSG_INVOKE or serializer_id != _SERPENT.serializer_id:
             return None
