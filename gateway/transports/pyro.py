@@ -94,12 +94,7 @@ def _service_class(gateway: Gateway) -> type:
         def call(self: Any, /, *args: Any, **kwargs: Any) -> Any:  # a parameter may be called "self"
             message = Pyro5.api.current_context.client
             caller = getattr(message, "netops_caller", None) or Caller("pyro")
-            try:
-                result = gateway.call(name, args, kwargs, style=UNDERSCORE, caller=caller)
-            except GatewayError as exc:
-                raise native_exception(exc) from None
-            except Exception as exc:  # a defect: internal, logged with an incident id, never shown
-                raise native_exception(internal_error(exc, f"pyro {name}")) from None
+            result = _called(gateway, name, args, kwargs, caller)
             if searched and isinstance(message, _Message):
                 if message.long is None:  # one for the message: a batch's calls all answer in it
                     message.long = LongStrings()
@@ -112,6 +107,16 @@ def _service_class(gateway: Gateway) -> type:
 
     namespace = {name: method(name) for name in gateway.method_names(UNDERSCORE)}
     return Pyro5.api.behavior(instance_mode="single")(type("NetOps", (), namespace))
+
+
+def _called(gateway: Gateway, name: str, args: Any, kwargs: dict[str, Any], caller: Caller) -> Any:
+    """The core's result, or the coded builtin exception a Pyro5 client is sent instead."""
+    try:
+        return gateway.call(name, args, kwargs, style=UNDERSCORE, caller=caller)
+    except GatewayError as exc:
+        raise native_exception(exc) from None
+    except Exception as exc:  # a defect: internal, logged with an incident id, never shown
+        raise native_exception(internal_error(exc, f"pyro {name}")) from None
 
 
 class _Daemon(Pyro5.server.Daemon):
@@ -326,11 +331,9 @@ class PyroSession(Session):
         if not flags & Pyro5.protocol.FLAGS_CORR_ID:
             correlation_id = _correlation_id()
         try:
-            result = self.gateway.call(name, args, kwargs, style=UNDERSCORE, caller=self.link.caller)
-        except GatewayError as exc:
-            return self._exception(native_exception(exc), seq, correlation_id)
-        except Exception as exc:  # a defect: internal, logged with an incident id, never shown
-            return self._exception(native_exception(internal_error(exc, f"pyro {name}")), seq, correlation_id)
+            result = _called(self.gateway, name, args, kwargs, self.link.caller)
+        except Exception as exc:  # the coded exception
+            return self._exception(exc, seq, correlation_id)
         long = None
         if searched:
             long = LongStrings()
