@@ -4,8 +4,13 @@ gRPC's core owns its HTTP/2 connections, so this is the one transport the
 connection layer does not accept for (a :class:`ServingCodec`): the caps are
 the same settings, given to the core as its channel arguments (connections,
 message sizes, concurrent streams, idle and handshake time, keep-alive pings,
-metadata size), and a pool of ``call_workers`` threads runs the calls, so
-threads never grow with connections either.  Nothing is deserialized before
+metadata size).  It is grpcio's asyncio server on an event loop of its own
+(``grpc`` thread): an instant call (listings, help) is answered on that loop,
+any other runs on a pool of ``call_workers`` threads, so threads never grow
+with connections.  grpcio's threaded server hands every call to a pool
+thread, which then waits for the poller thread to bring it the request: two
+thread hand-offs a call, which cost more CPU on a VM than the call's own
+work.  Nothing is deserialized before
 authentication: a call without an accepted token is refused by an
 interceptor whose handler never parses the request.
 
@@ -22,11 +27,13 @@ listing are introspection (closed without a token unless
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import functools
 import io
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,10 +41,11 @@ from typing import Any
 import grpc
 from google.protobuf import message_factory
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from gateway.core import SYSTEM_OPERATIONS, UNDERSCORE, Failed, Gateway, public_name
 from gateway.errors import GRPC_STATUS, INVALID_ARGUMENT, UNAUTHENTICATED, GatewayError
+from gateway.eventloop import new_event_loop
 from gateway.net.session import Deferred, ServingCodec, each_piece
 from gateway.observe import Caller
 from gateway.proto import PACKAGE, SERVICE, Method, default_pool, methods
@@ -95,7 +103,7 @@ def _parser(message: Any) -> Callable[[bytes], Any]:
     return parse
 
 
-class _Refuser(grpc.ServerInterceptor):
+class _Refuser(grpc.aio.ServerInterceptor):
     """Refuse a call without an accepted token from its metadata alone: its message is never parsed."""
 
     def __init__(self, gateway: Gateway) -> None:
@@ -103,27 +111,48 @@ class _Refuser(grpc.ServerInterceptor):
         introspection_open = gateway.services.settings.open_introspection
         self.open = OPEN | (INTROSPECTION if introspection_open else frozenset())
 
-    def intercept_service(self, continuation: Callable[..., Any], details: Any) -> Any:
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[grpc.RpcMethodHandler]], details: Any
+    ) -> grpc.RpcMethodHandler:
         tokens = self.gateway.services.tokens
         if not tokens.required or details.method in self.open:
-            return continuation(details)
+            return await continuation(details)
         token = _token(details.invocation_metadata)
         if token is not None and tokens.name_of(token):
-            return continuation(details)
+            return await continuation(details)
         caller = Caller("grpc", "", typed=True, rejected=token is not None)
         error = self.gateway.refusal(caller) or GatewayError(UNAUTHENTICATED, "this gateway requires a token")
         self.gateway.refused(caller, UNAUTHENTICATED)
 
-        def refuse(_: Any, context: grpc.ServicerContext) -> None:
-            _abort(context, error)
+        async def refuse(_: Any, context: grpc.aio.ServicerContext) -> None:
+            await _abort(context, error)
 
         # grpcio reads a None from a deserializer as a failure: the unread request stands as MALFORMED
         return grpc.unary_unary_rpc_method_handler(refuse, request_deserializer=lambda _: MALFORMED)
 
 
-def _abort(context: grpc.ServicerContext, error: GatewayError) -> None:
-    context.set_trailing_metadata(((CODE_KEY, error.code),))
-    context.abort(STATUS.get(error.code, grpc.StatusCode.INTERNAL), str(error))
+async def _abort(context: grpc.aio.ServicerContext, error: GatewayError) -> None:
+    """End the call with the error's status, its stable code in the trailing metadata (raises AbortError)."""
+    await context.abort(STATUS.get(error.code, grpc.StatusCode.INTERNAL), str(error), ((CODE_KEY, error.code),))
+
+
+class _GenericOnly:
+    """A server as the generated ``add_*_to_server`` functions see it, which takes their generic handler only.
+
+    They also register each method by name (``add_registered_method_handlers``). On grpcio's asyncio
+    server that made every call of *another* service dearer: health's three methods cost each NetOps call
+    16K instructions more (303K -> 319K, callgrind, a bare server of one method), as many as the gateway's
+    own core. Looked up generically, after the NetOps handler, they cost nothing until called."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self.server = server
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        """Add the service's generic handler to the server."""
+        self.server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        """Drop the by-name registration (see the class)."""
 
 
 class GRPCCodec(ServingCodec):
@@ -139,14 +168,36 @@ class GRPCCodec(ServingCodec):
             self.pool.FindFileByName(health_pb2.DESCRIPTOR.name)
         except KeyError:
             self.pool.AddSerializedFile(health_pb2.DESCRIPTOR.serialized_pb)
-        self.server: grpc.Server | None = None
+        self.server: grpc.aio.Server | None = None
         self.started = self.stopped = False
-        self.health = health.HealthServicer()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.workers: ThreadPoolExecutor | None = None
+        self.health: health.aio.HealthServicer | None = None
         self._callers: dict[str, Caller] = {}  # by peer, when no token is required (see _caller)
 
     # -- the server --------------------------------------------------------------------------------
     def bind(self, host: str, port: int, reuse_port: bool) -> int:
-        """Build the server with every cap from the settings and bind its port."""
+        """Start the loop thread, build the server on it with every cap from the settings and bind its port."""
+        self.loop = loop = new_event_loop()
+        self.thread = threading.Thread(target=loop.run_forever, name="grpc", daemon=True)
+        self.thread.start()
+        try:
+            bound = self._on_loop(self._build(host, port, reuse_port))
+        except BaseException:
+            self._end_loop()
+            raise
+        if not bound:  # grpcio says only "failed to bind"; a busy port is by far the likeliest cause
+            self._end_loop()
+            raise OSError(errno.EADDRINUSE, "address already in use")
+        return bound
+
+    def _on_loop(self, work: Coroutine[Any, Any, Any], timeout: float | None = 30.0) -> Any:
+        """Run ``work`` on the server's loop and wait for its result."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
+
+    async def _build(self, host: str, port: int, reuse_port: bool) -> int:
         settings = self.gateway.services.settings
         options = [
             ("grpc.so_reuseport", int(reuse_port)),
@@ -163,27 +214,31 @@ class GRPCCodec(ServingCodec):
             # No bandwidth-probing pings with each answer: a call is one round trip on the wire.
             ("grpc.http2.bdp_probe", 0),
         ]
-        workers = ThreadPoolExecutor(settings.call_workers, thread_name_prefix="grpc")
-        server = grpc.server(
-            workers,
+        self.workers = ThreadPoolExecutor(settings.call_workers, thread_name_prefix="grpc")
+        server = grpc.aio.server(
             handlers=[self._service()],
             # Only when tokens are required: grpcio runs an interceptor in Python on every call.
             interceptors=[_Refuser(self.gateway)] if self.gateway.services.tokens.required else [],
             options=options,
             maximum_concurrent_rpcs=settings.call_workers * 4,  # beyond: RESOURCE_EXHAUSTED at once
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self.health = health.aio.HealthServicer()
+        beside = _GenericOnly(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, beside)
         names = (FULL_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server, pool=self.pool)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            reflection.aio.ReflectionServicer(names, pool=self.pool), beside
+        )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             bound = server.add_secure_port(address, self._credentials()) if settings.tls_cert else None
             bound = bound if bound is not None else server.add_insecure_port(address)
         except RuntimeError:
             bound = 0
-        if not bound:  # grpcio says only "failed to bind"; a busy port is by far the likeliest cause
-            raise OSError(errno.EADDRINUSE, "address already in use")
-        self.server = server
+        if bound:
+            self.server = server
+        else:
+            await server.stop(None)
         return bound
 
     def _credentials(self) -> grpc.ServerCredentials:
@@ -195,10 +250,14 @@ class GRPCCodec(ServingCodec):
     def start(self) -> None:
         """Serve."""
         assert self.server is not None, "bind() before start()"
-        self.server.start()
-        self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        self.health.set(FULL_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        self._on_loop(self._start())
         self.started = True
+
+    async def _start(self) -> None:
+        assert self.server is not None and self.health is not None
+        await self.server.start()
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(FULL_SERVICE, health_pb2.HealthCheckResponse.SERVING)
 
     def serving(self) -> bool:
         """Started and not stopped."""
@@ -208,8 +267,24 @@ class GRPCCodec(ServingCodec):
         """Stop: calls in progress get a second to finish."""
         if self.server is not None and not self.stopped:
             self.stopped = True
-            self.health.enter_graceful_shutdown()
-            self.server.stop(grace=1.0).wait(5)
+            try:
+                self._on_loop(self._stop(), timeout=5)
+            finally:
+                self._end_loop()
+
+    async def _stop(self) -> None:
+        assert self.server is not None and self.health is not None
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace=1.0)
+
+    def _end_loop(self) -> None:
+        if self.loop is not None and self.thread is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+            if not self.thread.is_alive():
+                self.loop.close()
+        if self.workers is not None:
+            self.workers.shutdown(wait=False, cancel_futures=True)
 
     # -- the calls ---------------------------------------------------------------------------------
     def _service(self) -> grpc.GenericRpcHandler:
@@ -243,29 +318,37 @@ class GRPCCodec(ServingCodec):
         else:
             shape = functools.partial(_shape, response)
         params = [(p.name, not p.required) for p in op.params]
-        instant = op.instant  # it does no I/O: the caller's deadline is not asked for (a call into grpcio less)
+        # An instant operation does no I/O: it is answered on the loop, without the caller's deadline (a call
+        # into grpcio less) or a worker; any other runs on a worker, ending just after the caller's deadline.
+        instant = op.instant
+        call = self.gateway.call
 
-        def handle(message: Any, context: grpc.ServicerContext) -> Any:
+        async def handle(message: Any, context: grpc.aio.ServicerContext) -> Any:
             caller = self._caller(context)
             if message is MALFORMED:
                 self.gateway.refused(caller, "parse_error")
-                _abort(context, GatewayError(INVALID_ARGUMENT, f"the request is not a valid {method.request}"))
+                await _abort(context, GatewayError(INVALID_ARGUMENT, f"the request is not a valid {method.request}"))
             try:
                 kwargs = _arguments(message, params) if params else None
-                timeout = None if instant else context.time_remaining() + PAST_DEADLINE
-                result = self.gateway.call(public, (), kwargs, style=UNDERSCORE, caller=caller, timeout=timeout)
+                if instant:
+                    result = call(public, (), kwargs, style=UNDERSCORE, caller=caller)
+                else:
+                    remaining = context.time_remaining()  # None: the caller set no deadline
+                    timeout = None if remaining is None else remaining + PAST_DEADLINE
+                    work = functools.partial(call, public, (), kwargs, style=UNDERSCORE, caller=caller, timeout=timeout)
+                    result = await asyncio.get_running_loop().run_in_executor(self.workers, work)
                 return shape(result)
             except GatewayError as exc:
-                _abort(context, exc)
+                error = exc
             except Exception as exc:  # a result the message cannot hold: a defect, logged with an incident id
-                _abort(context, internal_error(exc, f"grpc {method.name}"))
-            return None
+                error = internal_error(exc, f"grpc {method.name}")
+            await _abort(context, error)
 
         return grpc.unary_unary_rpc_method_handler(
             handle, request_deserializer=_parser(request), response_serializer=_serialize
         )
 
-    def _caller(self, context: grpc.ServicerContext) -> Caller:
+    def _caller(self, context: grpc.aio.ServicerContext) -> Caller:
         """Who is calling. Without tokens a caller is its connection (the peer's address and port), made once
         per connection and not once per call; with tokens every call's metadata is checked."""
         peer = context.peer()
@@ -280,16 +363,18 @@ class GRPCCodec(ServingCodec):
             caller = self._callers[peer] = Caller("grpc", _client(peer), typed=True)
         return caller
 
-    def _multicall(self, response: Any, message: Any, context: grpc.ServicerContext) -> Any:
+    async def _multicall(self, response: Any, message: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = self._caller(context)
         if message is MALFORMED:
             self.gateway.refused(caller, "parse_error")
-            _abort(context, GatewayError(INVALID_ARGUMENT, "the request is not a valid MulticallRequest"))
+            await _abort(context, GatewayError(INVALID_ARGUMENT, "the request is not a valid MulticallRequest"))
         limit = self.gateway.services.settings.max_batch
         if len(message.calls) > limit:  # before a dict is built for any of them
             self.gateway.refused(caller, "batch_too_large")
             given = len(message.calls)
-            _abort(context, GatewayError(INVALID_ARGUMENT, f"a multicall holds at most {limit} calls ({given} given)"))
+            await _abort(
+                context, GatewayError(INVALID_ARGUMENT, f"a multicall holds at most {limit} calls ({given} given)")
+            )
         outcome, error = self._message("Outcome"), self._message("Error")
         calls: list[Any] = []
         for call in message.calls:
@@ -301,11 +386,12 @@ class GRPCCodec(ServingCodec):
             fields = arguments.DESCRIPTOR.fields
             params = [(f.name, f.has_presence) for f in fields]
             calls.append({"methodName": picked, "params": _arguments(arguments, params)})
+        runnable = [c for c in calls if c is not None]
+        work = functools.partial(self.gateway.call_many, runnable, UNDERSCORE, caller)
         try:
-            runnable = [c for c in calls if c is not None]
-            results = iter(self.gateway.call_many(runnable, UNDERSCORE, caller))
+            results = iter(await asyncio.get_running_loop().run_in_executor(self.workers, work))
         except GatewayError as exc:
-            _abort(context, exc)
+            await _abort(context, exc)
         outcomes = []
         for call in calls:
             if call is None:

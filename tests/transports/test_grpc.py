@@ -185,6 +185,15 @@ def test_a_client_deadline_shorter_than_the_operation_is_honoured(running, grpc_
     assert grpc_client.call("system.listMethods")  # the connection still serves
 
 
+def test_a_call_without_a_deadline_runs_under_the_operations_limit(grpc_client):
+    """A stock stub called with no timeout (grpcio's default): the call runs, bounded by the gateway's own limit."""
+    stub, request, _ = grpc_client.stub("Resolve")
+    answer = stub(request(host="www.example.test"))
+    assert list(answer.addresses)
+    outcomes = grpc_client.multicall([("resolve", ["www.example.test"])])
+    assert outcomes[0]["host"] == "www.example.test"
+
+
 def test_malformed_protobuf_is_invalid_argument(grpc_client):
     raw = grpc_client.channel.unary_unary("/netops.v1.NetOps/Resolve")
     for garbage in (b"\xff\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f", b"\x12" + b"\x80" * 20):
