@@ -118,18 +118,19 @@ def test_transports_flag_starts_a_subset(gateway_flags):
         assert server.stop() == 0
 
 
-def test_a_busy_port_is_a_one_line_error():
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_busy_port_is_a_one_line_error(transport):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         flags = [*ALL_FREE]
-        flags[flags.index("--jsonrpc-port") + 1] = str(port)
+        flags[flags.index(f"--{transport}-port") + 1] = str(port)
         result = subprocess.run(
             [sys.executable, "server.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=30
         )
     assert result.returncode == 1
-    assert result.stderr.strip() == f"error: cannot start jsonrpc on 127.0.0.1 port {port}: address already in use"
+    assert result.stderr.strip() == f"error: cannot start {transport} on 127.0.0.1 port {port}: address already in use"
     assert result.stdout == ""
 
 

@@ -32,6 +32,7 @@ import errno
 import functools
 import io
 import logging
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -136,6 +137,14 @@ async def _abort(context: grpc.aio.ServicerContext, error: GatewayError) -> None
     await context.abort(STATUS.get(error.code, grpc.StatusCode.INTERNAL), str(error), ((CODE_KEY, error.code),))
 
 
+def _probe(host: str, port: int) -> None:
+    """Raise OSError if ``port`` cannot be bound (bound and let go at once, as grpcio would bind it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # grpcio's own: a TIME_WAIT port is free
+        sock.bind((host, port))
+
+
 class _GenericOnly:
     """A server as the generated ``add_*_to_server`` functions see it, which takes their generic handler only.
 
@@ -198,6 +207,8 @@ class GRPCCodec(ServingCodec):
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
 
     async def _build(self, host: str, port: int, reuse_port: bool) -> int:
+        if port and not reuse_port:
+            _probe(host, port)  # a busy port is our one-line error, before grpcio logs its own to stderr
         settings = self.gateway.services.settings
         options = [
             ("grpc.so_reuseport", int(reuse_port)),
