@@ -5,7 +5,7 @@ connection layer does not accept for (a :class:`ServingCodec`): the caps are
 the same settings, given to the core as its channel arguments (connections,
 message sizes, concurrent streams, idle and handshake time, keep-alive pings,
 metadata size).  It is grpcio's asyncio server on an event loop of its own
-(``grpc`` thread): an instant call (listings, help) is answered on that loop,
+(``grpc-io`` thread): an instant call (listings, help) is answered on that loop,
 any other runs on a pool of ``call_workers`` threads, so threads never grow
 with connections.  grpcio's threaded server hands every call to a pool
 thread, which then waits for the poller thread to bring it the request: two
@@ -189,7 +189,7 @@ class GRPCCodec(ServingCodec):
     def bind(self, host: str, port: int, reuse_port: bool) -> int:
         """Start the loop thread, build the server on it with every cap from the settings and bind its port."""
         self.loop = loop = new_event_loop()
-        self.thread = threading.Thread(target=loop.run_forever, name="grpc", daemon=True)
+        self.thread = threading.Thread(target=loop.run_forever, name="grpc-io", daemon=True)
         self.thread.start()
         try:
             bound = self._on_loop(self._build(host, port, reuse_port))
