@@ -1,10 +1,59 @@
-"""The event loop the gateway runs its I/O on: libuv's where it builds, asyncio's own elsewhere."""
+"""The event loop the gateway runs its I/O on: libuv's where it builds, asyncio's own elsewhere; and that loop
+on a thread of its own, for work that threads hand over and wait for (DNS queries, gRPC's server)."""
 
 from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 try:  # libuv's loop: a call's trip through the loop counts ~7K instructions on it, ~27K on asyncio's own
     from uvloop import new_event_loop
 except ImportError:  # a platform uvloop does not build on
     from asyncio import new_event_loop  # type: ignore[assignment]
 
-__all__ = ["new_event_loop"]
+__all__ = ["LoopThread", "new_event_loop"]
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running on a daemon thread named ``name``, started by the first coroutine handed to it
+    (again in a forked child, which has the loop but not its thread)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coroutine`` on the loop; the calling thread waits on the future it returns, if at all."""
+        loop = self._loop
+        if loop is None or self._pid != os.getpid():
+            loop = self._start()
+        return asyncio.run_coroutine_threadsafe(coroutine, loop)
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name=self.name, daemon=True)
+                self._thread.start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop and end its thread (a later coroutine starts them again)."""
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None or thread is None or self._pid != os.getpid():
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if not thread.is_alive():
+            loop.close()

@@ -33,7 +33,6 @@ import functools
 import io
 import logging
 import socket
-import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,7 +45,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from gateway.core import SYSTEM_OPERATIONS, UNDERSCORE, Failed, Gateway, public_name
 from gateway.errors import GRPC_STATUS, INVALID_ARGUMENT, UNAUTHENTICATED, GatewayError
-from gateway.eventloop import new_event_loop
+from gateway.eventloop import LoopThread
 from gateway.net.session import Deferred, ServingCodec, each_piece
 from gateway.observe import Caller
 from gateway.proto import PACKAGE, SERVICE, Method, default_pool, methods
@@ -179,8 +178,7 @@ class GRPCCodec(ServingCodec):
             self.pool.AddSerializedFile(health_pb2.DESCRIPTOR.serialized_pb)
         self.server: grpc.aio.Server | None = None
         self.started = self.stopped = False
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread: threading.Thread | None = None
+        self.io = LoopThread("grpc-io")
         self.workers: ThreadPoolExecutor | None = None
         self.health: health.aio.HealthServicer | None = None
         self._callers: dict[str, Caller] = {}  # by peer, when no token is required (see _caller)
@@ -188,9 +186,6 @@ class GRPCCodec(ServingCodec):
     # -- the server --------------------------------------------------------------------------------
     def bind(self, host: str, port: int, reuse_port: bool) -> int:
         """Start the loop thread, build the server on it with every cap from the settings and bind its port."""
-        self.loop = loop = new_event_loop()
-        self.thread = threading.Thread(target=loop.run_forever, name="grpc-io", daemon=True)
-        self.thread.start()
         try:
             bound = self._on_loop(self._build(host, port, reuse_port))
         except BaseException:
@@ -203,8 +198,7 @@ class GRPCCodec(ServingCodec):
 
     def _on_loop(self, work: Coroutine[Any, Any, Any], timeout: float | None = 30.0) -> Any:
         """Run ``work`` on the server's loop and wait for its result."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
+        return self.io.submit(work).result(timeout)
 
     async def _build(self, host: str, port: int, reuse_port: bool) -> int:
         if port and not reuse_port:
@@ -289,11 +283,7 @@ class GRPCCodec(ServingCodec):
         await self.server.stop(grace=1.0)
 
     def _end_loop(self) -> None:
-        if self.loop is not None and self.thread is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
-            if not self.thread.is_alive():
-                self.loop.close()
+        self.io.stop()
         if self.workers is not None:
             self.workers.shutdown(wait=False, cancel_futures=True)
 
