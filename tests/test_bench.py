@@ -268,6 +268,16 @@ def test_a_p50_miss_comes_with_the_floors_and_the_instructions_above_them():
     assert [figure for what, _, figure in targets(alone) if "p50" in what] == ["1.25x (40 vs 32 us)"]
 
 
+def test_a_p50_miss_tells_the_event_loop_s_share_from_the_gateway_s():
+    # The library's own service on the gateway's loop, measured in the same turns as both sides.
+    row = {"latency": {"p50_us": 40.0}, "bare_latency": {"p50_us": 32.0}, "loop_latency": {"p50_us": 38.0}}
+    (figure,) = [figure for what, _, figure in targets({"transports": {"thrift": row}}) if "p50" in what]
+    assert figure == (
+        "1.25x (40 vs 32 us); the bare library's own service on the gateway's event loop answers in 38 us "
+        "(1.19x its threaded server): that is the event loop's share; the gateway above it is 1.05x"
+    )
+
+
 def test_a_throughput_miss_comes_with_the_scheduler_s_account_in_its_figure_and_section():
     def sched(running: float, waiting: float, busiest: float, idle: float) -> dict[str, float]:
         return {"running": running, "waiting": waiting, "busiest_waiting": busiest, "idle": idle}
@@ -327,11 +337,15 @@ def test_a_run_writes_files_only_when_given_out(tmp_path, monkeypatch):
     assert "Made with `netops bench --quick --transports jsonrpc" in (tmp_path / "here" / "report.md").read_text()
 
 
-def test_quick_mode_prints_only_what_it_measured():
+def test_quick_mode_prints_only_what_it_measured(tmp_path):
     out = io.StringIO()
     with redirect_stdout(out):
-        status = bench_main(["--quick", "--transports", "thrift", "--workloads", "latency,network", "--calls", "30"])
+        status = bench_main(["--quick", "--transports", "thrift", "--workloads", "latency,network", "--calls", "30",
+                             "--out", str(tmp_path)])  # fmt: skip
     assert status == 0
+    thrift = json.loads((tmp_path / "results.json").read_text())["transports"]["thrift"]
+    assert thrift["loop_latency"]["p50_us"] > 0  # the library on the gateway's loop answered, in the same turns
+    assert "loop_throughput" not in thrift  # measured for latency only
     lines = out.getvalue().splitlines()
     row = next(line for line in lines if line.startswith("thrift ")).split()
     assert all(float(figure) > 0 for figure in row[1:3])  # p50, gateway and bare: measured

@@ -78,6 +78,9 @@ WORKLOADS = (
     "latency", "throughput", "batch", "payload", "memory", "network", "wire", "load", "idle", "workers", "instructions"
 )  # fmt: skip
 QUICK_WORKLOADS = ("latency", "throughput", "network")  # network: only its multicall part in a quick run
+# A library that can also be served from the gateway's event loop (gateway.bench.bare): its latency there is the
+# floor of an event-loop server doing that library's work, which tells the loop's cost from the gateway's.
+ON_THE_LOOP = {"thrift": "thrift-asyncio"}
 MiB = 1024 * 1024
 
 
@@ -194,12 +197,17 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
                 "": functools.partial(start_gateway, dns.address),
                 "bare_": functools.partial(start_bare, transport),
             }
+            if bare is not None and "latency" in workloads and transport in ON_THE_LOOP:
+                # The library on the gateway's event loop, in the same turns: the loop's share of the latency.
+                fresh["loop_"] = functools.partial(start_bare, transport, server=ON_THE_LOOP[transport])
+                sides["loop_"] = fresh["loop_"]()
             try:
                 if {"latency", "throughput"} & set(workloads):
                     row.update(_compare(sides, fresh, transport, workloads, options, progress.step, options.profile))
             finally:
-                if bare is not None:
-                    bare.stop()
+                for prefix in ("bare_", "loop_"):
+                    if prefix in sides:
+                        sides[prefix].stop()
             if "batch" in workloads:
                 progress.step(f"{transport}: batching")
                 row["batch"] = _batch(transport, port)
@@ -273,7 +281,8 @@ def _compare(
     step: Callable[[str], None] | None = None,
     profiled: bool = False,
 ) -> dict[str, Any]:
-    """Latency and throughput of each side (``""`` the gateway, ``"bare_"`` the library) in ``options.rounds``
+    """Latency and throughput of each side (``""`` the gateway, ``"bare_"`` the library; ``"loop_"`` the library
+    on the gateway's event loop, latency only) in ``options.rounds``
     rounds, on fresh processes after the first (:func:`_round_sides`): the figures by prefix + ``latency``,
     ``throughput`` and, for the first throughput round when ``profiled``, ``profile``."""
     latency_runs: dict[str, list[Stats]] = {prefix: [] for prefix in first}
@@ -283,7 +292,8 @@ def _compare(
         with _round_sides(first, starters, round_) as current:
             if "latency" in workloads:
                 if step:
-                    step(f"{transport}: latency, round {round_ + 1}, gateway and bare library in turn")
+                    also = ", and it on the gateway's loop," if "loop_" in current else ""
+                    step(f"{transport}: latency, round {round_ + 1}, gateway and bare library{also} in turn")
                 for prefix, stats in _latency_round(current, transport, options).items():
                     latency_runs[prefix].append(stats)
             if "throughput" in workloads:
@@ -291,7 +301,7 @@ def _compare(
                     step(f"{transport}: throughput, round {round_ + 1}, gateway and bare library")
                 # Who goes first alternates by round, as in the latency turns: neither side always has the slot
                 # right after the latency turns and the start of the round's fresh processes.
-                order = list(current.items())
+                order = [(prefix, server) for prefix, server in current.items() if prefix != "loop_"]  # latency only
                 for prefix, server in order if round_ % 2 == 0 else reversed(order):
                     recording = profiled and round_ == 0
                     stats, where = _throughput_round(server, transport, options, recording)
@@ -302,7 +312,7 @@ def _compare(
     for prefix in first:
         if "latency" in workloads:
             out[prefix + "latency"] = _latency_figures(latency_runs[prefix])
-        if "throughput" in workloads:
+        if "throughput" in workloads and throughput_runs[prefix]:
             out[prefix + "throughput"] = _throughput_figures(throughput_runs[prefix])
             if prefix in found:
                 out[prefix + "profile"] = found[prefix].summary()

@@ -1,12 +1,13 @@
 """The bare libraries, serving the same trivial work as the gateway, each as its documentation shows.
 
-    python -m gateway.bench.bare xmlrpc|jsonrpc|pyro|thrift|rpyc|mcp|grpc|echo|echo-asyncio PORT
+    python -m gateway.bench.bare xmlrpc|jsonrpc|pyro|thrift|rpyc|mcp|grpc|echo|echo-asyncio|thrift-asyncio PORT
 
 Each answers ``system.listMethods`` (``system_listMethods``) with the same list the gateway
 returns, in its best documented configuration (keep-alive on, Nagle off, a listen backlog
 of 128), and prints ``ready`` once listening. ``echo`` is a raw length-prefixed TCP echo in
 Python, threaded as the bare servers are: the floor no RPC library can go under; ``echo-asyncio`` is
-the same on the gateway's event loop (uvloop's, through asyncio's API), the floor of any call through the gateway.
+the same on the gateway's event loop (uvloop's, through asyncio's API), the floor of any call through the gateway;
+``thrift-asyncio`` is thriftpy2's own service on that loop (see :func:`thrift_asyncio`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import socketserver
 import struct
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
@@ -122,24 +124,62 @@ def pyro(port: int) -> None:
     daemon.requestLoop()
 
 
-def thrift(port: int) -> None:
-    """thriftpy2's make_server (its Cython binary protocol and buffered transport)."""
+class _ThriftHandler:
+    def system_listMethods(self) -> list[str]:
+        return [n.replace(".", "_") for n in list_methods()]
+
+
+def _thrift_service() -> Any:
     import io
 
     import thriftpy2
+
+    return thriftpy2.load_fp(io.StringIO("service NetOps { list<string> system_listMethods() }"), "bare_thrift").NetOps
+
+
+def thrift(port: int) -> None:
+    """thriftpy2's make_server (its Cython binary protocol and buffered transport)."""
     from thriftpy2.rpc import make_server
 
-    module = thriftpy2.load_fp(io.StringIO("service NetOps { list<string> system_listMethods() }"), "bare_thrift")
-
-    class Handler:
-        def system_listMethods(self) -> list[str]:
-            return [n.replace(".", "_") for n in list_methods()]
-
     # None: no client timeout (the documented default drops idle clients after 3 s); the hint says int only.
-    server = make_server(module.NetOps, Handler(), "127.0.0.1", port, client_timeout=None)  # type: ignore[arg-type]
+    server = make_server(_thrift_service(), _ThriftHandler(), "127.0.0.1", port, client_timeout=None)  # type: ignore[arg-type]
     server.daemon = True
     print("ready", flush=True)
     server.serve()
+
+
+def thrift_asyncio(port: int) -> None:
+    """The same thriftpy2 service (its processor, handler and Cython protocol) in an asyncio Protocol on the
+    gateway's event loop: the library without its thread per connection. Set beside ``thrift`` and the
+    gateway, it tells how much of a Thrift call's latency is the event loop's and how much the gateway's.
+
+    A read is taken to be one whole call, as it is from the benchmark's clients (one small call at a time,
+    the next only once the last is answered); a read that is not is dropped with its connection."""
+    from thriftpy2.protocol import TBinaryProtocol
+    from thriftpy2.thrift import TProcessor
+    from thriftpy2.transport import TMemoryBuffer
+
+    processor = TProcessor(_thrift_service(), _ThriftHandler())
+
+    class Served(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # A connection's buffers and protocols, made once (as the threaded server's transport is).
+            self.inbound, self.outbound = TMemoryBuffer(), TMemoryBuffer()
+            self.iprot, self.oprot = TBinaryProtocol(self.inbound), TBinaryProtocol(self.outbound)
+
+        def data_received(self, data: bytes) -> None:
+            self.inbound.setvalue(data)
+            self.outbound.clean()
+            try:
+                processor.process(self.iprot, self.oprot)
+            except Exception:
+                self.transport.abort()
+                return
+            self.transport.write(self.outbound.getvalue())
+
+    _serve_on_the_loop(Served, port)
 
 
 def grpc_server(port: int) -> None:
@@ -229,17 +269,22 @@ def echo_asyncio(port: int) -> None:
                 self.transport.write(self.buffer[:end])
                 self.buffer = self.buffer[end:]
 
-    from gateway.eventloop import new_event_loop  # the gateway's own choice of loop
+    _serve_on_the_loop(Echo, port)
+
+
+def _serve_on_the_loop(protocol: Callable[[], asyncio.Protocol], port: int) -> None:
+    """Serve ``protocol`` on the event loop the gateway runs on (its own choice of loop)."""
+    from gateway.eventloop import new_event_loop
 
     loop = new_event_loop()
-    loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", port, backlog=128))
+    loop.run_until_complete(loop.create_server(protocol, "127.0.0.1", port, backlog=128))
     print("ready", flush=True)
     loop.run_forever()
 
 
 SERVERS = {
     "xmlrpc": xmlrpc, "jsonrpc": jsonrpc, "pyro": pyro, "thrift": thrift, "rpyc": rpyc_server, "mcp": mcp_server,
-    "grpc": grpc_server, "echo": echo, "echo-asyncio": echo_asyncio,
+    "grpc": grpc_server, "echo": echo, "echo-asyncio": echo_asyncio, "thrift-asyncio": thrift_asyncio,
 }  # fmt: skip
 
 if __name__ == "__main__":

@@ -210,12 +210,14 @@ def start_gateway(
     return Server(f"gateway x{workers}" if workers > 1 else "gateway", proc, ports)
 
 
-def start_bare(transport: str, under: Sequence[str] = ()) -> Server:
-    """One bare library server (or the raw echo) in its own process; ``under``: as for :func:`start_gateway`."""
+def start_bare(transport: str, under: Sequence[str] = (), server: str = "") -> Server:
+    """One bare library server (or the raw echo) in its own process; ``under``: as for :func:`start_gateway`;
+    ``server``: another of :mod:`gateway.bench.bare`'s servers of ``transport`` (``thrift-asyncio``)."""
     (port,) = free_ports(1)
-    proc = spawn_server([*under, sys.executable, "-m", "gateway.bench.bare", transport, str(port)])
+    name = server or transport
+    proc = spawn_server([*under, sys.executable, "-m", "gateway.bench.bare", name, str(port)])
     _wait_listening([port], proc, STARTING_UNDER if under else 30.0)
-    return Server(f"bare {transport}", proc, {transport: port})
+    return Server(f"bare {name}", proc, {transport: port})
 
 
 def call_factory(

@@ -91,9 +91,19 @@ FAST_HTTP = ("xmlrpc", "jsonrpc")  # measured against stdlib-based servers: the 
 
 
 def _latency_profile(result: dict[str, Any], transport: str) -> str:
-    """What a p50 miss is made of: the echo floors (an event loop against a thread per connection, before any
-    work) and the instructions each server spends on a call above them; empty when neither was measured."""
+    """What a p50 miss is made of: the library's own work served from the gateway's event loop, where it can
+    be (the loop's share against the gateway's); the echo floors (an event loop against a thread per
+    connection, before any work) and the instructions each server spends on a call above them; empty when
+    none was measured."""
     parts = []
+    row = result["transports"].get(transport, {})
+    on_loop, bare, ours = (row.get(k, {}).get("p50_us") for k in ("loop_latency", "bare_latency", "latency"))
+    if on_loop and bare and ours:
+        parts.append(
+            f"the bare library's own service on the gateway's event loop answers in {on_loop:.0f} us "
+            f"({on_loop / bare:.2f}x its threaded server): that is the event loop's share; the gateway above it is "
+            f"{ours / on_loop:.2f}x"
+        )
     loop = result.get("echo_asyncio", {}).get("latency", {}).get("p50_us")
     threads = result.get("echo", {}).get("latency", {}).get("p50_us")
     if loop and threads:
@@ -102,9 +112,9 @@ def _latency_profile(result: dict[str, Any], transport: str) -> str:
             f"thread per connection ({loop - threads:+.1f} us before any work)"
         )
     counted = result.get("instructions", {})
-    row = counted.get("transports", {}).get(transport, {})
-    if row.get("bare") and counted.get("echo") and counted.get("echo_asyncio"):
-        above, bare_above = row["gateway"] - counted["echo_asyncio"], row["bare"] - counted["echo"]
+    instructions = counted.get("transports", {}).get(transport, {})
+    if instructions.get("bare") and counted.get("echo") and counted.get("echo_asyncio"):
+        above, bare_above = instructions["gateway"] - counted["echo_asyncio"], instructions["bare"] - counted["echo"]
         parts.append(f"above them, {_kilo(above)} instructions a call against the bare library's {_kilo(bare_above)}")
     return "; " + "; ".join(parts) if parts else ""
 
