@@ -80,7 +80,7 @@ WORKLOADS = (
 QUICK_WORKLOADS = ("latency", "throughput", "network")  # network: only its multicall part in a quick run
 # A library that can also be served from the gateway's event loop (gateway.bench.bare): its latency there is the
 # floor of an event-loop server doing that library's work, which tells the loop's cost from the gateway's.
-ON_THE_LOOP = {"thrift": "thrift-asyncio"}
+ON_THE_LOOP = {"thrift": "thrift-asyncio", "grpc": "grpc-asyncio"}
 MiB = 1024 * 1024
 
 

@@ -1,13 +1,13 @@
 """The bare libraries, serving the same trivial work as the gateway, each as its documentation shows.
 
-    python -m gateway.bench.bare xmlrpc|jsonrpc|pyro|thrift|rpyc|mcp|grpc|echo|echo-asyncio|thrift-asyncio PORT
+    python -m gateway.bench.bare NAME PORT    (NAME: a transport, echo, or one of SERVERS' -asyncio ones)
 
 Each answers ``system.listMethods`` (``system_listMethods``) with the same list the gateway
 returns, in its best documented configuration (keep-alive on, Nagle off, a listen backlog
 of 128), and prints ``ready`` once listening. ``echo`` is a raw length-prefixed TCP echo in
 Python, threaded as the bare servers are: the floor no RPC library can go under; ``echo-asyncio`` is
 the same on the gateway's event loop (uvloop's, through asyncio's API), the floor of any call through the gateway;
-``thrift-asyncio`` is thriftpy2's own service on that loop (see :func:`thrift_asyncio`).
+``thrift-asyncio`` and ``grpc-asyncio`` are those libraries' own services served from that loop.
 """
 
 from __future__ import annotations
@@ -166,7 +166,8 @@ def thrift_asyncio(port: int) -> None:
             self.transport = transport
             transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # A connection's buffers and protocols, made once (as the threaded server's transport is).
-            self.inbound, self.outbound = TMemoryBuffer(), TMemoryBuffer()
+            self.inbound = TMemoryBuffer()
+            self.outbound: Any = TMemoryBuffer()  # thriftpy2's Cython buffer here, which has clean()
             self.iprot, self.oprot = TBinaryProtocol(self.inbound), TBinaryProtocol(self.outbound)
 
         def data_received(self, data: bytes) -> None:
@@ -182,10 +183,8 @@ def thrift_asyncio(port: int) -> None:
     _serve_on_the_loop(Served, port)
 
 
-def grpc_server(port: int) -> None:
-    """A plain grpcio server of the same .proto (idl/netops.proto), as grpc.io's examples start one."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def _grpc_service(answer: Callable[[Any, Any], Any]) -> Any:
+    """The .proto's service (idl/netops.proto) with ``ListMethods`` answered by ``answer(response, names)``."""
     import grpc
     from google.protobuf.message_factory import GetMessageClass
 
@@ -196,18 +195,47 @@ def grpc_server(port: int) -> None:
     response = GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.ListMethodsResponse"))
     names = [n.replace(".", "_") for n in list_methods() if n != "rpc.discover"]
     handler = grpc.unary_unary_rpc_method_handler(
-        lambda _request, _context: response(methods=names),
-        request_deserializer=request.FromString,
-        response_serializer=response.SerializeToString,
+        answer(response, names), request_deserializer=request.FromString, response_serializer=response.SerializeToString
     )
+    return grpc.method_handlers_generic_handler(f"{PACKAGE}.{SERVICE}", {"ListMethods": handler})
+
+
+def grpc_server(port: int) -> None:
+    """A plain grpcio server of the same .proto (idl/netops.proto), as grpc.io's examples start one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
     server = grpc.server(ThreadPoolExecutor(max_workers=10))
-    server.add_generic_rpc_handlers(
-        [grpc.method_handlers_generic_handler(f"{PACKAGE}.{SERVICE}", {"ListMethods": handler})]
-    )
+    server.add_generic_rpc_handlers([_grpc_service(lambda response, names: lambda _r, _c: response(methods=names))])
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     print("ready", flush=True)
     server.wait_for_termination()
+
+
+def grpc_asyncio(port: int) -> None:
+    """The same service on grpcio's asyncio server, on the event loop the gateway runs it on: set beside
+    ``grpc`` and the gateway, it tells the asyncio server's share of a gRPC call's latency from the gateway's."""
+    import grpc
+
+    def answer(response: Any, names: list[str]) -> Any:
+        async def list_methods_call(_request: Any, _context: Any) -> Any:
+            return response(methods=names)
+
+        return list_methods_call
+
+    async def serve() -> None:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers([_grpc_service(answer)])
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        print("ready", flush=True)
+        await server.wait_for_termination()
+
+    from gateway.eventloop import new_event_loop
+
+    new_event_loop().run_until_complete(serve())
 
 
 def mcp_server(port: int) -> None:
@@ -285,6 +313,7 @@ def _serve_on_the_loop(protocol: Callable[[], asyncio.Protocol], port: int) -> N
 SERVERS = {
     "xmlrpc": xmlrpc, "jsonrpc": jsonrpc, "pyro": pyro, "thrift": thrift, "rpyc": rpyc_server, "mcp": mcp_server,
     "grpc": grpc_server, "echo": echo, "echo-asyncio": echo_asyncio, "thrift-asyncio": thrift_asyncio,
+    "grpc-asyncio": grpc_asyncio,
 }  # fmt: skip
 
 if __name__ == "__main__":
