@@ -197,11 +197,11 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
                 "": functools.partial(start_gateway, dns.address),
                 "bare_": functools.partial(start_bare, transport),
             }
-            if bare is not None and "latency" in workloads and transport in ON_THE_LOOP:
-                # The library on the gateway's event loop, in the same turns: the loop's share of the latency.
-                fresh["loop_"] = functools.partial(start_bare, transport, server=ON_THE_LOOP[transport])
-                sides["loop_"] = fresh["loop_"]()
             try:
+                if bare is not None and "latency" in workloads and transport in ON_THE_LOOP:
+                    # The library on the gateway's event loop, in the same turns: the loop's share of the latency.
+                    fresh["loop_"] = functools.partial(start_bare, transport, server=ON_THE_LOOP[transport])
+                    sides["loop_"] = fresh["loop_"]()
                 if {"latency", "throughput"} & set(workloads):
                     row.update(_compare(sides, fresh, transport, workloads, options, progress.step, options.profile))
             finally:
@@ -232,8 +232,9 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
             if "network" in workloads:
                 progress.step(f"{transport}: network work")
                 row["network"] = _network(
-                    transport, port, options.clients, full=not options.quick, rounds=options.rounds
-                )
+                    transport, port, options.clients, full=not options.quick, rounds=options.rounds,
+                    watched=(gateway, dns),
+                )  # fmt: skip
         if "latency" in workloads or "throughput" in workloads:
             progress.step("raw TCP echo, threaded and on asyncio (the floors)")
             for name, key in (("echo", "echo"), ("echo-asyncio", "echo_asyncio")):
@@ -425,8 +426,17 @@ def _batch(transport: str, port: int, rounds: int = 5) -> dict[str, Any]:
 
 
 def _network(
-    transport: str, port: int, clients: int, lookups: int = 100, full: bool = True, rounds: int = 1
+    transport: str,
+    port: int,
+    clients: int,
+    lookups: int = 100,
+    full: bool = True,
+    rounds: int = 1,
+    watched: tuple[Server, SlowDNS] | None = None,
 ) -> dict[str, Any]:
+    """100 mx_lookups: one after another, shared among ``clients`` processes, and as one multicall; with
+    ``watched`` (the gateway and its DNS server), the gateway's CPU and the DNS queries of a multicall too:
+    what its time goes to beyond the answers' own delay."""
     url = f"{transport}://127.0.0.1:{port}"
     names = [f"d{i}.bench.test" for i in range(lookups)]
     calls = [("mx_lookup", [name]) for name in names]
@@ -441,11 +451,15 @@ def _network(
         # Then the median of ``rounds``, as for throughput (one multicall swings by a tenth of a second).
         failed = sum(isinstance(a, GatewayError) for a in client.multicall(calls))
         seconds = []
+        cpu, asked = (watched[0].cpu_seconds(), watched[1].asked) if watched else (0.0, 0)
         for _ in range(rounds):
             began = time.perf_counter()
             answers = client.multicall(calls)
             seconds.append(round(time.perf_counter() - began, 3))
             failed += sum(isinstance(a, GatewayError) for a in answers)
+        if watched:
+            out["multicall_cpu_s"] = round((watched[0].cpu_seconds() - cpu) / rounds, 3)
+            out["multicall_queries"] = round((watched[1].asked - asked) / rounds)
         out["multicall_s"] = statistics.median_low(seconds)
         out["multicall_rounds_s"] = seconds
         out["multicall_errors"] = failed

@@ -48,6 +48,7 @@ class SlowDNS:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)  # a burst waits, not dropped
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        self.asked = 0  # queries received
         self._closed = False
         threading.Thread(target=self._serve, name="slow-dns", daemon=True).start()
 
@@ -63,6 +64,7 @@ class SlowDNS:
                 readable, _, _ = select.select([self.sock], [], [], timeout)
                 if readable:
                     wire, client = self.sock.recvfrom(65535)
+                    self.asked += 1
                     reply = made.get(wire[2:])
                     if reply is None:
                         try:
