@@ -12,6 +12,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import queue
 import socket
 import statistics
 import struct
@@ -184,6 +185,7 @@ def autogroup() -> bool | None:
         return None
 
 
+CLIENT_READY = 60.0  # seconds a throughput client process may take to start and connect
 STARTING_UNDER = 180.0  # seconds a server started under valgrind may take to listen (~4 s seen, alone)
 IDLE_CONNECTIONS = 10_000  # what the idle workload holds open, spread over the transports
 
@@ -435,25 +437,30 @@ def _sequential(stats: Stats, server: Server | None, call: Callable[[], Any], co
 
 
 def _client_process(
-    transport: str, port: int, method: str, args: tuple, start_at: float, duration: float, out: Any
+    transport: str, port: int, method: str, args: tuple, events: tuple[Any, Any, Any], duration: float, out: Any
 ) -> None:
+    ready, start, done = events
     try:
         call, close = call_factory(transport, port, method, args)
     except (GatewayError, OSError):
+        ready.put(False)
         out.put((0, 1))
         return
+    ready.put(True)
     calls = errors = 0
-    while time.time() < start_at:
-        time.sleep(0.001)
-    end = start_at + duration
-    while time.time() < end:
+    start.wait()
+    end = time.monotonic() + duration
+    while time.monotonic() < end:
         try:
             call()
             calls += 1
         except (GatewayError, OSError):
             errors += 1
-    close()
     out.put((calls, errors))
+    # Connected until the run's last sample is taken: a server thread per connection ends with it, and one
+    # that ended before a late sample (a loaded machine) would be left out of the scheduling.
+    done.wait(CLIENT_READY)
+    close()
 
 
 def throughput(
@@ -468,18 +475,27 @@ def throughput(
 ) -> Stats:
     """``clients`` processes, each with its own connection, calling for ``duration`` seconds
     (``on_start`` runs as the clock starts: the profiler starts there); the server's scheduling is sampled
-    over the middle nine tenths, where every client is calling and every thread serving one is alive."""
+    over the middle nine tenths, where every client is calling and every thread serving one is alive.
+
+    The clock starts once every client has connected (or failed to), not after a fixed head start (1.5 s and
+    a bit per client, mostly waited for nothing); the clients stay connected until the last sample is taken."""
     context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    start_at = time.time() + 1.5 + 0.15 * clients  # every client connected before the clock starts
+    results, ready, start, done = context.Queue(), context.Queue(), context.Event(), context.Event()
+    events = (ready, start, done)
     procs = [
-        context.Process(target=_client_process, args=(transport, port, method, args, start_at, duration, results))
+        context.Process(target=_client_process, args=(transport, port, method, args, events, duration, results))
         for _ in range(clients)
     ]
     for proc in procs:
         proc.start()
-    while time.time() < start_at:
-        time.sleep(0.005)
+    try:
+        for _ in procs:
+            ready.get(timeout=CLIENT_READY)
+    except queue.Empty:
+        done.set()
+        raise RuntimeError(f"a throughput client did not start within {CLIENT_READY:.0f} s") from None
+    finally:
+        start.set()  # no client is left waiting
     if on_start is not None:
         on_start()
     stats = Stats()
@@ -494,6 +510,7 @@ def throughput(
         stats.scheduling = Scheduling.between(before, Sample.take(server))
         time.sleep(max(0.0, duration - (time.perf_counter() - began)))
     stats.server_cpu = (server.cpu_seconds() - cpu) if server else 0.0
+    done.set()
     for _ in procs:
         calls, errors = results.get(timeout=duration + 60)
         stats.calls += calls
