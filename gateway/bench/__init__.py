@@ -9,7 +9,8 @@ Workloads (``--workloads``, all by default):
 - ``memory``: four concurrent ``fetch_url`` calls of a 10 MiB page: the gateway's peak RSS over its RSS at
   rest, per call in flight;
 - ``network``: 100 ``mx_lookup`` calls against a DNS server that answers after 50 ms,
-  sequentially, from C clients, and as one multicall;
+  sequentially, from C clients, and as one multicall; and the multicall's DNS queries sent through dnspython
+  alone, with no gateway around them (:mod:`gateway.bench.dns_alone`): the floor the multicall stands on;
 - ``load``: 200 connections spread over every transport at once;
 - ``idle``: 10,000 idle connections (2,000 a transport) held by another process: the gateway's threads
   and RSS, and the p50 of a call on each transport against its p50 with no idle connection;
@@ -34,6 +35,7 @@ import argparse
 import dataclasses
 import datetime
 import functools
+import json
 import os
 import platform
 import secrets
@@ -47,11 +49,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gateway import __version__
 from gateway.bench import instructions, profile, wire
 from gateway.bench.bare import SERVERS as BARE_SERVERS
+from gateway.bench.dns_alone import mx_domains
 from gateway.bench.engine import (
     IDLE_CONNECTIONS,
     Server,
@@ -164,6 +167,7 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
             + 2 * ("workers" in workloads)  # one gateway process, then two
         )
         + 3
+        + ("network" in workloads)
         + ("idle" in workloads)
         + ("wire" in workloads)
         + ("instructions" in workloads)
@@ -235,6 +239,9 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
                     transport, port, options.clients, full=not options.quick, rounds=options.rounds,
                     watched=(gateway, dns),
                 )  # fmt: skip
+        if "network" in workloads:
+            progress.step("the multicall's DNS queries through dnspython alone (its floor)")
+            result["dns_alone"] = _dns_alone(dns, options.rounds)
         if "latency" in workloads or "throughput" in workloads:
             progress.step("raw TCP echo, threaded and on asyncio (the floors)")
             for name, key in (("echo", "echo"), ("echo-asyncio", "echo_asyncio")):
@@ -438,7 +445,7 @@ def _network(
     ``watched`` (the gateway and its DNS server), the gateway's CPU and the DNS queries of a multicall too:
     what its time goes to beyond the answers' own delay."""
     url = f"{transport}://127.0.0.1:{port}"
-    names = [f"d{i}.bench.test" for i in range(lookups)]
+    names = mx_domains(lookups)
     calls = [("mx_lookup", [name]) for name in names]
     out: dict[str, Any] = {}  # only what was measured: a quick run leaves out the sequential and concurrent parts
     with connect(url) as client:
@@ -483,6 +490,17 @@ def _network(
         t.join()
     out["concurrent_s"] = round(time.perf_counter() - began, 3)
     out["concurrent_errors"] = len(errors)
+    return out
+
+
+def _dns_alone(dns: SlowDNS, rounds: int, lookups: int = 100) -> dict[str, Any]:
+    """A multicall's DNS queries through dnspython alone, in a process of its own (:mod:`.dns_alone`), and how
+    many queries that was a multicall (the same as the gateway's, or it is not the same work)."""
+    command = [sys.executable, "-m", "gateway.bench.dns_alone", dns.address, str(lookups), str(rounds)]
+    asked = dns.asked
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    out = cast(dict[str, Any], json.loads(done.stdout))
+    out["multicall_queries"] = round((dns.asked - asked) / (rounds + 1))  # one unmeasured multicall first
     return out
 
 

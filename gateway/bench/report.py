@@ -60,6 +60,11 @@ def table(result: dict[str, Any]) -> str:
             f"100 mx_lookups, DNS answering after 50 ms: seconds ({' / '.join(NETWORK_PARTS[p] for p in parts)})",
         ]
         lines += [f"{t:<9} " + " / ".join(f"{n[p]:>5.2f}" for p in parts) for t, n in network.items()]
+        alone = result.get("dns_alone")
+        if alone:
+            lines.append(
+                f"the multicall's DNS queries through dnspython alone, no gateway: {alone['multicall_s']:.2f} s"
+            )
     return "\n".join(lines)
 
 
@@ -181,6 +186,13 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
                     f"for each of its {queries} DNS queries; the answers themselves take 0.10 s (an MX, then A and "
                     "AAAA at once)"
                 )
+                alone = result.get("dns_alone")
+                if alone:
+                    figure += (
+                        f"; dnspython alone sends and reads the same queries on one event loop in "
+                        f"{alone['multicall_s']:.2f} s ({alone['multicall_cpu_s']:.2f} s of CPU); the gateway above "
+                        f"it: {s - alone['multicall_s']:+.2f} s"
+                    )
             out.append((f"{transport}: multicall of 100 slow mx_lookups < 0.35 s", met, figure))
     wire = result.get("wire", {})
     patterns = wire.get("rpyc_patterns", {})
