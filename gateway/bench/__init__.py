@@ -167,7 +167,6 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
             + 2 * ("workers" in workloads)  # one gateway process, then two
         )
         + 3
-        + ("network" in workloads)
         + ("idle" in workloads)
         + ("wire" in workloads)
         + ("instructions" in workloads)
@@ -239,9 +238,6 @@ def run(options: argparse.Namespace, progress: Progress | None = None) -> dict[s
                     transport, port, options.clients, full=not options.quick, rounds=options.rounds,
                     watched=(gateway, dns),
                 )  # fmt: skip
-        if "network" in workloads:
-            progress.step("the multicall's DNS queries through dnspython alone (its floor)")
-            result["dns_alone"] = _dns_alone(dns, options.rounds)
         if "latency" in workloads or "throughput" in workloads:
             progress.step("raw TCP echo, threaded and on asyncio (the floors)")
             for name, key in (("echo", "echo"), ("echo-asyncio", "echo_asyncio")):
@@ -442,8 +438,9 @@ def _network(
     watched: tuple[Server, SlowDNS] | None = None,
 ) -> dict[str, Any]:
     """100 mx_lookups: one after another, shared among ``clients`` processes, and as one multicall; with
-    ``watched`` (the gateway and its DNS server), the gateway's CPU and the DNS queries of a multicall too:
-    what its time goes to beyond the answers' own delay."""
+    ``watched`` (the gateway and its DNS server), the gateway's CPU and the DNS queries of a multicall too,
+    and the same queries through dnspython alone (``alone_*``): what its time goes to beyond the answers' own
+    delay."""
     url = f"{transport}://127.0.0.1:{port}"
     names = mx_domains(lookups)
     calls = [("mx_lookup", [name]) for name in names]
@@ -467,6 +464,8 @@ def _network(
         if watched:
             out["multicall_cpu_s"] = round((watched[0].cpu_seconds() - cpu) / rounds, 3)
             out["multicall_queries"] = round((watched[1].asked - asked) / rounds)
+            # Right after them, the floor: the same queries through dnspython alone, no gateway around them.
+            out.update({f"alone_{k}": v for k, v in _dns_alone(watched[1], rounds, lookups).items()})
         out["multicall_s"] = statistics.median_low(seconds)
         out["multicall_rounds_s"] = seconds
         out["multicall_errors"] = failed
@@ -493,7 +492,7 @@ def _network(
     return out
 
 
-def _dns_alone(dns: SlowDNS, rounds: int, lookups: int = 100) -> dict[str, Any]:
+def _dns_alone(dns: SlowDNS, rounds: int, lookups: int) -> dict[str, Any]:
     """A multicall's DNS queries through dnspython alone, in a process of its own (:mod:`.dns_alone`), and how
     many queries that was a multicall (the same as the gateway's, or it is not the same work)."""
     command = [sys.executable, "-m", "gateway.bench.dns_alone", dns.address, str(lookups), str(rounds)]
