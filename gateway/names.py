@@ -49,8 +49,9 @@ _ASYNCIO = dns.asyncbackend.get_backend("asyncio")  # named, not sniffed per que
 
 # Every DNS query of the process is sent and awaited on this loop. A query is mostly waiting. Made on the
 # calling threads (and A's AAAA on a pool), a multicall of 100 mx_lookups had 200 threads contend for the GIL
-# at each of a query's dozen system calls: 0.6 ms of CPU per query, against 0.25 ms for the same queries on
-# one loop. The callers now only wait.
+# at each of a query's dozen system calls: 2.4x the CPU per query of the same queries on one loop, when it was
+# measured. The callers now only wait; what a query still costs is dnspython's own work (netops bench measures
+# it beside every multicall: gateway.bench.dns_alone).
 _QUERIES = LoopThread("dns")
 
 
