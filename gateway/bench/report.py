@@ -638,14 +638,17 @@ def _projection_chart(ax: Any, wire: dict[str, Any]) -> None:
     rtts = wire["rtts_ms"]
     width = 0.8 / len(rtts)
     shades = ["#9cc3e6", "#2f6fb3", "#173a61"]
+    highest = 0.0
     for i, rtt in enumerate(rtts):
         values = [wire["transports"][n]["projected_ms"][str(rtt)] for n in names]
+        highest = max(highest, *values)
         ax.bar([x + (i - (len(rtts) - 1) / 2) * width for x in range(len(names))], values, width,
                label=f"RTT {rtt} ms", color=shades[i % len(shades)])  # fmt: skip
     ax.set_yscale("log")
+    ax.set_ylim(top=highest * 8)  # room above the bars for the legend, which covered the first group
     ax.set_xticks(list(range(len(names))), names)
     ax.set_title("projected latency of a call (ms, log scale)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=len(rtts), loc="upper center")
 
 
 def write_reports(result: dict[str, Any], out: Path) -> list[Path]:
