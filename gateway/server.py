@@ -34,7 +34,7 @@ from gateway.transports._http import HTTPCodec
 from gateway.transports.pyro import PyroCodec
 from gateway.web import Site
 
-__all__ = ["Running", "StartError", "main"]
+__all__ = ["Running", "StartError", "main", "settle_collector"]
 
 log = logging.getLogger("gateway")
 
@@ -270,7 +270,7 @@ def _run_workers(worker: Settings, count: int, sockets: dict[str, socket.socket]
 YOUNG_COLLECTION_AFTER = 10_000
 
 
-def _settle_collector() -> None:
+def settle_collector() -> None:
     """Freeze what starting made (the collector never walks it again) and collect less often."""
     gc.collect()
     gc.freeze()
@@ -311,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    _settle_collector()
+    settle_collector()
     print(running.table(), flush=True)
     while not stop.wait(0.5):
         if not running.layer.serving():
