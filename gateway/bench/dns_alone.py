@@ -22,6 +22,7 @@ import dns.name
 import dns.nameserver
 import dns.resolver
 
+from gateway.config import Settings
 from gateway.eventloop import new_event_loop
 from gateway.ops.dns import MAX_EXCHANGES
 from gateway.server import settle_collector
@@ -29,7 +30,7 @@ from gateway.server import settle_collector
 __all__ = ["measure", "mx_domains"]
 
 _ASYNCIO = dns.asyncbackend.get_backend("asyncio")
-LIFETIME = 10.0  # the gateway's default deadline of an operation (settings.timeout)
+LIFETIME = Settings().timeout  # the deadline the gateway gives an operation's queries by default
 
 
 def mx_domains(lookups: int) -> list[str]:
