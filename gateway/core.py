@@ -23,6 +23,7 @@ from typing import Any, Literal, TypedDict, TypeVar
 from gateway.config import operation_settings
 from gateway.context import Context, Deadline, Services
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, UNAUTHENTICATED, GatewayError
+from gateway.eventloop import name_native_thread
 from gateway.limits import Admission, Hold, ResultBudget
 from gateway.observe import NO_CALLER, Caller, Observer
 from gateway.registry import Operation, Registry, describe, operation
@@ -337,7 +338,9 @@ class Gateway:
             with self._pool_lock:
                 if self._pool is None:
                     self._pool = concurrent.futures.ThreadPoolExecutor(
-                        max_workers=self.services.settings.multicall_workers, thread_name_prefix="multicall"
+                        max_workers=self.services.settings.multicall_workers,
+                        thread_name_prefix="multicall",
+                        initializer=name_native_thread,
                     )
         return self._pool
 

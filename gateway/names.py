@@ -30,7 +30,7 @@ import dns.reversename
 import dns.rrset
 
 from gateway.errors import CONNECTION_FAILED, INVALID_ARGUMENT, NOT_FOUND, GatewayError
-from gateway.eventloop import LoopThread
+from gateway.eventloop import LoopThread, name_native_thread
 
 if TYPE_CHECKING:
     from gateway.context import Deadline
@@ -42,7 +42,9 @@ _FAMILY_NAMES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
 
 # getaddrinfo cannot be interrupted, so it runs on these threads and the caller
 # stops waiting at its deadline. 16 bounds the threads a hung system resolver can hold.
-_GETADDRINFO_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="getaddrinfo")
+_GETADDRINFO_POOL = concurrent.futures.ThreadPoolExecutor(
+    max_workers=16, thread_name_prefix="getaddrinfo", initializer=name_native_thread
+)
 T = TypeVar("T")
 _ASYNCIO = dns.asyncbackend.get_backend("asyncio")  # named, not sniffed per query: uvloop runs asyncio's API
 

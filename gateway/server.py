@@ -22,6 +22,7 @@ from gateway.config import ConfigError, Settings, add_arguments, settings_from_a
 from gateway.context import Services
 from gateway.core import Gateway
 from gateway.docs import Endpoint
+from gateway.eventloop import name_native_thread
 from gateway.metrics import MULTIPROCESS_DIR, Metrics
 from gateway.net import ConnectionLayer, Listener
 from gateway.net.layer import BACKLOG
@@ -165,6 +166,7 @@ def _watch_lifeline(stop: threading.Event) -> None:
         return
 
     def watch() -> None:
+        name_native_thread()
         try:
             os.read(int(fd), 1)
         except OSError:

@@ -110,6 +110,20 @@ def test_sigint_with_a_call_in_flight_exits_zero(gateway_flags, dns_server):
         assert outcome and isinstance(outcome[0], (RemoteError, OSError))  # cut or timed out, not hung
 
 
+def test_the_gateway_s_threads_show_their_names_to_the_system(gateway_flags):
+    with ServerProcess(*ALL_FREE, *gateway_flags) as server:
+        server.wait_ready(len(TRANSPORTS))
+        client = connect(server, "jsonrpc")  # type: ignore[arg-type]
+        # A multicall starts the multicall threads; its resolves, the DNS queries' loop.
+        assert len(client.multicall([("resolve", ["www.example.test"]), ("resolve", ["www.example.test"])])) == 2
+        client.close()
+        tasks = Path(f"/proc/{server.proc.pid}/task")
+        names = {(task / "comm").read_text().strip() for task in tasks.iterdir()}
+        # What top -H, ps -L and perf show, and what netops bench counts the gateway's CPU by.
+        assert {"netops-io", "call-0", "dns", "multicall_0", "grpc-io"} <= names
+        assert server.stop() == 0
+
+
 def test_transports_flag_starts_a_subset(gateway_flags):
     with ServerProcess(*ALL_FREE, *gateway_flags, "--transports", "xmlrpc,thrift") as server:
         server.wait_ready(2)

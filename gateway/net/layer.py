@@ -27,7 +27,7 @@ from asyncio.sslproto import SSLProtocol
 from typing import Any
 
 from gateway.core import Gateway
-from gateway.eventloop import new_event_loop
+from gateway.eventloop import name_native_thread, new_event_loop
 from gateway.net.session import (
     MAX_TOKEN_LINE,
     TOKEN_PREFIX,
@@ -150,6 +150,7 @@ class ConnectionLayer:
         ready.wait()
 
     def _run(self, ready: threading.Event) -> None:
+        name_native_thread()
         self.loop_thread = threading.get_ident()
         asyncio.set_event_loop(self.loop)
         for listener in self.listeners:

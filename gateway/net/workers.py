@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from gateway.eventloop import name_native_thread
+
 __all__ = ["Workers"]
 
 log = logging.getLogger("gateway.net")
@@ -53,6 +55,7 @@ class Workers:
         self._threads = []
 
     def _run(self) -> None:
+        name_native_thread()
         while True:
             task = self._tasks.get()
             if task is _STOP:

@@ -45,7 +45,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from gateway.core import SYSTEM_OPERATIONS, UNDERSCORE, Failed, Gateway, public_name
 from gateway.errors import GRPC_STATUS, INVALID_ARGUMENT, UNAUTHENTICATED, GatewayError
-from gateway.eventloop import LoopThread
+from gateway.eventloop import LoopThread, name_native_thread
 from gateway.net.session import Deferred, ServingCodec, each_piece
 from gateway.observe import Caller
 from gateway.proto import PACKAGE, SERVICE, Method, default_pool, methods
@@ -219,7 +219,9 @@ class GRPCCodec(ServingCodec):
             # No bandwidth-probing pings with each answer: a call is one round trip on the wire.
             ("grpc.http2.bdp_probe", 0),
         ]
-        self.workers = ThreadPoolExecutor(settings.call_workers, thread_name_prefix="grpc")
+        self.workers = ThreadPoolExecutor(
+            settings.call_workers, thread_name_prefix="grpc", initializer=name_native_thread
+        )
         server = grpc.aio.server(
             handlers=[self._service()],
             # Only when tokens are required: grpcio runs an interceptor in Python on every call.
