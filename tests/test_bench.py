@@ -21,6 +21,7 @@ from gateway.bench.engine import (
     Scheduling,
     Stats,
     call_factory,
+    cpu_by_kind,
     latencies,
     latency,
     median_latency_round,
@@ -359,6 +360,21 @@ def test_quick_mode_prints_only_what_it_measured(tmp_path):
     assert network["multicall_cpu_s"] > 0 and network["multicall_queries"] >= 300  # MX, A and AAAA each
     assert network["alone_multicall_s"] > 0 and network["alone_multicall_cpu_s"] > 0  # the floor, no gateway
     assert network["alone_multicall_queries"] == network["multicall_queries"]  # the same work as the multicall's
+    by_thread = network["multicall_cpu_by_thread"]  # the gateway's CPU in it, by the names its threads show
+    assert by_thread["dns"]["threads"] == 1 and by_thread["multicall"]["threads"] > 1
+    assert sum(kind["cpu_s"] for kind in by_thread.values()) <= network["multicall_cpu_s"] * 1.5 + 0.02
+
+
+def test_cpu_by_kind_of_thread_is_the_difference_of_two_accounts():
+    before = {"1/1": (1_000_000_000, 0), "1/2": (0, 0), "1/3": (5_000_000, 0), "1/9": (0, 0)}
+    after = {"1/1": (1_500_000_000, 9), "1/2": (100_000_000, 0), "1/3": (45_000_000, 0), "1/4": (60_000_000, 0),
+             "1/9": (0, 0)}  # fmt: skip
+    kinds = {"1/1": "dns", "1/2": "multicall", "1/3": "multicall", "1/4": "multicall", "1/9": "call"}
+    # 1/4 started meanwhile: all it ran counts; 1/9 did not run: not listed; per round of 2; busiest first
+    assert cpu_by_kind(before, after, kinds, 2) == {
+        "dns": {"cpu_s": 0.25, "threads": 1},
+        "multicall": {"cpu_s": 0.1, "threads": 3},
+    }
 
 
 def test_unknown_workload_is_a_usage_error(capsys):
@@ -421,6 +437,13 @@ def test_a_multicall_miss_says_how_much_cpu_the_gateway_spent_on_its_dns_queries
     assert figure.endswith(  # the floor the multicall stands on, measured: the library's own share of the miss
         "; dnspython alone sends and reads the same queries on one event loop in 0.33 s (0.23 s of CPU); "
         "the gateway above it: +0.07 s"
+    )
+    by_thread = {"dns": {"cpu_s": 0.2, "threads": 1}, "multicall": {"cpu_s": 0.07, "threads": 100}}
+    network["multicall_cpu_by_thread"] = by_thread
+    ((_, met, figure),) = [t for t in targets(result) if "multicall" in t[0]]
+    assert figure.endswith(  # where the gateway's own time goes, thread by thread
+        "; the gateway's CPU by thread: the DNS queries' event loop 0.200 s, "
+        "the multicall's element threads 0.070 s (100 threads)"
     )
     network["multicall_s"] = 0.3  # met: no more said
     assert [figure for what, _, figure in targets(result) if "multicall" in what] == ["0.30 s"]

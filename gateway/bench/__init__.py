@@ -61,6 +61,7 @@ from gateway.bench.engine import (
     Stats,
     autogroup,
     call_factory,
+    cpu_by_kind,
     latencies,
     latency,
     median_latency_round,
@@ -456,6 +457,7 @@ def _network(
         failed = sum(isinstance(a, GatewayError) for a in client.multicall(calls))
         seconds = []
         cpu, asked = (watched[0].cpu_seconds(), watched[1].asked) if watched else (0.0, 0)
+        ran = watched[0].run_and_wait_ns() if watched else {}
         for _ in range(rounds):
             began = time.perf_counter()
             answers = client.multicall(calls)
@@ -463,6 +465,8 @@ def _network(
             failed += sum(isinstance(a, GatewayError) for a in answers)
         if watched:
             out["multicall_cpu_s"] = round((watched[0].cpu_seconds() - cpu) / rounds, 3)
+            kinds = watched[0].thread_kinds()
+            out["multicall_cpu_by_thread"] = cpu_by_kind(ran, watched[0].run_and_wait_ns(), kinds, rounds)
             out["multicall_queries"] = round((watched[1].asked - asked) / rounds)
             # Right after them, the floor: the same queries through dnspython alone, no gateway around them.
             out.update({f"alone_{k}": v for k, v in _dns_alone(watched[1], rounds, lookups).items()})

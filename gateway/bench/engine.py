@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import queue
+import re
 import socket
 import statistics
 import struct
@@ -45,6 +46,25 @@ __all__ = [
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_by_kind(
+    before: Mapping[str, tuple[int, int]], after: Mapping[str, tuple[int, int]], kinds: Mapping[str, str], per: int
+) -> dict[str, dict[str, float]]:
+    """Between two :meth:`Server.run_and_wait_ns`, the CPU seconds each kind of thread ran (divided by
+    ``per``, the rounds) and how many threads of the kind ran, the busiest kind first."""
+    found: dict[str, dict[str, float]] = {}
+    for tid, (ran, _) in after.items():
+        seconds = (ran - before.get(tid, (0, 0))[0]) / 1e9 / per  # a thread started meanwhile ran from 0
+        if seconds > 0:
+            kind = found.setdefault(kinds.get(tid, "?"), {"cpu_s": 0.0, "threads": 0})
+            kind["cpu_s"] += seconds
+            kind["threads"] += 1
+    return {
+        name: {"cpu_s": round(kind["cpu_s"], 3), "threads": kind["threads"]}
+        for name, kind in sorted(found.items(), key=lambda item: -item[1]["cpu_s"])
+        if kind["cpu_s"] >= 0.0005
+    }
 
 
 def free_ports(count: int) -> list[int]:
@@ -138,6 +158,20 @@ class Server:
                 except (OSError, ValueError):
                     continue
                 found[f"{pid}/{tid}"] = (int(ran), int(waited))
+        return found
+
+    def thread_kinds(self) -> dict[str, str]:
+        """Per thread of the process tree (keyed as by :meth:`run_and_wait_ns`), its name without the number
+        that tells a pool's threads apart: ``multicall_7`` is a ``multicall`` thread (the gateway gives its
+        threads' names to the OS: :func:`gateway.eventloop.name_native_thread`)."""
+        found = {}
+        for pid in self.pids():
+            for tid in _tasks(pid):
+                try:
+                    name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+                except OSError:
+                    continue
+                found[f"{pid}/{tid}"] = re.sub(r"[-_]\d+$", "", name)
         return found
 
     def stop(self) -> None:

@@ -86,6 +86,26 @@ def _kilo(count: float | None) -> str:
     return f"{count / 1000:.1f}K" if count else "-"
 
 
+# What the gateway's threads do, by the names they show the OS (gateway.eventloop.name_native_thread).
+THREAD_KINDS = {
+    "dns": "the DNS queries' event loop",
+    "multicall": "the multicall's element threads",
+    "call": "the call workers",
+    "netops-io": "the connections' event loop",
+    "grpc-io": "gRPC's event loop",
+    "grpc": "gRPC's call threads",
+}
+
+
+def by_thread(kinds: dict[str, dict[str, float]]) -> str:
+    """A server's CPU by kind of thread, as :func:`gateway.bench.engine.cpu_by_kind` found it, in words."""
+    return ", ".join(
+        f"{THREAD_KINDS.get(name, name)} {kind['cpu_s']:.3f} s"
+        + (f" ({kind['threads']:.0f} threads)" if kind["threads"] > 1 else "")
+        for name, kind in kinds.items()
+    )
+
+
 NETWORK_PARTS = {
     "sequential_s": "sequential",
     "concurrent_s": "from clients",
@@ -192,6 +212,8 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
                         f"; dnspython alone sends and reads the same queries on one event loop in {alone:.2f} s "
                         f"({network['alone_multicall_cpu_s']:.2f} s of CPU); the gateway above it: {s - alone:+.2f} s"
                     )
+                if network.get("multicall_cpu_by_thread"):
+                    figure += f"; the gateway's CPU by thread: {by_thread(network['multicall_cpu_by_thread'])}"
             out.append((f"{transport}: multicall of 100 slow mx_lookups < 0.35 s", met, figure))
     wire = result.get("wire", {})
     patterns = wire.get("rpyc_patterns", {})
