@@ -111,6 +111,13 @@ def echo():
     server.stop()
 
 
+def test_a_server_s_threads_are_told_apart_by_name(echo):
+    pid = echo.proc.pid
+    kinds = echo.thread_kinds()
+    assert kinds[f"{pid}/{pid}"] == "main"  # named after the executable: told by being the first
+    assert f"{pid}/{pid}" in echo.run_and_wait_ns()  # keyed alike: the two accounts pair up
+
+
 def test_echo_floor_answers_and_cpu_is_read(echo):
     call, close = call_factory("echo", echo.ports["echo"])
     assert json.loads(call()) == ["system.listMethods", []]

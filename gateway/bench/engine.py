@@ -163,7 +163,8 @@ class Server:
     def thread_kinds(self) -> dict[str, str]:
         """Per thread of the process tree (keyed as by :meth:`run_and_wait_ns`), its name without the number
         that tells a pool's threads apart: ``multicall_7`` is a ``multicall`` thread (the gateway gives its
-        threads' names to the OS: :func:`gateway.eventloop.name_native_thread`)."""
+        threads' names to the OS: :func:`gateway.eventloop.name_native_thread`); a process's first thread,
+        named after its executable, is ``main``."""
         found = {}
         for pid in self.pids():
             for tid in _tasks(pid):
@@ -171,7 +172,7 @@ class Server:
                     name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
                 except OSError:
                     continue
-                found[f"{pid}/{tid}"] = re.sub(r"[-_]\d+$", "", name)
+                found[f"{pid}/{tid}"] = "main" if tid == str(pid) else re.sub(r"[-_]\d+$", "", name)
         return found
 
     def stop(self) -> None:

@@ -94,6 +94,7 @@ THREAD_KINDS = {
     "netops-io": "the connections' event loop",
     "grpc-io": "gRPC's event loop",
     "grpc": "gRPC's call threads",
+    "main": "the main thread",
 }
 
 
