@@ -201,10 +201,11 @@ class Settings:
     max_redirects: int = _setting(10, _positive(int), "redirects fetch_url follows")
     max_batch: int = _setting(1000, _positive(int), "calls in one multicall or batch")
     max_request_bytes: int = _setting(MiB, _positive(int), "bytes in one request")
-    # Calls of one multicall run concurrently; lookups wait on the network, not the CPU. 64 runs a
-    # multicall of 100 lookups in two waves (measured: 0.39-0.46 s at 50 ms a query; 32: 0.49 s; 128: no better).
-    # 128: a multicall of 100 network operations runs in one wave (each a thread blocked on its I/O).
-    multicall_workers: int = _setting(128, _positive(int), "threads running multicall elements")
+    # Calls of one multicall run concurrently: its DNS lookups together on the DNS loop, its other calls (TCP, TLS,
+    # HTTP) on these threads, each blocked on its I/O. 128: a multicall of 100 of them runs in one wave.
+    multicall_workers: int = _setting(
+        128, _positive(int), "threads running multicall elements that are not DNS lookups"
+    )
     # Threads that run calls: fixed, started at start, shared by every connection of every transport.
     # Calls mostly wait on the network; 64 keeps the CPU busy on two cores (a call's own fan-out runs on
     # the multicall pool).

@@ -17,10 +17,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 
 from gateway.errors import RATE_LIMITED, GatewayError
 
-__all__ = ["Admission", "Hold", "ResultBudget"]
+__all__ = ["Admission", "Hold", "Place", "ResultBudget"]
 
 MAX_TRACKED_CLIENTS = 10_000  # buckets kept; idle full ones are dropped past this
 
@@ -70,7 +71,7 @@ class Admission:
         saying which limit it met."""
         return self.take(client, outbound, element) or _NO_PLACE
 
-    def take(self, client: str, outbound: bool, element: bool = False) -> _Place | None:
+    def take(self, client: str, outbound: bool, element: bool = False) -> Place | None:
         """:meth:`admit` for the core's path: the place to give back, or None when no limit applies to the call
         (introspection, by default), which takes no lock and has nothing to give back."""
         holds_slot = bool(self.per_client) and not element
@@ -92,7 +93,7 @@ class Admission:
                 self._in_flight[client] = self._in_flight.get(client, 0) + 1
             if takes_outbound:
                 self._outbound_in_flight += 1
-        return _Place(self, client, holds_slot, takes_outbound)
+        return Place(self, client, holds_slot, takes_outbound)
 
     def _give_back(self, client: str, holds_slot: bool, takes_outbound: bool) -> None:
         with self._lock:
@@ -106,7 +107,7 @@ class Admission:
                 self._outbound_in_flight -= 1
 
 
-class _Place:
+class Place:
     """A call's place in :class:`Admission`, given back when its ``with`` block ends (a class, not a
     generator: this is on every call's path)."""
 
@@ -158,42 +159,41 @@ class ResultBudget:
                 )
             self.held += size
         held = Hold(self, size)
-        scope = getattr(_scope, "holds", None)
+        scope = _holds.get()
         if scope is not None:  # the gateway runs every operation in a scope: outside one, the caller releases
             scope.append(held)
         return held
 
     @contextmanager
     def scope(self) -> Iterator[None]:
-        """Release every hold made inside (on this thread, or in a multicall it ran) when the block ends;
+        """Release every hold made inside (in this context, or in a multicall it ran) when the block ends;
         an inner scope defers to the outer one."""
-        if getattr(_scope, "holds", None) is not None:
+        if _holds.get() is not None:
             yield
             return
         holds: list[Hold] = []
-        _scope.holds = holds
+        token = _holds.set(holds)
         try:
             yield
         finally:
-            _scope.holds = None
+            _holds.reset(token)
             for held in holds:
                 held.release()
 
     @staticmethod
     def current() -> list[Hold] | None:
         """The open scope's holds (for a multicall to carry to its threads), or None."""
-        return getattr(_scope, "holds", None)
+        return _holds.get()
 
     @staticmethod
     @contextmanager
     def joined(holds: list[Hold] | None) -> Iterator[None]:
         """Make the holds of this thread's block count in ``holds`` (another thread's scope)."""
-        previous = getattr(_scope, "holds", None)
-        _scope.holds = holds
+        token = _holds.set(holds)
         try:
             yield
         finally:
-            _scope.holds = previous
+            _holds.reset(token)
 
 
 class Hold:
@@ -216,4 +216,6 @@ class Hold:
         self.resize(0)
 
 
-_scope = threading.local()
+# The open scope's holds: a context variable, so that a coroutine run on the DNS loop for a call (which runs in a
+# copy of the calling thread's context) holds in the call's scope too.
+_holds: ContextVar[list[Hold] | None] = ContextVar("holds", default=None)

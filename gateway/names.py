@@ -10,12 +10,14 @@ the gateway's error codes here, so operations never see them.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import functools
 import socket
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import dns.asyncbackend
 import dns.asyncresolver
@@ -30,7 +32,7 @@ import dns.reversename
 import dns.rrset
 
 from gateway.errors import CONNECTION_FAILED, INVALID_ARGUMENT, NOT_FOUND, GatewayError
-from gateway.eventloop import LoopThread, name_native_thread
+from gateway.eventloop import DNS_LOOP, name_native_thread
 
 if TYPE_CHECKING:
     from gateway.context import Deadline
@@ -47,23 +49,6 @@ _GETADDRINFO_POOL = concurrent.futures.ThreadPoolExecutor(
 )
 T = TypeVar("T")
 _ASYNCIO = dns.asyncbackend.get_backend("asyncio")  # named, not sniffed per query: uvloop runs asyncio's API
-
-
-# Every DNS query of the process is sent and awaited on this loop. A query is mostly waiting. Made on the
-# calling threads (and A's AAAA on a pool), a multicall of 100 mx_lookups had 200 threads contend for the GIL
-# at each of a query's dozen system calls: 2.4x the CPU per query of the same queries on one loop, when it was
-# measured. The callers now only wait; what a query still costs is dnspython's own work (netops bench measures
-# it beside every multicall: gateway.bench.dns_alone).
-_QUERIES = LoopThread("dns")
-
-
-async def _settled(query: Coroutine[Any, Any, T]) -> tuple[T | None, Exception | None]:
-    """A query's answer or its failure, as a value: a query nobody waits for any more (its caller's deadline
-    passed, or A failed first) then has no exception left for asyncio to log as never retrieved."""
-    try:
-        return await query, None
-    except Exception as exc:
-        return None, exc
 
 
 DNS_THREADS = 1  # threads DNS queries take, however many are asked at once
@@ -126,63 +111,79 @@ class Names:
                         raise GatewayError(CONNECTION_FAILED, "no DNS server is configured on the gateway") from None
         return self._resolver
 
-    def query(self, name: str | dns.name.Name, rdtype: str, deadline: Deadline) -> Lookup:
+    # Every lookup is a coroutine run on the DNS loop (gateway.eventloop.DNS_LOOP): the DNS operations await
+    # them there, and an operation on a thread of its own waits for one (wait_addresses).
+    async def query(self, name: str | dns.name.Name, rdtype: str, deadline: Deadline) -> Lookup:
         """Ask the nameservers for ``rdtype`` records of ``name``; NXDOMAIN is ``not_found``."""
         qname = name if isinstance(name, dns.name.Name) else dns_name(name)
-        return self._answer(self._ask(qname, rdtype, deadline), qname, rdtype, deadline)
+        try:
+            answer = await self._dns().resolve(
+                qname, rdtype, lifetime=deadline.remaining(), raise_on_no_answer=False, search=False, backend=_ASYNCIO
+            )
+        except dns.resolver.LifetimeTimeout:
+            raise deadline.expired() from None
+        except dns.exception.DNSException as exc:
+            raise _lookup_error(exc, strip_dot(qname), rdtype) from None
+        # dnspython followed the CNAMEs already, making the Answer: walking the response again cost a tenth of a
+        # query's CPU.
+        return Lookup(strip_dot(answer.canonical_name), answer.chaining_result.cnames, answer.rrset)
 
-    def dns_addresses(self, name: str, deadline: Deadline, family: str = "any") -> tuple[str, list[tuple[str, str]]]:
+    async def dns_addresses(
+        self, name: str, deadline: Deadline, family: str = "any"
+    ) -> tuple[str, list[tuple[str, str]]]:
         """A then AAAA records of ``name`` through DNS: (canonical name, [(family, address)])."""
         qname = dns_name(name)
         wanted = [(fam, rdtype) for fam, rdtype in (("ipv4", "A"), ("ipv6", "AAAA")) if family in ("any", fam)]
-        asked = [self._ask(qname, rdtype, deadline) for _, rdtype in wanted]  # both at once: one round trip
+        asked = [asyncio.ensure_future(self.query(qname, rdtype, deadline)) for _, rdtype in wanted]  # one round trip
         try:
-            lookups = [self._answer(f, qname, rdtype, deadline) for f, (_, rdtype) in zip(asked, wanted, strict=True)]
+            lookups = [await query for query in asked]
         finally:
-            for future in asked:
-                future.cancel()  # A failed: nobody waits for AAAA (a finished query ignores this)
+            for query in asked:  # A failed: nobody waits for AAAA
+                query.cancel()  # (which may still end in a failure: 3.11's wait_for can swallow a cancellation)
+                query.add_done_callback(_seen)
         canonical, found = "", list[tuple[str, str]]()
         for (fam, _), lookup in zip(wanted, lookups, strict=True):
             canonical = canonical or lookup.canonical_name
             found.extend((fam, rd.address) for rd in lookup.rrset or ())
         return canonical, list(dict.fromkeys(found))  # IPv4 first, then IPv6, each in answer order
 
-    def _ask(self, qname: dns.name.Name, rdtype: str, deadline: Deadline) -> concurrent.futures.Future[Any]:
-        query = self._dns().resolve(
-            qname, rdtype, lifetime=deadline.remaining(), raise_on_no_answer=False, search=False, backend=_ASYNCIO
-        )
-        return _QUERIES.submit(_settled(query))
-
-    def _answer(
-        self, asked: concurrent.futures.Future[Any], qname: dns.name.Name, rdtype: str, deadline: Deadline
-    ) -> Lookup:
+    async def addresses(self, host: str, deadline: Deadline, family: str = "any") -> tuple[str, list[tuple[str, str]]]:
+        """Addresses of a host name (system resolver or configured nameservers)."""
+        if not self.system:
+            return await self.dns_addresses(host, deadline, family)
+        dns_name(host)  # same validation on both paths
         try:
-            answer, failure = asked.result(timeout=deadline.remaining())
-        except concurrent.futures.TimeoutError:
-            asked.cancel()
-            raise deadline.expired() from None
-        if failure is None:
-            # dnspython followed the CNAMEs already, making the Answer: walking the response again cost a tenth
-            # of a query's CPU.
-            return Lookup(strip_dot(answer.canonical_name), answer.chaining_result.cnames, answer.rrset)
-        if isinstance(failure, dns.resolver.LifetimeTimeout):
-            raise deadline.expired() from None
-        if isinstance(failure, dns.exception.DNSException):
-            raise _lookup_error(failure, strip_dot(qname), rdtype) from None
-        raise failure
+            infos = await _system(
+                deadline, socket.getaddrinfo, host, None, FAMILIES[family], socket.SOCK_STREAM, 0, socket.AI_CANONNAME
+            )
+        except socket.gaierror as exc:
+            if exc.errno == socket.EAI_NONAME:
+                raise GatewayError(NOT_FOUND, f"no such host: {host}") from None
+            if exc.errno in (getattr(socket, "EAI_NODATA", -5), getattr(socket, "EAI_ADDRFAMILY", -9)):
+                return "", []
+            raise GatewayError(CONNECTION_FAILED, f"cannot resolve {host}: {exc.strerror}") from None
+        except UnicodeError:
+            raise GatewayError(INVALID_ARGUMENT, f"{host[:100]!r} is not a valid host name") from None
+        canonical = next((info[3] for info in infos if info[3]), "")
+        found = [(_FAMILY_NAMES[info[0]], str(info[4][0]).split("%")[0]) for info in infos if info[0] in _FAMILY_NAMES]
+        return strip_dot(canonical), list(dict.fromkeys(found))
 
-    def reverse(self, address: str, deadline: Deadline) -> list[str]:
+    def wait_addresses(self, host: str, deadline: Deadline) -> tuple[str, list[tuple[str, str]]]:
+        """:meth:`addresses`, for an operation running on a thread: it waits while the loop looks them up."""
+        try:
+            return DNS_LOOP.wait(self.addresses(host, deadline), deadline.remaining())
+        except concurrent.futures.TimeoutError:
+            raise deadline.expired() from None
+
+    async def reverse(self, address: str, deadline: Deadline) -> list[str]:
         """PTR names of an address (system resolver or configured nameservers); [] when it has none."""
         if self.system:
-            future = _GETADDRINFO_POOL.submit(socket.getnameinfo, (address, 0), socket.NI_NAMEREQD)
             try:
-                return [strip_dot(future.result(timeout=deadline.remaining())[0])]
-            except concurrent.futures.TimeoutError:
-                raise deadline.expired() from None
+                return [strip_dot((await _system(deadline, socket.getnameinfo, (address, 0), socket.NI_NAMEREQD))[0])]
             except (socket.gaierror, socket.herror):
                 return []
         try:
-            lookup = self.query(dns.reversename.from_address(address), "PTR", deadline)
+            lookup = await self.query(dns.reversename.from_address(address), "PTR", deadline)
         except GatewayError as exc:
             if exc.code == NOT_FOUND:
                 return []
@@ -207,29 +208,20 @@ class Names:
                 continue
         return False
 
-    def addresses(self, host: str, deadline: Deadline, family: str = "any") -> tuple[str, list[tuple[str, str]]]:
-        """Addresses of a host name (system resolver or configured nameservers)."""
-        if not self.system:
-            return self.dns_addresses(host, deadline, family)
-        dns_name(host)  # same validation on both paths
-        future = _GETADDRINFO_POOL.submit(
-            socket.getaddrinfo, host, None, FAMILIES[family], socket.SOCK_STREAM, 0, socket.AI_CANONNAME
-        )
-        try:
-            infos = future.result(timeout=deadline.remaining())
-        except concurrent.futures.TimeoutError:
-            raise deadline.expired() from None
-        except socket.gaierror as exc:
-            if exc.errno == socket.EAI_NONAME:
-                raise GatewayError(NOT_FOUND, f"no such host: {host}") from None
-            if exc.errno in (getattr(socket, "EAI_NODATA", -5), getattr(socket, "EAI_ADDRFAMILY", -9)):
-                return "", []
-            raise GatewayError(CONNECTION_FAILED, f"cannot resolve {host}: {exc.strerror}") from None
-        except UnicodeError:
-            raise GatewayError(INVALID_ARGUMENT, f"{host[:100]!r} is not a valid host name") from None
-        canonical = next((info[3] for info in infos if info[3]), "")
-        found = [(_FAMILY_NAMES[info[0]], str(info[4][0]).split("%")[0]) for info in infos if info[0] in _FAMILY_NAMES]
-        return strip_dot(canonical), list(dict.fromkeys(found))
+
+def _seen(query: asyncio.Future[Lookup]) -> None:
+    """Look at a query's failure nobody waits for, so that asyncio does not log it as never retrieved."""
+    if not query.cancelled():
+        query.exception()
+
+
+async def _system(deadline: Deadline, function: Callable[..., T], *args: object) -> T:
+    """``function(*args)``, a call into the system's resolver, on the getaddrinfo threads, until ``deadline``."""
+    work = asyncio.get_running_loop().run_in_executor(_GETADDRINFO_POOL, functools.partial(function, *args))
+    try:
+        return await asyncio.wait_for(work, deadline.remaining())
+    except TimeoutError:
+        raise deadline.expired() from None
 
 
 def _lookup_error(exc: dns.exception.DNSException, name: str, rdtype: str) -> GatewayError:

@@ -168,6 +168,7 @@ class Operation:
     example: Mapping[str, Any] = field(default_factory=dict)
     untyped: bool = False
     instant: bool = False
+    is_async: bool = False  # a coroutine function: it runs on the DNS loop (and must not block it)
     _by_name: Mapping[str, Param] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -383,6 +384,7 @@ def describe(func: Callable[..., Any], *, takes_context: bool = True) -> Operati
         example=types.MappingProxyType(meta["example"]),
         untyped=meta["untyped"],
         instant=meta["instant"],
+        is_async=inspect.iscoroutinefunction(func),
         _by_name=types.MappingProxyType({p.name: p for p in described}),
     )
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import TypedDict
 
 import pytest
 
 from gateway import GatewayError
-from gateway.context import Services
+from gateway.context import Context, Services
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import NUMERIC
 from gateway.observe import Caller
 from gateway.ops import default_registry
 from gateway.registry import Registry, operation
-from tests.conftest import error_of
+from tests.conftest import error_of, make_gateway
 
 OPERATIONS = ["dns_query", "fetch_url", "mx_lookup", "resolve", "reverse_lookup", "tcp_connect", "tls_check"]
 SYSTEM = ["system.listMethods", "system.methodHelp", "system.methodSignature", "system.multicall"]
@@ -130,6 +132,101 @@ def test_unexpected_exceptions_become_internal_without_details(settings, caplog)
     assert "secret" not in err.message and "/srv" not in err.message and "ValueError" not in err.message
     assert "incident" in err.message
     assert "secret detail" in caplog.text  # the operator's log has it all
+
+
+@operation(errors=())
+async def explode_later(ctx: Context) -> Nothing:
+    """Fail the way a bug does, in a coroutine operation."""
+    await asyncio.sleep(0)
+    raise ValueError("secret detail in /srv/gateway/internal/path.py")
+
+
+class Slept(TypedDict):
+    """How long an operation slept."""
+
+    seconds: float
+
+
+@operation(errors=())
+async def doze(ctx: Context, seconds: float) -> Slept:
+    """Sleep on the DNS loop, as a lookup waits for its answer."""
+    await asyncio.sleep(seconds)
+    return {"seconds": seconds}
+
+
+def coroutine_gateway(settings, *observers) -> Gateway:
+    registry = Registry()
+    for func in (explode, explode_later, doze):
+        registry.register(func)
+    return Gateway(registry, Services.from_settings(settings), list(observers))
+
+
+def test_a_coroutine_operation_s_stray_exception_is_internal_alone_and_in_a_multicall(settings, caplog):
+    gw = coroutine_gateway(settings)
+    err = error_of(gw.call, "explode_later")
+    out = gw.call("system.multicall", [[{"methodName": "explode_later"}, {"methodName": "doze", "params": [0]}]])
+    assert err.code == "internal" and out[0]["faultCode"] == NUMERIC["internal"]
+    for message in (err.message, out[0]["faultString"]):
+        assert "incident" in message and "secret" not in message and "ValueError" not in message
+    assert out[1] == [{"seconds": 0}]
+    logged = [r for r in caplog.records if r.getMessage().startswith("internal error in explode_later")]
+    assert len(logged) == 2 and "secret detail" in caplog.text  # the operator's log has each, in full
+    gw.close()
+
+
+def test_a_coroutine_operation_is_cut_at_its_deadline_alone_and_in_a_multicall(settings):
+    gw = coroutine_gateway(settings.replace(timeout=0.2))
+    assert error_of(gw.call, "doze", [30]).code == "timeout"
+    out = gw.call("system.multicall", [[{"methodName": "doze", "params": [30]}, {"methodName": "doze", "params": [0]}]])
+    assert out[0]["faultCode"] == NUMERIC["timeout"] and "0.2 s time limit" in out[0]["faultString"]
+    assert out[1] == [{"seconds": 0}]
+    gw.close()
+
+
+def multicall_threads() -> set[int]:
+    return {t.ident for t in threading.enumerate() if t.name.startswith("multicall") and t.ident is not None}
+
+
+def test_a_multicall_runs_its_dns_lookups_together_on_the_dns_loop_and_the_rest_on_threads(
+    settings, dns_server, http_server
+):
+    """Lookups take no thread each, whatever their number; the other elements run on the multicall threads."""
+    gw = make_gateway(settings)
+    before = multicall_threads()
+    dns_server.authority.max_in_flight = 0
+    out = gw.call("system.multicall", [[{"methodName": "resolve", "params": ["slow.example.test", "ipv4"]}] * 20])
+    assert all(r[0]["addresses"] == [{"family": "ipv4", "address": "192.0.2.50"}] for r in out)
+    assert dns_server.authority.max_in_flight >= 10  # all at once
+    assert multicall_threads() == before
+    mixed = [
+        {"methodName": "tcp_connect", "params": ["127.0.0.1", http_server.port]},
+        {"methodName": "mx_lookup", "params": ["example.test"]},
+        {"methodName": "tcp_connect", "params": ["127.0.0.1", http_server.port]},
+        {"methodName": "resolve", "params": ["nope.example.test"]},
+    ]
+    out = gw.call("system.multicall", [mixed])
+    assert [r[0]["connected"] for r in (out[0], out[2])] == [True, True]
+    assert out[1][0]["mx"] and out[3]["faultString"].startswith("not_found")
+    assert multicall_threads() - before  # the connections were made on the multicall threads
+    gw.close()
+
+
+def test_every_lookup_of_a_multicall_passes_admission_and_the_observers(settings):
+    """Each coroutine element enters through the same door as a call: admitted (or refused) in order, told to
+    the observers at its start and its end, its place given back when it ends."""
+    recorder = Recorder()
+    gw = coroutine_gateway(settings.replace(max_outbound=3), recorder)
+    out = gw.call("system.multicall", [[{"methodName": "doze", "params": [0.05]}] * 5])
+    assert [r if isinstance(r, list) else r["faultCode"] for r in out] == [[{"seconds": 0.05}]] * 3 + [
+        NUMERIC["rate_limited"]
+    ] * 2
+    assert recorder.heard.count(("started", "doze")) == 5
+    assert recorder.heard.count(("finished", "doze", "ok")) == 3
+    assert recorder.heard.count(("finished", "doze", "rate_limited")) == 2
+    assert recorder.heard[-1] == ("finished", "system.multicall", "ok")  # after every element's end
+    out = gw.call("system.multicall", [[{"methodName": "doze", "params": [0]}] * 3])
+    assert all(isinstance(r, list) for r in out)  # the first multicall's places were given back
+    gw.close()
 
 
 class Recorder:

@@ -114,8 +114,10 @@ def test_the_gateway_s_threads_show_their_names_to_the_system(gateway_flags):
     with ServerProcess(*ALL_FREE, *gateway_flags) as server:
         server.wait_ready(len(TRANSPORTS))
         client = connect(server, "jsonrpc")  # type: ignore[arg-type]
-        # A multicall starts the multicall threads; its resolves, the DNS queries' loop.
-        assert len(client.multicall([("resolve", ["www.example.test"]), ("resolve", ["www.example.test"])])) == 2
+        # A multicall's connection attempts start the multicall threads; its lookups, the DNS loop.
+        port = server.ports["jsonrpc"]
+        calls = [("resolve", ["www.example.test"]), ("tcp_connect", ["127.0.0.1", port])] * 2
+        assert [type(r) for r in client.multicall(calls)] == [dict] * 4
         client.close()
         names = set()
         for task in Path(f"/proc/{server.proc.pid}/task").iterdir():

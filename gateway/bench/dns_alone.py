@@ -1,9 +1,10 @@
 """The floor under a multicall of slow mx_lookups: its DNS queries sent through dnspython alone, on the event loop
 the gateway sends them from, with no gateway around them.
 
-The gateway sends every query of the process from one event loop (:mod:`gateway.names`), so a multicall of 100
-mx_lookups is 300 queries made, sent, read and parsed by dnspython on one thread. Measured here the same way,
-the difference to the gateway's multicall is what the gateway adds: the calls, their threads, the transport.
+The gateway runs its DNS operations, and sends every query of the process, on one event loop
+(:data:`gateway.eventloop.DNS_LOOP`), so a multicall of 100 mx_lookups is 300 queries made, sent, read and parsed by
+dnspython on one thread. Measured here the same way, the difference to the gateway's multicall is what the gateway
+adds: the calls and the transport.
 ``python -m gateway.bench.dns_alone HOST:PORT LOOKUPS ROUNDS`` prints the figures as JSON.
 """
 

@@ -51,7 +51,7 @@ def allowed_addresses(ctx: Context, host: str) -> list[str]:
     if ip is not None:
         candidates = [ip]
     else:
-        _, found = ctx.names.addresses(host, ctx.deadline)
+        _, found = ctx.names.wait_addresses(host, ctx.deadline)
         if not found:
             raise GatewayError(NOT_FOUND, f"{host} has no addresses")
         candidates = [ip_literal(address) for _, address in found]  # type: ignore[misc]

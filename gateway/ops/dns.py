@@ -1,7 +1,9 @@
 """DNS operations: resolve, reverse_lookup, dns_query, mx_lookup.
 
 They only talk to the configured resolvers and report addresses as they are;
-the target policy applies to operations that connect, not to these.
+the target policy applies to operations that connect, not to these. They are
+coroutines: they run on the loop their queries are sent from, and a multicall
+of them runs there together, with no thread of its own each.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ class MxResult(TypedDict):
 
 
 @operation(errors=LOOKUP_ERRORS, example={"host": "example.com"})
-def resolve(
+async def resolve(
     ctx: Context,
     host: Annotated[str, "host name or IP address"],
     family: Annotated[Literal["any", "ipv4", "ipv6"], "which address families to return"] = "any",
@@ -111,13 +113,13 @@ def resolve(
         fam = f"ipv{ip.version}"
         found = [{"family": fam, "address": str(ip)}] if family in ("any", fam) else []
         return {"host": host, "canonical_name": "", "addresses": found}  # type: ignore[typeddict-item]
-    canonical, found_pairs = ctx.names.addresses(host, ctx.deadline, family)
+    canonical, found_pairs = await ctx.names.addresses(host, ctx.deadline, family)
     addresses = [{"family": f, "address": a} for f, a in found_pairs]
     return {"host": host, "canonical_name": canonical, "addresses": addresses}  # type: ignore[typeddict-item]
 
 
 @operation(errors=(INVALID_ARGUMENT, TIMEOUT, CONNECTION_FAILED), example={"address": "1.1.1.1"})  # no PTR: a result
-def reverse_lookup(ctx: Context, address: Annotated[str, "IPv4 or IPv6 address"]) -> ReverseResult:
+async def reverse_lookup(ctx: Context, address: Annotated[str, "IPv4 or IPv6 address"]) -> ReverseResult:
     """Find the PTR name of an address and check that the name resolves back to it (forward-confirmed reverse DNS).
 
     At most the first 4 PTR names are looked up forward (one PTR query, then at most 8).
@@ -125,10 +127,10 @@ def reverse_lookup(ctx: Context, address: Annotated[str, "IPv4 or IPv6 address"]
     ip = ip_literal(address)
     if ip is None:
         raise GatewayError(INVALID_ARGUMENT, f"{address[:100]!r} is not an IP address")
-    names = ctx.names.reverse(str(ip), ctx.deadline)
+    names = await ctx.names.reverse(str(ip), ctx.deadline)
     for name in names[:MAX_PTR_NAMES]:
         try:
-            _, forward = ctx.names.addresses(name, ctx.deadline)
+            _, forward = await ctx.names.addresses(name, ctx.deadline)
         except GatewayError as exc:
             if exc.code != NOT_FOUND:
                 raise
@@ -140,7 +142,7 @@ def reverse_lookup(ctx: Context, address: Annotated[str, "IPv4 or IPv6 address"]
 
 
 @operation(errors=LOOKUP_ERRORS, example={"name": "example.com", "rdtype": "TXT"})
-def dns_query(
+async def dns_query(
     ctx: Context,
     name: Annotated[str, "domain name to query"],
     rdtype: Annotated[str, "record type: " + ", ".join(RDTYPES)] = "A",
@@ -151,7 +153,7 @@ def dns_query(
         raise GatewayError(
             INVALID_ARGUMENT, f"unsupported record type {rdtype[:20]!r}; use one of {', '.join(RDTYPES)}"
         )
-    lookup = ctx.names.query(name, kind, ctx.deadline)
+    lookup = await ctx.names.query(name, kind, ctx.deadline)
     rrsets = [*lookup.cnames, *([lookup.rrset] if lookup.rrset is not None else [])]
     answers = [
         {"name": strip_dot(rrset.name), "type": _type_text(rrset.rdtype), "ttl": rrset.ttl, "data": rd.to_text()}
@@ -162,12 +164,12 @@ def dns_query(
 
 
 @operation(errors=LOOKUP_ERRORS, example={"domain": "example.com"})
-def mx_lookup(ctx: Context, domain: Annotated[str, "mail domain"]) -> MxResult:
+async def mx_lookup(ctx: Context, domain: Annotated[str, "mail domain"]) -> MxResult:
     """Find where mail for a domain goes (RFC 5321 5.1): MX by preference, else the implicit MX; null MX (RFC 7505).
 
     At most the 10 most preferred exchanges are listed and looked up (one MX query, then at most 20).
     """
-    lookup = ctx.names.query(domain, "MX", ctx.deadline)
+    lookup = await ctx.names.query(domain, "MX", ctx.deadline)
     result = {"domain": domain, "mx": [], "implicit": False, "null_mx": False, "cname_chain": lookup.cname_chain}
     records = sorted((rd.preference, strip_dot(rd.exchange)) for rd in lookup.rrset or ())
     result["truncated"] = len(records) > MAX_EXCHANGES
@@ -175,20 +177,22 @@ def mx_lookup(ctx: Context, domain: Annotated[str, "mail domain"]) -> MxResult:
     if any(exchange == "." for _, exchange in records):
         result["null_mx"] = True  # RFC 7505: "0 ." means the domain accepts no mail
     elif records:
-        result["mx"] = [{"preference": p, "exchange": e, "addresses": _exchange_addresses(ctx, e)} for p, e in records]
+        result["mx"] = [
+            {"preference": p, "exchange": e, "addresses": await _exchange_addresses(ctx, e)} for p, e in records
+        ]
     else:
         # RFC 5321 5.1: no MX records, so the domain itself (its canonical name) is the implicit MX.
-        addresses = _exchange_addresses(ctx, lookup.canonical_name)
+        addresses = await _exchange_addresses(ctx, lookup.canonical_name)
         if addresses:
             result["implicit"] = True
             result["mx"] = [{"preference": 0, "exchange": lookup.canonical_name, "addresses": addresses}]
     return result  # type: ignore[return-value]
 
 
-def _exchange_addresses(ctx: Context, exchange: str) -> list[str]:
+async def _exchange_addresses(ctx: Context, exchange: str) -> list[str]:
     """Addresses of a mail exchange through DNS, IPv4 first; [] when it does not exist."""
     try:
-        _, found = ctx.names.dns_addresses(exchange, ctx.deadline)
+        _, found = await ctx.names.dns_addresses(exchange, ctx.deadline)
     except GatewayError as exc:
         if exc.code in (NOT_FOUND, INVALID_ARGUMENT):
             return []
