@@ -15,9 +15,9 @@ import concurrent.futures
 import functools
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dns.asyncbackend
 import dns.asyncresolver
@@ -37,7 +37,7 @@ from gateway.eventloop import DNS_LOOP, name_native_thread
 if TYPE_CHECKING:
     from gateway.context import Deadline
 
-__all__ = ["Lookup", "Names", "dns_name", "strip_dot"]
+__all__ = ["Lookup", "Names", "dns_name", "strip_dot", "together"]
 
 FAMILIES = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
 _FAMILY_NAMES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
@@ -134,13 +134,7 @@ class Names:
         """A then AAAA records of ``name`` through DNS: (canonical name, [(family, address)])."""
         qname = dns_name(name)
         wanted = [(fam, rdtype) for fam, rdtype in (("ipv4", "A"), ("ipv6", "AAAA")) if family in ("any", fam)]
-        asked = [asyncio.ensure_future(self.query(qname, rdtype, deadline)) for _, rdtype in wanted]  # one round trip
-        try:
-            lookups = [await query for query in asked]
-        finally:
-            for query in asked:  # A failed: nobody waits for AAAA
-                query.cancel()  # (which may still end in a failure: 3.11's wait_for can swallow a cancellation)
-                query.add_done_callback(_seen)
+        lookups = await together([self.query(qname, rdtype, deadline) for _, rdtype in wanted])  # one round trip
         canonical, found = "", list[tuple[str, str]]()
         for (fam, _), lookup in zip(wanted, lookups, strict=True):
             canonical = canonical or lookup.canonical_name
@@ -209,10 +203,22 @@ class Names:
         return False
 
 
-def _seen(query: asyncio.Future[Lookup]) -> None:
-    """Look at a query's failure nobody waits for, so that asyncio does not log it as never retrieved."""
-    if not query.cancelled():
-        query.exception()
+async def together(lookups: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run lookups at once and return their outcomes in order; the first failure met cancels the others (A
+    failed: nobody waits for AAAA)."""
+    asked = [asyncio.ensure_future(lookup) for lookup in lookups]
+    try:
+        return [await lookup for lookup in asked]
+    except BaseException:
+        for lookup in asked:
+            lookup.cancel()  # which may still end in a failure (3.11's wait_for can swallow a cancellation):
+            lookup.add_done_callback(_seen)  # it is looked at, not logged as never retrieved
+        raise
+
+
+def _seen(lookup: asyncio.Future[Any]) -> None:
+    if not lookup.cancelled():
+        lookup.exception()
 
 
 async def _system(deadline: Deadline, function: Callable[..., T], *args: object) -> T:

@@ -314,7 +314,7 @@ service NetOps {
   /**
    * Find where mail for a domain goes (RFC 5321 5.1): MX by preference, else the implicit MX; null MX (RFC 7505).
    *
-   * At most the 10 most preferred exchanges are listed and looked up (one MX query, then at most 20).
+   * At most the 10 most preferred exchanges are listed and looked up (one MX query, then at most 20, at once).
    *
    * Parameters:
    *   domain (string): mail domain

@@ -46,10 +46,10 @@ async def _ask(resolver: dns.asyncresolver.Resolver, name: dns.name.Name, rdtype
 
 
 async def _mx_lookup(resolver: dns.asyncresolver.Resolver, domain: str) -> None:
-    """mx_lookup's queries: the MX, then each exchange's A and AAAA at once, in order of preference."""
+    """mx_lookup's queries: the MX, then every exchange's A and AAAA at once."""
     answer = await _ask(resolver, dns.name.from_text(domain), "MX")
-    for _, exchange in sorted((rd.preference, rd.exchange) for rd in answer.rrset or ())[:MAX_EXCHANGES]:
-        await asyncio.gather(_ask(resolver, exchange, "A"), _ask(resolver, exchange, "AAAA"))
+    exchanges = sorted((rd.preference, rd.exchange) for rd in answer.rrset or ())[:MAX_EXCHANGES]
+    await asyncio.gather(*(_ask(resolver, exchange, rdtype) for _, exchange in exchanges for rdtype in ("A", "AAAA")))
 
 
 async def _measure(host: str, port: int, lookups: int, rounds: int) -> dict[str, Any]:

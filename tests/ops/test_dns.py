@@ -72,6 +72,17 @@ def test_a_and_aaaa_are_asked_at_once_and_dns_takes_one_thread(gateway, call, dn
     assert [t.name for t in threading.enumerate() if t.name.startswith("dns")] == ["dns"] * DNS_THREADS
 
 
+def test_an_mx_lookup_asks_for_every_exchange_s_addresses_at_once(call, dns_server):
+    """Two exchanges that answer slowly: their A and AAAA queries are all in flight together, one round trip."""
+    dns_server.authority.max_in_flight = 0
+    result = call("mx_lookup", "slowmx.example.test")
+    assert [(mx["exchange"], mx["addresses"]) for mx in result["mx"]] == [
+        ("slow.example.test", ["192.0.2.50"]),
+        ("slow2.example.test", ["192.0.2.49"]),
+    ]
+    assert dns_server.authority.max_in_flight == 4
+
+
 def test_a_lookup_nobody_waits_for_leaves_nothing_behind(call, caplog):
     """A fails first, so nobody waits for AAAA: its failure is dropped quietly, not logged as never retrieved."""
     for _ in range(20):

@@ -51,6 +51,9 @@ sip             IN NAPTR 100 10 "S" "SIP+D2T" "" _sip._tcp.example.test.
 fwd             IN A     192.0.2.77
 liar            IN A     192.0.2.78
 slow            IN A     192.0.2.50
+slow2           IN A     192.0.2.49
+slowmx          IN MX    10 slow
+slowmx          IN MX    20 slow2
 blackhole       IN A     192.0.2.51
 a.b.deep        IN A     192.0.2.52
 private         IN A     10.1.2.3
@@ -94,7 +97,7 @@ $TTL 300
 """
 
 REBINDING = {"rebind.local.test.": ["127.0.0.1", "10.9.9.9"]}  # first answer allowed in tests, then private
-SLOW = {"slow.example.test.": 0.3}
+SLOW = {"slow.example.test.": 0.3, "slow2.example.test.": 0.3}
 BLACKHOLES = {"blackhole.example.test.", "51.2.0.192.in-addr.arpa."}
 
 
