@@ -293,17 +293,20 @@ class Gateway:
         ctx = Context(self.services, Deadline(seconds), settings)
         try:
             with self.services.results.scope():  # nested in the connection layer's: held until encoded
-                if op.is_async:
-                    result = DNS_LOOP.wait(_within_deadline(op.func(ctx, **bound), ctx), seconds)
-                else:
-                    result = op.func(ctx, **bound)
+                result = self._wait(op.func(ctx, **bound), ctx, seconds) if op.is_async else op.func(ctx, **bound)
         except GatewayError:
             raise
-        except TimeoutError:  # the loop did not answer in time (the coroutine's own timeout comes as a GatewayError)
-            raise ctx.deadline.expired() from None
         except Exception:
             raise _internal(op) from None
         return self._stamped(op, result, start)
+
+    @staticmethod
+    def _wait(operation: Coroutine[Any, Any, T], ctx: Context, seconds: float) -> T:
+        """Run a coroutine operation on the DNS loop, this thread waiting for it."""
+        try:
+            return DNS_LOOP.wait(_within_deadline(operation, ctx), seconds)
+        except TimeoutError:  # the loop did not answer in time (the coroutine's own timeout is a GatewayError)
+            raise ctx.deadline.expired() from None
 
     async def _run_then_end(self, op: Operation, bound: Mapping[str, Any], opened: _Opened) -> Any:
         """:meth:`run` for a multicall's coroutine element, on the DNS loop; then the end of its call (as
@@ -440,6 +443,8 @@ async def _within_deadline(operation: Coroutine[Any, Any, T], ctx: Context) -> T
             return await operation
     except TimeoutError:
         raise ctx.deadline.expired() from None
+    finally:
+        operation.close()  # not started (no time was left): closed, not left to be reported as never awaited
 
 
 async def _gather(coroutines: list[Coroutine[Any, Any, Any]]) -> list[Any]:

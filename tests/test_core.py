@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from typing import TypedDict
 
@@ -180,6 +181,16 @@ def test_a_coroutine_operation_is_cut_at_its_deadline_alone_and_in_a_multicall(s
     out = gw.call("system.multicall", [[{"methodName": "doze", "params": [30]}, {"methodName": "doze", "params": [0]}]])
     assert out[0]["faultCode"] == NUMERIC["timeout"] and "0.2 s time limit" in out[0]["faultString"]
     assert out[1] == [{"seconds": 0}]
+    gw.close()
+
+
+def test_a_coroutine_operation_given_no_time_is_a_timeout_and_leaves_nothing_unawaited(settings, recwarn):
+    """A caller's deadline (gRPC's) can leave no time by the time the loop starts the operation."""
+    gw = coroutine_gateway(settings)
+    for _ in range(20):
+        assert error_of(gw.call, "doze", [1], timeout=1e-9).code == "timeout"
+    gc.collect()
+    assert [str(w.message) for w in recwarn if "never awaited" in str(w.message)] == []
     gw.close()
 
 
