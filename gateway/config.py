@@ -202,9 +202,13 @@ class Settings:
     max_batch: int = _setting(1000, _positive(int), "calls in one multicall or batch")
     max_request_bytes: int = _setting(MiB, _positive(int), "bytes in one request")
     # Calls of one multicall run concurrently: its DNS lookups together on the DNS loop, its other calls (TCP, TLS,
-    # HTTP) on these threads, each blocked on its I/O. 128: a multicall of 100 of them runs in one wave.
+    # HTTP) on threads, each blocked on its I/O; at most this many of each kind at once, the others waiting their
+    # turn (under max_outbound, so that a long multicall takes turns rather than meet it). 128: a multicall of 100
+    # runs in one wave.
     multicall_workers: int = _setting(
-        128, _positive(int), "threads running multicall elements that are not DNS lookups"
+        128,
+        _positive(int),
+        "multicall elements running at once, across multicalls (threads for those that are not DNS lookups)",
     )
     # Threads that run calls: fixed, started at start, shared by every connection of every transport.
     # Calls mostly wait on the network; 64 keeps the CPU busy on two cores (a call's own fan-out runs on

@@ -154,6 +154,7 @@ class Gateway:
         }  # system.listMethods' answers, sorted once
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._lookup_slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None  # on the DNS loop
 
     # -- describing -------------------------------------------------------
     def method_names(self, style: Style = DOTTED, caller: Caller = NO_CALLER) -> list[str]:
@@ -190,7 +191,7 @@ class Gateway:
 
         ``timeout``: the seconds the caller will wait (a gRPC deadline), when shorter than the operation's.
         ``later``: for a coroutine operation (:attr:`Operation.is_async`), return, once admitted, the coroutine
-        that runs it and ends the call, for a multicall to run on the DNS loop beside its other elements.
+        that runs it and ends the call, for a multicall to await on the DNS loop beside its other elements.
 
         The one door into the core: authorisation first (an unauthenticated call is reported as refused,
         never labelled with the name it sent), then the observers, admission, binding and the operation.
@@ -354,12 +355,11 @@ class Gateway:
         limit = self.services.settings.max_batch
         if len(calls) > limit:
             raise GatewayError(INVALID_ARGUMENT, f"a multicall holds at most {limit} calls ({len(calls)} given)")
-        # Each element enters through the door here, in order. A coroutine operation's element (a DNS lookup)
-        # comes back admitted and not yet run: they all run together on the DNS loop, and the rest on the
-        # multicall threads meanwhile. 100 mx_lookups on 100 threads cost ~0.9 ms of CPU each in hand-offs
-        # and wake-ups, on top of their queries.
+        # The DNS lookups (coroutine operations) run together on the DNS loop, the rest on the multicall
+        # threads meanwhile. 100 mx_lookups on 100 threads cost ~0.9 ms of CPU each in hand-offs and wake-ups,
+        # on top of their queries.
         outcomes: list[Any] = [None] * len(calls)
-        coroutines: dict[int, Coroutine[Any, Any, Any]] = {}
+        lookups: dict[int, tuple[str, Sequence[Any], Mapping[str, Any]]] = {}
         threaded: dict[int, Callable[[], Any]] = {}
         for index, item in enumerate(calls):
             try:
@@ -367,22 +367,42 @@ class Gateway:
                 op = self.lookup(name, style, caller)
                 if op.name == "system.multicall":
                     raise GatewayError(INVALID_ARGUMENT, "system.multicall cannot be nested in a multicall")
-                if op.is_async:
-                    coroutines[index] = self.call(
-                        name, args, kwargs, style=style, caller=caller, element=True, later=True
-                    )
-                else:
-                    threaded[index] = functools.partial(self._one_of_many, name, args, kwargs, style, caller)
             except GatewayError as exc:
                 outcomes[index] = Failed(exc)
-        gathered = DNS_LOOP.submit(_gather(list(coroutines.values()))) if coroutines else None
+                continue
+            if op.is_async:
+                lookups[index] = (name, args, kwargs)
+            else:
+                threaded[index] = functools.partial(self._one_of_many, name, args, kwargs, style, caller)
+        gathered = DNS_LOOP.submit(self._run_lookups(list(lookups.values()), style, caller)) if lookups else None
         outcomes_of_threads = self.run_all(list(threaded.values()))
         for index, outcome in zip(threaded, outcomes_of_threads, strict=True):
             outcomes[index] = outcome
         if gathered is not None:
-            for index, outcome in zip(coroutines, gathered.result(), strict=True):
+            for index, outcome in zip(lookups, gathered.result(), strict=True):
                 outcomes[index] = outcome
         return outcomes
+
+    async def _run_lookups(
+        self, calls: Sequence[tuple[str, Sequence[Any], Mapping[str, Any]]], style: Style, caller: Caller
+    ) -> list[Any]:
+        """A multicall's coroutine elements on the DNS loop: each enters the door as it starts, at most
+        ``multicall_workers`` of every multicall's at once, the others waiting their turn, as on the multicall
+        threads (all at once, a multicall of 1,000 would meet the outbound cap, 256, and have 744 refused)."""
+        loop = asyncio.get_running_loop()
+        if self._lookup_slots is None or self._lookup_slots[0] is not loop:  # (a loop started again: a fresh one)
+            self._lookup_slots = (loop, asyncio.Semaphore(self.services.settings.multicall_workers))
+        slots = self._lookup_slots[1]
+
+        async def one(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+            async with slots:
+                try:
+                    running = self.call(name, args, kwargs, style=style, caller=caller, element=True, later=True)
+                except GatewayError as exc:
+                    return Failed(exc)
+                return await running
+
+        return await asyncio.gather(*(one(*call) for call in calls))
 
     def run_all(self, tasks: Sequence[Callable[[], T]]) -> list[T]:
         """Run tasks concurrently on the bounded multicall pool; results in order.
@@ -445,11 +465,6 @@ async def _within_deadline(operation: Coroutine[Any, Any, T], ctx: Context) -> T
         raise ctx.deadline.expired() from None
     finally:
         operation.close()  # not started (no time was left): closed, not left to be reported as never awaited
-
-
-async def _gather(coroutines: list[Coroutine[Any, Any, Any]]) -> list[Any]:
-    """Run a multicall's coroutine elements together (each ends in a result or a Failed, never raises)."""
-    return await asyncio.gather(*coroutines)
 
 
 def _internal(op: Operation) -> GatewayError:

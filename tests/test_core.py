@@ -148,10 +148,18 @@ class Slept(TypedDict):
     seconds: float
 
 
+DOZING = {"now": 0, "most": 0}  # doze calls asleep at once (all on the DNS loop's one thread)
+
+
 @operation(errors=())
 async def doze(ctx: Context, seconds: float) -> Slept:
     """Sleep on the DNS loop, as a lookup waits for its answer."""
-    await asyncio.sleep(seconds)
+    DOZING["now"] += 1
+    DOZING["most"] = max(DOZING["most"], DOZING["now"])
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        DOZING["now"] -= 1
     return {"seconds": seconds}
 
 
@@ -191,6 +199,17 @@ def test_a_coroutine_operation_given_no_time_is_a_timeout_and_leaves_nothing_una
         assert error_of(gw.call, "doze", [1], timeout=1e-9).code == "timeout"
     gc.collect()
     assert [str(w.message) for w in recwarn if "never awaited" in str(w.message)] == []
+    gw.close()
+
+
+def test_a_multicall_s_lookups_take_their_turns_rather_than_meet_the_outbound_cap(settings):
+    """At most multicall_workers elements run at once, lookups as much as threaded calls: a multicall longer
+    than the outbound cap is answered in full, in turns, not refused past the cap."""
+    gw = coroutine_gateway(settings.replace(max_outbound=4, multicall_workers=4))
+    DOZING["most"] = 0
+    out = gw.call("system.multicall", [[{"methodName": "doze", "params": [0.02]}] * 12])
+    assert out == [[{"seconds": 0.02}]] * 12
+    assert DOZING["most"] == 4
     gw.close()
 
 
