@@ -164,8 +164,9 @@ class Names:
 
     def wait_addresses(self, host: str, deadline: Deadline) -> tuple[str, list[tuple[str, str]]]:
         """:meth:`addresses`, for an operation running on a thread: it waits while the loop looks them up."""
+        seconds = deadline.remaining()  # (first: with none left, no coroutine is made to be left unawaited)
         try:
-            return DNS_LOOP.wait(self.addresses(host, deadline), deadline.remaining())
+            return DNS_LOOP.wait(self.addresses(host, deadline), seconds)
         except concurrent.futures.TimeoutError:
             raise deadline.expired() from None
 
@@ -223,9 +224,10 @@ def _seen(lookup: asyncio.Future[Any]) -> None:
 
 async def _system(deadline: Deadline, function: Callable[..., T], *args: object) -> T:
     """``function(*args)``, a call into the system's resolver, on the getaddrinfo threads, until ``deadline``."""
+    seconds = deadline.remaining()  # (first: with none left, nothing is started that nobody waits for)
     work = asyncio.get_running_loop().run_in_executor(_GETADDRINFO_POOL, functools.partial(function, *args))
     try:
-        return await asyncio.wait_for(work, deadline.remaining())
+        return await asyncio.wait_for(work, seconds)
     except TimeoutError:
         raise deadline.expired() from None
 

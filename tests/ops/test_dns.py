@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from gateway.config import Settings
-from gateway.names import DNS_THREADS
+from gateway.context import Deadline
+from gateway.names import DNS_THREADS, Names
 from gateway.ops.dns import MAX_EXCHANGES, MAX_PTR_NAMES
 from tests.conftest import checked_call, error_of, make_gateway
 
@@ -81,6 +82,16 @@ def test_an_mx_lookup_asks_for_every_exchange_s_addresses_at_once(call, dns_serv
         ("slow2.example.test", ["192.0.2.49"]),
     ]
     assert dns_server.authority.max_in_flight == 4
+
+
+@pytest.mark.parametrize("nameservers", [True, False], ids=["nameservers", "system"])
+def test_an_address_lookup_with_no_time_left_is_a_timeout_and_starts_nothing(settings, nameservers, recwarn):
+    """An operation on a thread (tcp_connect) whose deadline has passed when it looks a host up."""
+    names = Names(settings.nameserver_addresses() if nameservers else None)
+    for _ in range(10):
+        assert error_of(names.wait_addresses, "www.example.test", Deadline(0)).code == "timeout"
+    gc.collect()
+    assert [str(w.message) for w in recwarn if "never awaited" in str(w.message)] == []
 
 
 def test_a_lookup_nobody_waits_for_leaves_nothing_behind(call, caplog):
