@@ -173,6 +173,11 @@ class Gateway:
         op = self._by_style[style].get(name) if type(name) is str else None
         return op is not None and op.instant
 
+    def is_lookup(self, name: Any, style: Style = DOTTED) -> bool:
+        """Whether ``name`` is a coroutine operation (a DNS lookup), which a multicall runs on the DNS loop."""
+        op = self._by_style[style].get(name) if type(name) is str else None
+        return op is not None and op.is_async
+
     # -- calling ----------------------------------------------------------
     def call(
         self,
@@ -355,11 +360,8 @@ class Gateway:
         limit = self.services.settings.max_batch
         if len(calls) > limit:
             raise GatewayError(INVALID_ARGUMENT, f"a multicall holds at most {limit} calls ({len(calls)} given)")
-        # The DNS lookups (coroutine operations) run together on the DNS loop, the rest on the multicall
-        # threads meanwhile. 100 mx_lookups on 100 threads cost ~0.9 ms of CPU each in hand-offs and wake-ups,
-        # on top of their queries.
         outcomes: list[Any] = [None] * len(calls)
-        lookups: dict[int, tuple[str, Sequence[Any], Mapping[str, Any]]] = {}
+        lookups: dict[int, Callable[[], Coroutine[Any, Any, Any]]] = {}
         threaded: dict[int, Callable[[], Any]] = {}
         for index, item in enumerate(calls):
             try:
@@ -371,38 +373,54 @@ class Gateway:
                 outcomes[index] = Failed(exc)
                 continue
             if op.is_async:
-                lookups[index] = (name, args, kwargs)
+                lookups[index] = functools.partial(self.call_later, name, args, kwargs, style, caller)
             else:
                 threaded[index] = functools.partial(self._one_of_many, name, args, kwargs, style, caller)
-        gathered = DNS_LOOP.submit(self._run_lookups(list(lookups.values()), style, caller)) if lookups else None
-        outcomes_of_threads = self.run_all(list(threaded.values()))
-        for index, outcome in zip(threaded, outcomes_of_threads, strict=True):
+        return self.run_elements(outcomes, threaded, lookups)
+
+    def run_elements(
+        self,
+        outcomes: list[Any],
+        threaded: Mapping[int, Callable[[], Any]],
+        lookups: Mapping[int, Callable[[], Coroutine[Any, Any, Any]]],
+    ) -> list[Any]:
+        """Run a multicall's (or a batch's) elements at once and put each outcome in ``outcomes`` at its index:
+        the lookups (coroutines of :meth:`call_later`'s kind) together on the DNS loop, the rest on the
+        multicall threads meanwhile. 100 mx_lookups on 100 threads cost ~0.9 ms of CPU each in hand-offs and
+        wake-ups, on top of their queries."""
+        gathered = DNS_LOOP.submit(self._take_turns(list(lookups.values()))) if lookups else None
+        for index, outcome in zip(threaded, self.run_all(list(threaded.values())), strict=True):
             outcomes[index] = outcome
         if gathered is not None:
             for index, outcome in zip(lookups, gathered.result(), strict=True):
                 outcomes[index] = outcome
         return outcomes
 
-    async def _run_lookups(
-        self, calls: Sequence[tuple[str, Sequence[Any], Mapping[str, Any]]], style: Style, caller: Caller
-    ) -> list[Any]:
-        """A multicall's coroutine elements on the DNS loop: each enters the door as it starts, at most
-        ``multicall_workers`` of every multicall's at once, the others waiting their turn, as on the multicall
-        threads (all at once, a multicall of 1,000 would meet the outbound cap, 256, and have 744 refused)."""
+    async def _take_turns(self, lookups: Sequence[Callable[[], Coroutine[Any, Any, T]]]) -> list[T]:
+        """Lookups on the DNS loop, at most ``multicall_workers`` of every multicall's at once, the others
+        waiting their turn, as on the multicall threads (all at once, a multicall of 1,000 would meet the
+        outbound cap, 256, and have 744 refused); each is started, and so enters the door, in its turn."""
         loop = asyncio.get_running_loop()
         if self._lookup_slots is None or self._lookup_slots[0] is not loop:  # (a loop started again: a fresh one)
             self._lookup_slots = (loop, asyncio.Semaphore(self.services.settings.multicall_workers))
         slots = self._lookup_slots[1]
 
-        async def one(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        async def in_turn(lookup: Callable[[], Coroutine[Any, Any, T]]) -> T:
             async with slots:
-                try:
-                    running = self.call(name, args, kwargs, style=style, caller=caller, element=True, later=True)
-                except GatewayError as exc:
-                    return Failed(exc)
-                return await running
+                return await lookup()
 
-        return await asyncio.gather(*(one(*call) for call in calls))
+        return await asyncio.gather(*(in_turn(lookup) for lookup in lookups))
+
+    async def call_later(
+        self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], style: Style, caller: Caller
+    ) -> Any:
+        """A multicall element naming a coroutine operation (:meth:`is_lookup`), on the DNS loop: through the
+        same door as :meth:`call`; its result, or :class:`Failed`."""
+        try:
+            running = self.call(name, args, kwargs, style=style, caller=caller, element=True, later=True)
+        except GatewayError as exc:
+            return Failed(exc)
+        return await running
 
     def run_all(self, tasks: Sequence[Callable[[], T]]) -> list[T]:
         """Run tasks concurrently on the bounded multicall pool; results in order.

@@ -3,9 +3,11 @@
 jsonrpcserver resolves and calls methods and shapes responses; this module
 adds what the spec asks and the library leaves out: a batch is split here so
 an invalid element gets its own -32600 while the valid ones still run, batch
-elements run concurrently on the core's bounded pool, the batch size is
-capped, and requests are validated by a few structural checks instead of the
-library's per-request JSON-schema pass (~130 µs a request).
+elements run concurrently as a multicall's do (DNS lookups together on the DNS
+loop, through the library's async dispatcher; the rest on the core's bounded
+pool), the batch size is capped, and requests are validated by a few
+structural checks instead of the library's per-request JSON-schema pass
+(~130 µs a request).
 
 Types: JSON objects, arrays, strings, numbers and booleans map onto the
 registry's types; ``null`` and NaN are refused.  Errors: ``{"code": N,
@@ -20,17 +22,18 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from jsonrpcserver.async_dispatcher import dispatch_deserialized as dispatch_later
 from jsonrpcserver.dispatcher import dispatch_deserialized
 from jsonrpcserver.response import to_serializable_one
-from jsonrpcserver.result import Error, Success
+from jsonrpcserver.result import Error, Result, Success
 from jsonrpcserver.sentinels import NOCONTEXT
 
-from gateway.core import DOTTED, Gateway
+from gateway.core import DOTTED, Failed, Gateway
 from gateway.errors import INVALID_ARGUMENT, INVALID_REQUEST, PARSE_ERROR, GatewayError
 from gateway.net.budget import MAX_DEPTH, MAX_ITEMS, json_within_budget, nested_within
 from gateway.observe import Caller
 from gateway.transports._http import App, HTTPCodec
-from gateway.transports.base import dump_json, guarded, load_json
+from gateway.transports.base import dump_json, guarded, internal_error, load_json
 
 __all__ = ["JSONRPCCodec"]
 
@@ -84,6 +87,10 @@ class _Methods(Mapping[str, Callable[..., Any]]):
     def __getitem__(self, name: str) -> Callable[..., Any]:
         return _Method(self._invoke, name)
 
+    def later(self) -> _LaterMethods:
+        """The same methods for jsonrpcserver's async dispatcher: DNS lookups, run on the DNS loop."""
+        return _LaterMethods(self.gateway, self.caller)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.gateway.method_names(DOTTED))
 
@@ -95,7 +102,25 @@ class _Methods(Mapping[str, Callable[..., Any]]):
             call = functools.partial(self.gateway.call, name, args, kwargs, style=DOTTED, caller=self.caller)
             return Success(guarded(call, f"jsonrpc {name[:50]}"))
         except GatewayError as exc:
-            return Error(exc.number, str(exc), {"code": exc.code})
+            return _error(exc)
+
+
+def _error(exc: GatewayError) -> Result:
+    return Error(exc.number, str(exc), {"code": exc.code})
+
+
+class _LaterMethods(_Methods):
+    """Methods whose calls are coroutines (a batch's lookups): jsonrpcserver's async dispatcher awaits them."""
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        return _Method(self._invoke_later, name)
+
+    async def _invoke_later(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await self.gateway.call_later(name, args, kwargs, DOTTED, self.caller)
+        except Exception as exc:  # the async dispatcher would answer a stray one with its text: never shown
+            return _error(internal_error(exc, f"jsonrpc {name[:50]}"))
+        return _error(result.error) if isinstance(result, Failed) else Success(result)
 
 
 class _Method:
@@ -162,19 +187,40 @@ class _JSONRPCApp(App):
             self.gateway.refused(caller, "batch_too_large")
             too_many = GatewayError(INVALID_ARGUMENT, f"a batch holds at most {limit} requests ({len(request)} given)")
             return dump_json(error_object(too_many))
-        answers = self.gateway.run_all([functools.partial(self._one, element, methods) for element in request])
+        threaded: dict[int, Callable[[], dict[str, Any] | None]] = {}
+        lookups: dict[int, Callable[[], Any]] = {}
+        for index, element in enumerate(request):
+            if type(element) is dict and self.gateway.is_lookup(element.get("method")):
+                lookups[index] = functools.partial(self._one_later, element, methods)
+            else:
+                threaded[index] = functools.partial(self._one, element, methods)
+        answers = self.gateway.run_elements([None] * len(request), threaded, lookups)
         answers = [a for a in answers if a is not None]
         return dump_json(answers) if answers else None  # a batch of notifications gets no response
 
     def _one(self, element: Any, methods: _Methods) -> dict[str, Any] | None:
-        problem = _invalid(element)
-        if problem:
-            self.gateway.refused(methods.caller, "invalid_request")
-            invalid = GatewayError(INVALID_ARGUMENT, f"not a valid JSON-RPC 2.0 request: {problem}")
-            return error_object(invalid, INVALID_REQUEST, _id_of(element))
+        problem = self._invalid(element, methods.caller)
+        if problem is not None:
+            return problem
         # jsonrpc 5.0.9's hints ask for a dict of methods (any Mapping works: it only looks names up) and a
         # serializer returning an iterable (to_serializable_one returns the one response dict).
         return dispatch_deserialized(methods, NOCONTEXT, to_serializable_one, element)  # type: ignore[arg-type,return-value]
+
+    async def _one_later(self, element: Any, methods: _Methods) -> dict[str, Any] | None:
+        """A batch's element naming a lookup, on the DNS loop, in its turn: :meth:`_one`, awaited."""
+        problem = self._invalid(element, methods.caller)
+        if problem is not None:
+            return problem
+        return await dispatch_later(methods.later(), NOCONTEXT, to_serializable_one, element)  # type: ignore[arg-type,return-value]
+
+    def _invalid(self, element: Any, caller: Caller) -> dict[str, Any] | None:
+        """The -32600 answer to an element that is not a JSON-RPC 2.0 request (refused), or None."""
+        problem = _invalid(element)
+        if not problem:
+            return None
+        self.gateway.refused(caller, "invalid_request")
+        invalid = GatewayError(INVALID_ARGUMENT, f"not a valid JSON-RPC 2.0 request: {problem}")
+        return error_object(invalid, INVALID_REQUEST, _id_of(element))
 
     def refuse(self, error: GatewayError) -> bytes:
         return dump_json(error_object(error))

@@ -12,8 +12,12 @@ import pytest
 import rpyc
 
 from gateway.idl import render
+from gateway.observe import Caller
 from gateway.ops import default_registry
+from gateway.server import Running
+from gateway.transports.jsonrpc import _JSONRPCApp
 from tests.servers.http import long_text
+from tests.test_core import Recorder, coroutine_gateway, multicall_threads
 from tests.transports.clients import IDL, assert_no_leak, connect
 from tests.transports.test_conformance import wait_until
 
@@ -93,6 +97,69 @@ def test_jsonrpc_batch_runs_concurrently(jsonrpc, dns_server):
     _, answers = jsonrpc.post(batch)
     assert sorted(a["id"] for a in answers) == list(range(20))
     assert dns_server.authority.max_in_flight >= 10
+
+
+def test_jsonrpc_batch_runs_its_lookups_together_on_the_dns_loop_and_the_rest_on_threads(
+    transport_settings, dns_server, http_server
+):
+    """As a multicall's: lookups take no thread each, whatever their number, the other elements run on the
+    multicall threads, and every answer keeps its id and its place."""
+    gateway = Running(transport_settings.replace(transports=["jsonrpc"]))  # a fresh multicall pool
+    gateway.start()
+    client = connect(gateway, "jsonrpc")
+    try:
+        before = multicall_threads()
+        dns_server.authority.max_in_flight = 0
+        lookups = [
+            {"jsonrpc": "2.0", "method": "resolve", "params": ["slow.example.test", "ipv4"], "id": i} for i in range(20)
+        ]
+        _, answers = client.post(lookups)
+        assert [a["id"] for a in answers] == list(range(20))
+        assert all(a["result"]["addresses"] == [{"family": "ipv4", "address": "192.0.2.50"}] for a in answers)
+        assert dns_server.authority.max_in_flight >= 10  # all at once
+        assert multicall_threads() == before
+        port = http_server.port
+        mixed = [
+            {"jsonrpc": "2.0", "method": "tcp_connect", "params": ["127.0.0.1", port], "id": "a"},
+            {"jsonrpc": "2.0", "method": "mx_lookup", "params": ["example.test"], "id": "b"},
+            {"jsonrpc": "2.0", "method": "resolve", "params": ["nope.example.test"]},  # a notification: no answer
+            {"jsonrpc": "2.0", "method": "resolve", "params": {"hostname": "x"}, "id": "c"},
+            {"jsonrpc": "2.0", "method": "resolve", "params": ["nope.example.test"], "id": "d"},
+            {"jsonrpc": "2.0", "method": "resolve", "params": ["www.example.test"], "id": 5, "extra": 1},
+            {"jsonrpc": "2.0", "method": "tcp_connect", "params": ["127.0.0.1", port], "id": "e"},
+        ]
+        _, answers = client.post(mixed)
+        assert [a["id"] for a in answers] == ["a", "b", "c", "d", 5, "e"]
+        assert answers[0]["result"]["connected"] and answers[5]["result"]["connected"]
+        assert answers[1]["result"]["mx"]
+        codes = [(a["error"]["code"], a["error"]["data"]["code"]) for a in answers[2:5]]
+        assert codes == [(-32602, "invalid_argument"), (-32001, "not_found"), (-32600, "invalid_argument")]
+        assert multicall_threads() - before  # the connections were made on the multicall threads
+    finally:
+        client.close()
+        gateway.stop()
+
+
+class _Exploding(Recorder):
+    def started(self, caller: Caller, method: str) -> None:
+        raise ValueError("secret detail in /srv/gateway/observer.py")
+
+
+@pytest.mark.parametrize("method", ["doze", "explode_later"])
+def test_a_stray_exception_in_a_jsonrpc_batch_s_lookup_is_internal_and_shows_nothing(settings, caplog, method):
+    """Whether it comes from the operation or from the door (an observer here), on the DNS loop: an
+    ``internal`` error with an incident id for that element, the operator's log in full, the rest answered."""
+    gw = coroutine_gateway(settings, _Exploding()) if method == "doze" else coroutine_gateway(settings)
+    app, caller = _JSONRPCApp(gw), Caller("jsonrpc", "127.0.0.1:1")
+    batch = [{"jsonrpc": "2.0", "method": method, "params": [0] if method == "doze" else [], "id": 1}]
+    batch.append({"jsonrpc": "2.0", "method": "system.listMethods", "id": 2})
+    answers = json.loads(app.answer(app.decode(json.dumps(batch).encode(), caller, {}), caller))
+    error = answers[0]["error"]
+    assert error["data"]["code"] == "internal" and "incident" in error["message"]
+    assert "secret" not in json.dumps(answers) and "ValueError" not in json.dumps(answers)
+    assert answers[1]["result"]  # an instant call tells the observers only at its end: answered
+    assert "secret detail" in caplog.text
+    gw.close()
 
 
 def test_jsonrpc_alternate_path_and_get(running):
