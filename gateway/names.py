@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import socket
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,7 +38,7 @@ from gateway.eventloop import DNS_LOOP, name_native_thread
 if TYPE_CHECKING:
     from gateway.context import Deadline
 
-__all__ = ["Lookup", "Names", "dns_name", "strip_dot", "together"]
+__all__ = ["Lookup", "Names", "at_once", "dns_name", "strip_dot", "together"]
 
 FAMILIES = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
 _FAMILY_NAMES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
@@ -204,17 +205,27 @@ class Names:
         return False
 
 
+@contextlib.asynccontextmanager
+async def at_once(lookups: Sequence[Coroutine[Any, Any, T]]) -> AsyncIterator[Sequence[asyncio.Future[T]]]:
+    """Start lookups at once, for the block to await in the order it wants; whatever it leaves unawaited (it
+    found what it looked for, or one failed) is cancelled when it ends."""
+    asked = [asyncio.ensure_future(lookup) for lookup in lookups]
+    try:
+        yield asked
+    finally:
+        for lookup in asked:
+            if not lookup.done():
+                lookup.cancel()  # which may still end in a failure (3.11's wait_for can swallow a cancellation):
+                lookup.add_done_callback(_seen)  # it is looked at, not logged as never retrieved
+            elif not lookup.cancelled():
+                lookup.exception()  # (a failure nobody awaited: looked at too)
+
+
 async def together(lookups: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
     """Run lookups at once and return their outcomes in order; the first failure met cancels the others (A
     failed: nobody waits for AAAA)."""
-    asked = [asyncio.ensure_future(lookup) for lookup in lookups]
-    try:
+    async with at_once(lookups) as asked:
         return [await lookup for lookup in asked]
-    except BaseException:
-        for lookup in asked:
-            lookup.cancel()  # which may still end in a failure (3.11's wait_for can swallow a cancellation):
-            lookup.add_done_callback(_seen)  # it is looked at, not logged as never retrieved
-        raise
 
 
 def _seen(lookup: asyncio.Future[Any]) -> None:

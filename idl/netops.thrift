@@ -291,7 +291,8 @@ service NetOps {
   /**
    * Find the PTR name of an address and check that the name resolves back to it (forward-confirmed reverse DNS).
    *
-   * At most the first 4 PTR names are looked up forward (one PTR query, then at most 8).
+   * At most 4 PTR names are looked up forward, at once (one PTR query, then at most 8); the first to resolve back
+   * is the hostname.
    *
    * Parameters:
    *   address (string): IPv4 or IPv6 address

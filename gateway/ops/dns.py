@@ -8,14 +8,15 @@ of them runs there together, with no thread of its own each.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal, TypedDict
 
 import dns.rdatatype
 
 from gateway.context import Context
 from gateway.errors import CONNECTION_FAILED, INVALID_ARGUMENT, NOT_FOUND, TIMEOUT, GatewayError
-from gateway.names import strip_dot, together
-from gateway.policy import ip_literal
+from gateway.names import at_once, strip_dot, together
+from gateway.policy import IPAddress, ip_literal
 from gateway.registry import operation
 
 __all__ = ["dns_query", "mx_lookup", "resolve", "reverse_lookup"]
@@ -118,25 +119,44 @@ async def resolve(
     return {"host": host, "canonical_name": canonical, "addresses": addresses}  # type: ignore[typeddict-item]
 
 
+async def _resolving_back(ctx: Context, name: str, ip: IPAddress) -> str:
+    """``name`` when it has ``ip`` among its addresses, else "" (a name that does not exist too)."""
+    try:
+        _, forward = await ctx.names.addresses(name, ctx.deadline)
+    except GatewayError as exc:
+        if exc.code != NOT_FOUND:
+            raise
+        return ""
+    return name if any(ip_literal(a) == ip for _, a in forward) else ""
+
+
 @operation(errors=(INVALID_ARGUMENT, TIMEOUT, CONNECTION_FAILED), example={"address": "1.1.1.1"})  # no PTR: a result
 async def reverse_lookup(ctx: Context, address: Annotated[str, "IPv4 or IPv6 address"]) -> ReverseResult:
     """Find the PTR name of an address and check that the name resolves back to it (forward-confirmed reverse DNS).
 
-    At most the first 4 PTR names are looked up forward (one PTR query, then at most 8).
+    At most 4 PTR names are looked up forward, at once (one PTR query, then at most 8); the first to resolve back
+    is the hostname.
     """
     ip = ip_literal(address)
     if ip is None:
         raise GatewayError(INVALID_ARGUMENT, f"{address[:100]!r} is not an IP address")
     names = await ctx.names.reverse(str(ip), ctx.deadline)
-    for name in names[:MAX_PTR_NAMES]:
-        try:
-            _, forward = await ctx.names.addresses(name, ctx.deadline)
-        except GatewayError as exc:
-            if exc.code != NOT_FOUND:
-                raise
-            continue
-        if any(ip_literal(a) == ip for _, a in forward):
-            return {"address": str(ip), "hostname": name, "forward_confirmed": True}  # type: ignore[typeddict-item]
+    # Every name is looked up forward at once (one round trip, not one per name), and the first to resolve back
+    # is the answer: a name that never answers does not hold up one that does (DNS servers shuffle a PTR
+    # answer's order, so no name comes first). A failed lookup is the error only if no name resolves back.
+    candidates = names[:MAX_PTR_NAMES]
+    failure: GatewayError | None = None
+    async with at_once([_resolving_back(ctx, name, ip) for name in candidates]) as asked:
+        for finished in asyncio.as_completed(asked):
+            try:
+                confirmed = await finished
+            except GatewayError as exc:
+                failure = failure or exc
+                continue
+            if confirmed:
+                return {"address": str(ip), "hostname": confirmed, "forward_confirmed": True}  # type: ignore[typeddict-item]
+    if failure is not None:
+        raise failure
     hostname = names[0] if names else ""
     return {"address": str(ip), "hostname": hostname, "forward_confirmed": False}  # type: ignore[typeddict-item]
 

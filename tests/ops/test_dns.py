@@ -271,6 +271,25 @@ def test_mx_lookup_of_a_few_exchanges_is_not_truncated(call):
     assert call("mx_lookup", "example.test")["truncated"] is False
 
 
+def test_a_reverse_lookup_asks_for_every_name_s_addresses_at_once(call, dns_server):
+    """Two PTR names that resolve slowly, one back to the address: all four forward queries are in flight
+    together, and the answer is the name that resolves back."""
+    dns_server.authority.max_in_flight = 0
+    result = call("reverse_lookup", "192.0.2.49")
+    assert (result["hostname"], result["forward_confirmed"]) == ("slow2.example.test", True)
+    assert dns_server.authority.max_in_flight == 4
+
+
+def test_a_reverse_lookup_does_not_wait_for_a_name_that_never_answers(call, dns_server):
+    """One PTR name never answers, the other resolves back: that is the answer, in whichever order the PTR
+    answer lists them (DNS servers shuffle it; this one does), not a timeout."""
+    seen = dns_server.authority.blackhole_queries
+    for _ in range(4):
+        result = call("reverse_lookup", "192.0.2.48")
+        assert (result["hostname"], result["forward_confirmed"]) == ("fwd48.example.test", True)
+    assert dns_server.authority.blackhole_queries >= seen + 4  # it was asked each time, at once with the other
+
+
 def test_reverse_lookup_confirms_a_bounded_number_of_names(call, dns_server):
     before = dns_server.authority.queries
     result = call("reverse_lookup", "192.0.2.55")

@@ -55,6 +55,7 @@ slow2           IN A     192.0.2.49
 slowmx          IN MX    10 slow
 slowmx          IN MX    20 slow2
 blackhole       IN A     192.0.2.51
+fwd48           IN A     192.0.2.48
 a.b.deep        IN A     192.0.2.52
 private         IN A     10.1.2.3
 metadata        IN A     169.254.169.254
@@ -86,6 +87,10 @@ $TTL 300
 10  IN PTR  www.example.test.
 77  IN PTR  fwd.example.test.
 99  IN PTR  liar.example.test.
+49  IN PTR  slow.example.test.
+49  IN PTR  slow2.example.test.
+48  IN PTR  fwd48.example.test.
+48  IN PTR  blackhole.example.test.
 {MANY_PTR}
 """
 
