@@ -174,7 +174,8 @@ class Gateway:
         return op is not None and op.instant
 
     def is_lookup(self, name: Any, style: Style = DOTTED) -> bool:
-        """Whether ``name`` is a coroutine operation (a DNS lookup), which a multicall runs on the DNS loop."""
+        """Whether ``name`` is a coroutine operation (a DNS lookup), which a multicall or a JSON-RPC batch runs
+        on the DNS loop."""
         op = self._by_style[style].get(name) if type(name) is str else None
         return op is not None and op.is_async
 
@@ -414,8 +415,8 @@ class Gateway:
     async def call_later(
         self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], style: Style, caller: Caller
     ) -> Any:
-        """A multicall element naming a coroutine operation (:meth:`is_lookup`), on the DNS loop: through the
-        same door as :meth:`call`; its result, or :class:`Failed`."""
+        """A multicall's (or a batch's) element naming a coroutine operation (:meth:`is_lookup`), on the DNS
+        loop: through the same door as :meth:`call`; its result, or :class:`Failed`."""
         try:
             running = self.call(name, args, kwargs, style=style, caller=caller, element=True, later=True)
         except GatewayError as exc:
