@@ -189,9 +189,10 @@ class _JSONRPCApp(App):
             return dump_json(error_object(too_many))
         threaded: dict[int, Callable[[], dict[str, Any] | None]] = {}
         lookups: dict[int, Callable[[], Any]] = {}
+        later = methods.later()
         for index, element in enumerate(request):
             if type(element) is dict and self.gateway.is_lookup(element.get("method")):
-                lookups[index] = functools.partial(self._one_later, element, methods)
+                lookups[index] = functools.partial(self._one_later, element, later)
             else:
                 threaded[index] = functools.partial(self._one, element, methods)
         answers = self.gateway.run_elements([None] * len(request), threaded, lookups)
@@ -199,21 +200,21 @@ class _JSONRPCApp(App):
         return dump_json(answers) if answers else None  # a batch of notifications gets no response
 
     def _one(self, element: Any, methods: _Methods) -> dict[str, Any] | None:
-        problem = self._invalid(element, methods.caller)
+        problem = self._invalid_answer(element, methods.caller)
         if problem is not None:
             return problem
         # jsonrpc 5.0.9's hints ask for a dict of methods (any Mapping works: it only looks names up) and a
         # serializer returning an iterable (to_serializable_one returns the one response dict).
         return dispatch_deserialized(methods, NOCONTEXT, to_serializable_one, element)  # type: ignore[arg-type,return-value]
 
-    async def _one_later(self, element: Any, methods: _Methods) -> dict[str, Any] | None:
+    async def _one_later(self, element: Any, methods: _LaterMethods) -> dict[str, Any] | None:
         """A batch's element naming a lookup, on the DNS loop, in its turn: :meth:`_one`, awaited."""
-        problem = self._invalid(element, methods.caller)
+        problem = self._invalid_answer(element, methods.caller)
         if problem is not None:
             return problem
-        return await dispatch_later(methods.later(), NOCONTEXT, to_serializable_one, element)  # type: ignore[arg-type,return-value]
+        return await dispatch_later(methods, NOCONTEXT, to_serializable_one, element)  # type: ignore[arg-type,return-value]
 
-    def _invalid(self, element: Any, caller: Caller) -> dict[str, Any] | None:
+    def _invalid_answer(self, element: Any, caller: Caller) -> dict[str, Any] | None:
         """The -32600 answer to an element that is not a JSON-RPC 2.0 request (refused), or None."""
         problem = _invalid(element)
         if not problem:
