@@ -126,6 +126,13 @@ class _UDP(socketserver.ThreadingMixIn, socketserver.UDPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def server_bind(self) -> None:
+        # A burst waits, not dropped: this thread starts a thread per query while sharing the GIL with the tests'
+        # clients, and with the kernel's default buffer the soak's bursts overflowed it (RcvbufErrors in
+        # /proc/net/snmp), each lost query a lookup that waited out dnspython's 2 s retry, past the 2 s limit.
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        super().server_bind()
+
 
 class _TCP(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
