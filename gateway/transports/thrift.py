@@ -127,8 +127,8 @@ class _Handler:
     def system_methodSignature(self, session: ThriftSession, name: str) -> list[list[str]]:
         return self.gateway.call("system_methodSignature", [name], style=UNDERSCORE, caller=session.link.caller)  # type: ignore[no-any-return]
 
-    def system_multicall(self, session: ThriftSession, calls: list[Any]) -> list[Any]:
-        return self._multicall(session, calls or [])
+    def system_multicall(self, session: ThriftSession, calls: list[Any] | None) -> list[Any]:
+        return self._multicall(session, calls or [])  # None: a call that left the optional field out
 
     def _multicall(self, session: ThriftSession, calls: list[Any]) -> list[Any]:
         requests: list[dict[str, Any]] = []
