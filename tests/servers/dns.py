@@ -13,7 +13,8 @@ import socketserver
 import struct
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 
 import dns.exception
 import dns.flags
@@ -43,6 +44,9 @@ class Authority:
         self.delays = {dns.name.from_text(n): s for n, s in delays.items()}
         self.blackholes = {dns.name.from_text(n) for n in blackholes}
         self.queries = 0
+        # Questions by name (lower case, no root dot). A test counts the questions about its own names: a query
+        # another test's call sent just before it ended may reach this server while the next test runs.
+        self.asked: Counter[str] = Counter()
         self.tcp_queries = 0
         self.blackhole_queries = 0
         self.in_flight = 0
@@ -59,6 +63,8 @@ class Authority:
         if not query.question:
             return None
         question = query.question[0]
+        with self._lock:
+            self.asked[question.name.to_text(omit_final_dot=True).lower()] += 1
         if question.name in self.blackholes:
             self.blackhole_queries += 1
             return None
@@ -85,6 +91,11 @@ class Authority:
         response.flags |= dns.flags.AA
         self._answer(zone, question.name, question.rdtype, response)
         return response
+
+    def questions(self, about: Callable[[str], bool]) -> int:
+        """How many questions so far were about a name that ``about`` accepts."""
+        with self._lock:
+            return sum(count for name, count in self.asked.items() if about(name))
 
     def _answer(self, zone: dns.zone.Zone, name: dns.name.Name, rdtype: int, response: dns.message.Message) -> None:
         for _ in range(16):  # CNAME chain length bound
