@@ -43,7 +43,6 @@ class Authority:
         self.rebinding_queries = 0
         self.delays = {dns.name.from_text(n): s for n, s in delays.items()}
         self.blackholes = {dns.name.from_text(n) for n in blackholes}
-        self.queries = 0
         # Questions by name (lower case, no root dot). A test counts the questions about its own names: a query
         # another test's call sent just before it ended may reach this server while the next test runs.
         self.asked: Counter[str] = Counter()
@@ -55,7 +54,6 @@ class Authority:
 
     def respond(self, wire: bytes) -> dns.message.Message | None:
         """Build the response to one query, or None to stay silent."""
-        self.queries += 1
         try:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
