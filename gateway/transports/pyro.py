@@ -57,8 +57,8 @@ log = logging.getLogger("gateway.pyro")
 OBJECT_ID = "netops"
 _HEADER = struct.Struct(Pyro5.protocol._header_format)  # "!4sHBBHHII16sHH"
 # The fields of the header the layer reads, the others skipped (unpacking all eleven costs three times as much):
-# tag, version, message type, flags, data size, annotations size, magic.
-_FRAMING = struct.Struct("!4sHBxH2xII16x2xH")
+# tag, version, message type, serializer, flags, data size, annotations size, magic.
+_FRAMING = struct.Struct("!4sHBBH2xII16x2xH")
 _CALL_FIELDS = struct.Struct("!6xBxH6xI")  # message type, flags, annotations size
 # A connect message carries the object name, the token and a correlation id: a few hundred bytes.
 CONNECT_LIMIT = 16 * 1024
@@ -205,13 +205,20 @@ class _Message:
         """Nothing to close: the layer owns the connection."""
 
 
+# What reading a caller's message can raise: Pyro5's own errors, and serpent's (it parses with ast.literal_eval,
+# after decoding UTF-8: ValueError, UnicodeDecodeError, SyntaxError; TypeError for a call of the wrong shape).
+_UNREADABLE = (Pyro5.errors.SerializeError, Pyro5.errors.ProtocolError, ValueError, SyntaxError, TypeError)
+
+
 def _safe(exc: BaseException) -> BaseException:
     """Replace what Pyro5 itself raised (unknown method, bad message) with a coded builtin exception."""
     if is_native(exc):
         return exc
     if isinstance(exc, AttributeError):
         error = GatewayError(METHOD_NOT_FOUND, "no such method on this object")
-    elif isinstance(exc, (Pyro5.errors.SerializeError, Pyro5.errors.ProtocolError, TypeError)):
+    elif isinstance(exc, Pyro5.errors.DaemonError):  # the message names an object the daemon does not have
+        error = GatewayError(NOT_FOUND, "no such object")
+    elif isinstance(exc, _UNREADABLE):
         error = GatewayError(INVALID_ARGUMENT, "the request could not be decoded")
     else:
         log.error("pyro request failed", exc_info=exc)
@@ -253,18 +260,22 @@ class PyroSession(Session):
 
     def _size(self, buffer: bytes | bytearray) -> int:
         """The size of the message whose header starts ``buffer``, checked before its body is kept."""
-        tag, version, kind, flags, data_size, annotations_size, magic = _FRAMING.unpack_from(buffer)
+        tag, version, kind, serializer, flags, data_size, annotations_size, magic = _FRAMING.unpack_from(buffer)
         if tag != b"PYRO" or version != Pyro5.protocol.PROTOCOL_VERSION or magic != _MAGIC:
             raise Refuse("parse_error")
         size = data_size + annotations_size
         if not self.connect_seen:
-            # Before the handshake: one small, uncompressed connect message and nothing else.
+            # Before the handshake: one small, uncompressed connect message, in serpent, and nothing else.
             if kind != Pyro5.protocol.MSG_CONNECT or flags & Pyro5.protocol.FLAGS_COMPRESSED:
                 raise Refuse("handshake")
             if size > CONNECT_LIMIT:
                 raise Refuse("too_large")
+            if serializer != _SERPENT.serializer_id:
+                raise Refuse("handshake")  # the only serializer spoken here (see configure_pyro)
         elif size > self.limit:
             raise Refuse("too_large")
+        elif kind != _PING and (kind != _INVOKE or serializer != _SERPENT.serializer_id):
+            raise Refuse("parse_error")  # after it, what Pyro5's daemon reads: calls in serpent, and pings
         return _HEADER.size + size
 
     def instant(self, data: bytes) -> bool:
@@ -281,7 +292,12 @@ class PyroSession(Session):
         """Answer one message on a worker (in parts when its result has long strings)."""
         if not self.connected:
             message = _Message(data, self.link.caller, self.peer)
-            self.connected = self.daemon._handshake(message)
+            try:
+                self.connected = self.daemon._handshake(message)
+            except Exception:  # its annotations could not be read, nor a failure answered: nothing to answer in
+                self.link.gateway.refused(self.link.caller, "handshake")
+                self.close_after = True
+                return None
             self.close_after = not self.connected
             if self.connected:
                 self.link.caller = message.netops_caller
@@ -305,7 +321,10 @@ class PyroSession(Session):
             if answer is not None:
                 return answer
         message = _Message(data, self.link.caller, self.peer)
-        self.daemon.handleRequest(message)
+        try:
+            self.daemon.handleRequest(message)
+        except Exception:  # raised before Pyro5's own handling starts: the message's annotations are unreadable
+            return self._refuse(data, "parse_error", "the message could not be read", INVALID_ARGUMENT)
         if oneway:
             return None
         if message.long is not None and message.long.strings:
@@ -367,7 +386,7 @@ class PyroSession(Session):
             return None
         reply = _Message(b"", self.link.caller)
         error = native_exception(GatewayError(code, message))
-        self.daemon._sendExceptionResponse(reply, fields[5], fields[3], error, None)
+        self.daemon._sendExceptionResponse(reply, fields[5], _SERPENT.serializer_id, error, None)
         return b"".join(reply.output)
 
     def _inflate(self, data: bytes) -> bytes | None:
@@ -438,6 +457,7 @@ _DIRECT_FIELDS = struct.Struct("!6xBBHH4xI16s4x")
 _SERPENT = Pyro5.serializers.serializers["serpent"]
 _VERSION, _RESULT, _CORR_ID = Pyro5.protocol.PROTOCOL_VERSION, Pyro5.protocol.MSG_RESULT, Pyro5.protocol.FLAGS_CORR_ID
 _MAGIC = Pyro5.protocol._magic_number
+_INVOKE, _PING = Pyro5.protocol.MSG_INVOKE, Pyro5.protocol.MSG_PING
 
 
 def _correlation_id() -> bytes:
