@@ -120,6 +120,20 @@ def _flat(body: bytes) -> tuple[tuple[Any, ...], str] | None:
     return tuple(params), call[3]
 
 
+# What the stdlib's unmarshaller raises on a body it cannot read: expat's and defusedxml's errors, its own for an
+# unknown element (xmlrpc.client.ResponseError), and the conversions' (int, base64: ValueError; boolean:
+# TypeError; bigdecimal: decimal.InvalidOperation, an ArithmeticError); IndexError for a struct's lone member.
+_UNREADABLE = (
+    xml.parsers.expat.ExpatError,
+    DefusedXmlException,
+    xmlrpc.client.Error,
+    ValueError,
+    TypeError,
+    IndexError,
+    ArithmeticError,
+)
+
+
 def loads(body: bytes) -> tuple[tuple[Any, ...], str]:
     """Parse a methodCall with entity expansion forbidden, within the work budget: (params, method name)."""
     flat = _flat(body)
@@ -267,7 +281,7 @@ class _XMLRPCApp(App):
             self.gateway.refused(caller, "decode_limit")
             too_much = f"arguments hold at most {MAX_ELEMENTS} elements, nested at most {MAX_DEPTH} deep"
             return fault(GatewayError(INVALID_ARGUMENT, too_much))
-        except (xml.parsers.expat.ExpatError, DefusedXmlException, ValueError, TypeError, IndexError):
+        except _UNREADABLE:
             self.gateway.refused(caller, "parse_error")
             return fault(GatewayError(INVALID_ARGUMENT, "request is not a well-formed XML-RPC methodCall"), PARSE_ERROR)
 
