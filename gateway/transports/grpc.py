@@ -178,6 +178,9 @@ class GRPCCodec(ServingCodec):
             self.pool.AddSerializedFile(health_pb2.DESCRIPTOR.serialized_pb)
         self.server: grpc.aio.Server | None = None
         self.started = self.stopped = False
+        self.up = False  # grpcio's server accepts calls (it can stop on its own: see _serve_again)
+        self.address = ("", 0, False)  # host, bound port, reuse_port: where to serve again
+        self.recovery: set[asyncio.Future[Any]] = set()  # serving again, and the failed server's end (kept alive)
         self.io = LoopThread("grpc-io")
         self.workers: ThreadPoolExecutor | None = None
         self.health: health.aio.HealthServicer | None = None
@@ -194,6 +197,7 @@ class GRPCCodec(ServingCodec):
         if not bound:  # grpcio says only "failed to bind"; a busy port is by far the likeliest cause
             self._end_loop()
             raise OSError(errno.EADDRINUSE, "address already in use")
+        self.address = (host, bound, reuse_port)
         return bound
 
     def _on_loop(self, work: Coroutine[Any, Any, Any], timeout: float | None = 30.0) -> Any:
@@ -219,9 +223,10 @@ class GRPCCodec(ServingCodec):
             # No bandwidth-probing pings with each answer: a call is one round trip on the wire.
             ("grpc.http2.bdp_probe", 0),
         ]
-        self.workers = ThreadPoolExecutor(
-            settings.call_workers, thread_name_prefix="grpc", initializer=name_native_thread
-        )
+        if self.workers is None:  # (kept when the server is made again)
+            self.workers = ThreadPoolExecutor(
+                settings.call_workers, thread_name_prefix="grpc", initializer=name_native_thread
+            )
         server = grpc.aio.server(
             handlers=[self._service()],
             # Only when tokens are required: grpcio runs an interceptor in Python on every call.
@@ -261,14 +266,75 @@ class GRPCCodec(ServingCodec):
         self.started = True
 
     async def _start(self) -> None:
-        assert self.server is not None and self.health is not None
-        await self.server.start()
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set(FULL_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        server, health_servicer = self.server, self.health
+        assert server is not None and health_servicer is not None
+        # The first task grpcio makes as it starts (before it awaits anything) is its accept loop: watched, to
+        # serve again if it fails.
+        loop = asyncio.get_running_loop()
+        made: list[asyncio.Task[Any]] = []
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            loop.set_task_factory(None)
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+            made.append(task)
+            return task
+
+        loop.set_task_factory(factory)  # type: ignore[arg-type]  # typeshed: the factory's own signature
+        try:
+            await server.start()
+        finally:
+            loop.set_task_factory(None)
+        if made:
+            made[0].add_done_callback(functools.partial(self._accepting_ended, server))
+        self.up = True
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(FULL_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+
+    def _accepting_ended(self, server: grpc.aio.Server, accepting: asyncio.Task[Any]) -> None:
+        """grpcio's accept loop ended: when it failed while serving, serve again (on the loop)."""
+        if accepting.cancelled() or accepting.exception() is None or self.stopped or server is not self.server:
+            return
+        self.up = False
+        self._keep(self._serve_again(server))
+
+    async def _serve_again(self, failed: grpc.aio.Server) -> None:
+        """A new server on the same port, in place of one that stopped on its own.
+
+        grpcio's asyncio server decodes each call's method path as UTF-8 in its accept loop (1.85): a path
+        that is not UTF-8 (one HTTP/2 request, before any check of ours can run) fails the loop, and grpcio
+        then stops the server. Its calls in progress still end as they would (``failed`` stops with their
+        time limit as its grace); new connections reach the new server, which binds as soon as the old one
+        lets the port go.
+        """
+        host, port, reuse_port = self.address
+        self.gateway.refused(Caller(self.name), "parse_error")
+        log.warning(
+            "grpc: the server stopped on a request it could not read (its method path was not UTF-8); "
+            "serving again on port %d",
+            port,
+        )
+        timeout = self.gateway.services.settings.timeout
+        self._keep(failed.stop(grace=timeout))
+        for _ in range(50):  # its listening socket closes as it shuts down: at once, or nearly
+            try:
+                bound = await self._build(host, port, reuse_port)
+            except OSError:
+                bound = 0
+            if bound == port:
+                await self._start()
+                return
+            await asyncio.sleep(0.05)
+        log.error("grpc: could not serve on port %d again; gRPC is down", port)
+
+    def _keep(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` on the loop, held until it ends (the loop keeps only a weak reference to a task)."""
+        task = asyncio.ensure_future(work)
+        self.recovery.add(task)
+        task.add_done_callback(self.recovery.discard)
 
     def serving(self) -> bool:
-        """Started and not stopped."""
-        return self.started and not self.stopped
+        """Started, not stopped, and grpcio's server accepting calls."""
+        return self.started and not self.stopped and self.up
 
     def close(self) -> None:
         """Stop: calls in progress get a second to finish."""
