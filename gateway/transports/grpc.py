@@ -178,7 +178,7 @@ class GRPCCodec(ServingCodec):
             self.pool.AddSerializedFile(health_pb2.DESCRIPTOR.serialized_pb)
         self.server: grpc.aio.Server | None = None
         self.started = self.stopped = False
-        self.up = False  # grpcio's server accepts calls (it can stop on its own: see _serve_again)
+        self.up = False  # grpcio's server accepts calls, or is being made again (see _serve_again)
         self.address = ("", 0, False)  # host, bound port, reuse_port: where to serve again
         self.recovery: set[asyncio.Future[Any]] = set()  # serving again, and the failed server's end (kept alive)
         self.io = LoopThread("grpc-io")
@@ -294,8 +294,7 @@ class GRPCCodec(ServingCodec):
         """grpcio's accept loop ended: when it failed while serving, serve again (on the loop)."""
         if accepting.cancelled() or accepting.exception() is None or self.stopped or server is not self.server:
             return
-        self.up = False
-        self._keep(self._serve_again(server))
+        self._keep(self._serve_again(server))  # up meanwhile: the gateway's watchdog would exit on a blink
 
     async def _serve_again(self, failed: grpc.aio.Server) -> None:
         """A new server on the same port, in place of one that stopped on its own.
@@ -325,6 +324,7 @@ class GRPCCodec(ServingCodec):
                 return
             await asyncio.sleep(0.05)
         log.error("grpc: could not serve on port %d again; gRPC is down", port)
+        self.up = False
 
     def _keep(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run ``work`` on the loop, held until it ends (the loop keeps only a weak reference to a task)."""
@@ -333,7 +333,7 @@ class GRPCCodec(ServingCodec):
         task.add_done_callback(self.recovery.discard)
 
     def serving(self) -> bool:
-        """Started, not stopped, and grpcio's server accepting calls."""
+        """Started, not stopped, and grpcio's server accepting calls (or being made again, in milliseconds)."""
         return self.started and not self.stopped and self.up
 
     def close(self) -> None:

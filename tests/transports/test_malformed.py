@@ -156,15 +156,27 @@ def test_a_grpc_method_path_that_is_not_utf8_stops_no_one_else(gateway, caplog):
             except RemoteError as exc:
                 in_progress["code"] = exc.code
 
-    caller = threading.Thread(target=slow_call)
+    blinks = []  # what the server's watchdog would have seen: the gateway not serving (it then exits)
+    watching = threading.Event()
+
+    def watch() -> None:
+        while not watching.wait(0.0005):
+            if not gateway.layer.serving():
+                blinks.append(time.monotonic())
+
+    caller, watchdog = threading.Thread(target=slow_call), threading.Thread(target=watch)
     caller.start()
     time.sleep(0.5)
+    watchdog.start()
     options = [("grpc.use_local_subchannel_pool", 1)]  # a connection of its own, its failures its own
     with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
         with pytest.raises(grpc.RpcError):
             channel.unary_unary(b"/netops.v1.NetOps/\xffListMethods")(b"", timeout=5)
     wait_until(lambda: serves(gateway, "grpc") and not gateway.not_ready(), timeout=5)
+    watching.set()
+    watchdog.join()
     caller.join(10)
+    assert not blinks
     assert in_progress == {"code": "timeout"}
     assert any("serving again" in r.getMessage() for r in caplog.records)
     assert not gateway_failures(caplog)
