@@ -304,7 +304,10 @@ class PyroSession(Session):
             return b"".join(message.output)
         flags = _CALL_FIELDS.unpack_from(data)[1]
         if flags & Pyro5.protocol.FLAGS_COMPRESSED:
-            body = self._inflate(data)
+            try:
+                body = self._inflate(data)
+            except zlib.error:
+                return self._refuse(data, "parse_error", "the compressed body is not zlib", INVALID_ARGUMENT)
             if body is None:
                 inflated = f"the request inflates to more than {self.limit} bytes"
                 return self._refuse(data, "too_large", inflated, TOO_LARGE)
@@ -390,15 +393,13 @@ class PyroSession(Session):
         return b"".join(reply.output)
 
     def _inflate(self, data: bytes) -> bytes | None:
-        """The message with its body inflated (at most the request cap), or None over the cap."""
+        """The message with its body inflated (at most the request cap), or None over the cap; zlib.error for a
+        body that is not zlib."""
         fields = list(_HEADER.unpack_from(data))
         annotations = fields[7]
         body = data[_HEADER.size + annotations :]
         inflater = zlib.decompressobj()
-        try:
-            plain = inflater.decompress(body, self.limit + 1)
-        except zlib.error:
-            return None
+        plain = inflater.decompress(body, self.limit + 1)
         if len(plain) > self.limit or inflater.unconsumed_tail:
             return None
         fields[4] &= ~Pyro5.protocol.FLAGS_COMPRESSED

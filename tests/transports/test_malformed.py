@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import logging
 import socket
+import struct
 import threading
 import time
 import xmlrpc.client
@@ -232,6 +233,18 @@ def test_a_pyro_call_serpent_cannot_read_is_invalid_argument(gateway, caplog, pa
     with caplog.at_level(logging.WARNING):
         reply = SERPENT.loads(pyro_reply(gateway, invoke(payload)))
     assert repr(reply).startswith(error), reply
+    assert not gateway_failures(caplog)
+
+
+def test_a_pyro_call_flagged_compressed_that_is_not_zlib_is_invalid_argument(gateway, caplog):
+    body = b"x" * 64  # (Pyro5's SendingMessage compresses a body itself, or clears the flag: the header by hand)
+    header = struct.pack(
+        protocol._header_format, b"PYRO", protocol.PROTOCOL_VERSION, protocol.MSG_INVOKE, SERPENT.serializer_id,
+        protocol.FLAGS_COMPRESSED, 7, len(body), 0, bytes(16), 0, protocol._magic_number,
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        reply = SERPENT.loads(pyro_reply(gateway, header + body))
+    assert repr(reply).startswith("ValueError('invalid_argument: the compressed body is not zlib"), reply
     assert not gateway_failures(caplog)
 
 
