@@ -303,6 +303,11 @@ class PyroSession(Session):
                 self.link.caller = message.netops_caller
             return b"".join(message.output)
         flags = _CALL_FIELDS.unpack_from(data)[1]
+        if flags & Pyro5.protocol.FLAGS_KEEPSERIALIZED:
+            # A SerializedBlob argument: Pyro5 reads its description with marshal.loads, which must never see a
+            # caller's bytes (it is not safe against crafted data), and no method here takes one.
+            kept = "arguments kept serialized (a SerializedBlob) are not accepted"
+            return self._refuse(data, "parse_error", kept, INVALID_ARGUMENT)
         if flags & Pyro5.protocol.FLAGS_COMPRESSED:
             try:
                 body = self._inflate(data)

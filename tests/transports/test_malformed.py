@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import marshal
 import socket
 import struct
 import threading
@@ -245,6 +246,18 @@ def test_a_pyro_call_flagged_compressed_that_is_not_zlib_is_invalid_argument(gat
     with caplog.at_level(logging.WARNING):
         reply = SERPENT.loads(pyro_reply(gateway, header + body))
     assert repr(reply).startswith("ValueError('invalid_argument: the compressed body is not zlib"), reply
+    assert not gateway_failures(caplog)
+
+
+@pytest.mark.parametrize("annotations", [{}, {"BLBI": marshal.dumps(("info", "netops", "resolve"))}])
+def test_a_pyro_call_with_arguments_kept_serialized_is_refused_unread(gateway, caplog, annotations):
+    """A SerializedBlob's description is read by Pyro5 with marshal.loads: it never sees a caller's bytes."""
+    kept = protocol.FLAGS_KEEPSERIALIZED
+    payload = serpent.dumps(("netops", "resolve", ("127.0.0.1",), {}))
+    message = protocol.SendingMessage(protocol.MSG_INVOKE, kept, 7, SERPENT.serializer_id, payload, annotations)
+    with caplog.at_level(logging.WARNING):
+        reply = SERPENT.loads(pyro_reply(gateway, message.data))
+    assert repr(reply).startswith("ValueError('invalid_argument: arguments kept serialized"), reply
     assert not gateway_failures(caplog)
 
 
