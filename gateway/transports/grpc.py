@@ -315,6 +315,8 @@ class GRPCCodec(ServingCodec):
         timeout = self.gateway.services.settings.timeout
         self._keep(failed.stop(grace=timeout))
         for _ in range(50):  # its listening socket closes as it shuts down: at once, or nearly
+            if self.stopped:
+                return  # the gateway is stopping: nothing to serve again
             try:
                 bound = await self._build(host, port, reuse_port)
             except OSError:
