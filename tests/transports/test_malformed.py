@@ -23,7 +23,7 @@ from Pyro5.serializers import serializers
 
 from gateway.config import TRANSPORTS, Settings
 from gateway.server import Running
-from tests.transports.clients import CLIENTS, RemoteError, connect
+from tests.transports.clients import CLIENTS, Client, RemoteError, connect
 from tests.transports.test_conformance import wait_until
 from tests.transports.test_hostile import exchange
 
@@ -95,17 +95,21 @@ def serves(gateway: Running, transport: str) -> bool:
     """An ordinary call is answered, on a new connection (for gRPC, one whose failures are its own: grpcio's
     channels share connections and their back-off)."""
     port = gateway.port(transport)
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
     try:
-        client = CLIENTS[transport](port, channel=channel) if transport == "grpc" else connect(gateway, transport)
-        try:
-            return "resolve" in client.call("system.listMethods")
-        finally:
-            client.close()
+        if transport != "grpc":
+            return lists(connect(gateway, transport))
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+            return lists(CLIENTS[transport](port, channel=channel))
     except (RemoteError, OSError, grpc.RpcError):
         return False
+
+
+def lists(client: Client) -> bool:
+    """``client`` lists the methods; closed after."""
+    try:
+        return "resolve" in client.call("system.listMethods")
     finally:
-        channel.close()
+        client.close()
 
 
 def gateway_failures(caplog: pytest.LogCaptureFixture) -> list[str]:
