@@ -119,12 +119,17 @@ async def resolve(
     return {"host": host, "canonical_name": canonical, "addresses": addresses}  # type: ignore[typeddict-item]
 
 
+# What looking up a name a DNS answer gave (a PTR name, an exchange) ends in when that name is no host: it does not
+# exist, or it is no domain name at all (a NUL, a space): the answer's fault, not the caller's input.
+NO_HOST = (NOT_FOUND, INVALID_ARGUMENT)
+
+
 async def _resolving_back(ctx: Context, name: str, ip: IPAddress) -> str:
-    """``name`` when it has ``ip`` among its addresses, else "" (a name that does not exist too)."""
+    """``name`` when it has ``ip`` among its addresses, else "" (a name that is no host too)."""
     try:
         _, forward = await ctx.names.addresses(name, ctx.deadline)
     except GatewayError as exc:
-        if exc.code != NOT_FOUND:
+        if exc.code not in NO_HOST:
             raise
         return ""
     return name if any(ip_literal(a) == ip for _, a in forward) else ""
@@ -215,7 +220,7 @@ async def _exchange_addresses(ctx: Context, exchange: str) -> list[str]:
     try:
         _, found = await ctx.names.dns_addresses(exchange, ctx.deadline)
     except GatewayError as exc:
-        if exc.code in (NOT_FOUND, INVALID_ARGUMENT):
+        if exc.code in NO_HOST:
             return []
         raise
     return [address for _, address in found]

@@ -153,6 +153,14 @@ def test_reverse_lookup_name_that_does_not_resolve_back(call):
     assert result["hostname"] == "liar.example.test" and result["forward_confirmed"] is False
 
 
+def test_a_ptr_name_that_is_no_host_name_is_reported_unconfirmed(call):
+    # The server's answer, not the caller's address, is odd: a name with a NUL or a space cannot be looked up
+    # forward, so it is not confirmed, and the call is not an error about the caller's input.
+    result = call("reverse_lookup", "192.0.2.66")
+    assert result["hostname"] in ("odd\\000name.example.test", "odd\\032name.example.test")
+    assert result["forward_confirmed"] is False
+
+
 def test_reverse_lookup_without_ptr(call):
     result = call("reverse_lookup", "192.0.2.123")
     assert result["hostname"] == "" and result["forward_confirmed"] is False
@@ -254,6 +262,11 @@ def test_mx_lookup_follows_cname_of_the_domain(call):
 def test_mx_lookup_null_mx_accepts_no_mail(call):
     result = call("mx_lookup", "nullmx.example.test")
     assert result["null_mx"] is True and result["mx"] == [] and result["implicit"] is False
+
+
+def test_an_exchange_that_is_no_host_name_is_listed_without_addresses(call):
+    result = call("mx_lookup", "oddmx.example.test")
+    assert result["mx"] == [{"preference": 10, "exchange": "odd\\000mx.example.test", "addresses": []}]
 
 
 def test_mx_lookup_no_mx_no_address(call):

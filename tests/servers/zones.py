@@ -34,6 +34,7 @@ implicit        IN A     192.0.2.30
 implicit        IN AAAA  2001:db8::30
 implicit-alias  IN CNAME implicit
 nullmx          IN MX    0 .
+oddmx           IN MX    10 odd\\000mx
 nomail          IN TXT   "exists, but no MX and no address"
 mail-alias      IN CNAME example.test.
 v6only          IN AAAA  2001:db8::60
@@ -91,6 +92,8 @@ $TTL 300
 49  IN PTR  slow2.example.test.
 48  IN PTR  fwd48.example.test.
 48  IN PTR  blackhole.example.test.
+66  IN PTR  odd\\000name.example.test.
+66  IN PTR  odd\\032name.example.test.
 {MANY_PTR}
 """
 
