@@ -182,9 +182,8 @@ def fetch_url(
     # Held before a byte is read, then only what was kept: bounded memory across every caller.
     held = ctx.services.results.hold(max_bytes)
     redirects: list[Redirect] = []
-    current = url
+    current, target = url, _parse_url(url)
     while True:
-        target = _parse_url(current)
         response = _exchange(ctx, target, verb, extra, max_bytes, stop_at_redirect=follow_redirects)
         location = response.headers.get("location", "")
         if not (follow_redirects and response.status in REDIRECTS and location):
@@ -192,10 +191,10 @@ def fetch_url(
         if len(redirects) >= ctx.settings.max_redirects:
             raise GatewayError(TOO_MANY_REDIRECTS, f"more than {ctx.settings.max_redirects} redirects from {url[:200]}")
         redirects.append({"url": current, "status": response.status, "address": response.address})
-        following = urljoin(current, location)
-        if _origin(following) != _origin(current):
+        following, hop = _redirect(current, location)
+        if _origin(hop) != _origin(target):
             extra = [(k, v) for k, v in extra if k not in ORIGIN_BOUND_HEADERS]
-        current = following
+        current, target = following, hop
     content_type = response.headers.get("content-type", "")
     held.resize(len(response.body))
     body, encoding, charset = _body_text(response.body, content_type, response.truncated)
@@ -264,9 +263,22 @@ def _parse_url(url: str) -> _Target:
     return _Target(url, scheme == "https", host, port, path + query, shown if port == default else f"{shown}:{port}")
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+def _redirect(current: str, location: str) -> tuple[str, _Target]:
+    """The URL a redirect's ``location`` names from ``current``, and its target; a server's location that is
+    no URL the gateway can fetch is refused as one from the caller would be, saying it came from a redirect."""
+    try:
+        following = urljoin(current, location)
+    except ValueError:  # urljoin splits both, and an unbalanced "[" in a host is a ValueError
+        following = location
+    try:
+        return following, _parse_url(following)
+    except GatewayError as exc:
+        raise GatewayError(exc.code, f"the redirect from {current[:200]} cannot be followed: {exc.message}") from None
+
+
+def _origin(target: _Target) -> tuple[bool, str, int]:
+    """Scheme, host and port: what a credential stays within."""
+    return target.https, target.host.lower(), target.port
 
 
 def _exchange(

@@ -6,6 +6,7 @@ import base64
 import json
 import resource
 import tracemalloc
+from urllib.parse import quote
 
 import pytest
 
@@ -197,6 +198,16 @@ def test_each_redirect_hop_is_checked_against_the_policy(call, web, target):
 
 def test_redirect_to_another_scheme_is_refused(call, web):
     assert error_of(call, "fetch_url", f"{web}/redirect-to?url=file:///etc/passwd").code == "invalid_argument"
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://127.0.0.1:80ation:/x", "http://[::1/", "http://127.0.0.1:99999/", "http://user:pw@127.0.0.1/"],
+)
+def test_a_redirect_to_no_url_is_a_clear_error(call, web, location):
+    # The server's Location, not the caller's URL, is broken: refused as a caller's URL would be, saying so.
+    err = error_of(call, "fetch_url", f"{web}/redirect-to?url={quote(location)}")
+    assert err.code == "invalid_argument" and "the redirect from" in err.message
 
 
 def test_credentials_do_not_follow_a_redirect_to_another_origin(call, web, http_server):
