@@ -34,6 +34,7 @@ from gateway.errors import (
     TOO_MANY_REDIRECTS,
     GatewayError,
 )
+from gateway.names import dns_name
 from gateway.ops._net import open_tcp, os_reason
 from gateway.ops._tls import certificate_report, handshake, verify_problem
 from gateway.policy import ip_literal
@@ -255,6 +256,7 @@ def _parse_url(url: str) -> _Target:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
             raise GatewayError(INVALID_ARGUMENT, f"{host[:100]!r} is not a valid host name") from None
+        dns_name(host)  # refused here, before a connection is tried (a space, a comma: urlsplit takes anything)
     default = 443 if scheme == "https" else 80
     port = port or default
     shown = f"[{host}]" if ":" in host else host

@@ -202,7 +202,13 @@ def test_redirect_to_another_scheme_is_refused(call, web):
 
 @pytest.mark.parametrize(
     "location",
-    ["http://127.0.0.1:80ation:/x", "http://[::1/", "http://127.0.0.1:99999/", "http://user:pw@127.0.0.1/"],
+    [
+        "http://127.0.0.1:80ation:/x",
+        "http://[::1/",
+        "http://127.0.0.1:99999/",
+        "http://user:pw@127.0.0.1/",
+        "http://127.0.0 301 moved, http/",
+    ],
 )
 def test_a_redirect_to_no_url_is_a_clear_error(call, web, location):
     # The server's Location, not the caller's URL, is broken: refused as a caller's URL would be, saying so.
