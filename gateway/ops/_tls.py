@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
+import re
 import socket
 import ssl
 from typing import Annotated, TypedDict
@@ -16,7 +17,7 @@ from gateway.errors import CONNECTION_FAILED, INVALID_ARGUMENT, GatewayError
 from gateway.ops._net import os_reason
 from gateway.policy import ip_literal
 
-__all__ = ["Certificate", "certificate_report", "handshake", "hostname_matches", "iso_utc", "verify_problem"]
+__all__ = ["Certificate", "Names", "certificate_report", "handshake", "hostname_matches", "iso_utc", "verify_problem"]
 
 # OpenSSL X509_V_ERR_* codes, named the way people say them.
 _VERIFY_REASONS = {
@@ -101,7 +102,14 @@ def handshake(sock: socket.socket, context: ssl.SSLContext, server_name: str, de
         raise GatewayError(CONNECTION_FAILED, f"TLS handshake failed: {os_reason(exc)}") from None
 
 
-def _names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+# A certificate's DNS names and IP addresses (as text) from its subjectAltName.
+Names = tuple[list[str], list[str]]
+
+# What cryptography raises for a certificate, or an extension, it will not read.
+_UNREADABLE = (ValueError, x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+
+def _names(cert: x509.Certificate) -> Names:
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -109,9 +117,9 @@ def _names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
     return san.get_values_for_type(x509.DNSName), [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
 
 
-def hostname_matches(cert: x509.Certificate, name: str) -> bool:
-    """RFC 6125 matching of ``name`` against the certificate's SAN: wildcards only as the whole leftmost label."""
-    dns_names, ips = _names(cert)
+def hostname_matches(names: Names, name: str) -> bool:
+    """RFC 6125 matching of ``name`` against a certificate's SAN: wildcards only as the whole leftmost label."""
+    dns_names, ips = names
     ip = ip_literal(name)
     if ip is not None:
         return any(ipaddress.ip_address(i) == ip for i in ips)
@@ -125,20 +133,55 @@ def hostname_matches(cert: x509.Certificate, name: str) -> bool:
     return False
 
 
-def certificate_report(der: bytes) -> tuple[Certificate, x509.Certificate]:
-    """Describe a DER certificate; also return the parsed certificate for further checks."""
-    cert = x509.load_der_x509_certificate(der)
-    dns_names, ips = _names(cert)
-    not_after = cert.not_valid_after_utc
-    now = datetime.datetime.now(datetime.UTC)
-    report: Certificate = {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "san": dns_names + ips,
-        "not_before": iso_utc(cert.not_valid_before_utc),
-        "not_after": iso_utc(not_after),
-        "days_remaining": int((not_after - now).total_seconds() // 86400),
-        "serial": format(cert.serial_number, "x"),
-        "sha256": hashlib.sha256(der).hexdigest(),
-    }
-    return report, cert
+def certificate_report(der: bytes) -> tuple[Certificate, Names | None, str]:
+    """Describe a DER certificate as far as it can be read: the report, its names (None when they cannot be
+    read), and what could not be read ("" when everything could).
+
+    OpenSSL completes a handshake with certificates that cryptography's stricter parser refuses (an underscore
+    in a PrintableString, an IP address of 5 bytes in the SAN, a version 1 certificate with extensions): a
+    server's malformed certificate is something to report, and what cannot be read is left absent.
+    """
+    sha256 = hashlib.sha256(der).hexdigest()
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        not_after = cert.not_valid_after_utc
+        report: Certificate = {
+            "subject": cert.subject.rfc4514_string(),
+            "issuer": cert.issuer.rfc4514_string(),
+            "san": [],
+            "not_before": iso_utc(cert.not_valid_before_utc),
+            "not_after": iso_utc(not_after),
+            "days_remaining": int((not_after - datetime.datetime.now(datetime.UTC)).total_seconds() // 86400),
+            "serial": format(cert.serial_number, "x"),
+            "sha256": sha256,
+        }
+    except _UNREADABLE as exc:
+        unread: Certificate = {
+            "subject": "",
+            "issuer": "",
+            "san": [],
+            "not_before": "",
+            "not_after": "",
+            "days_remaining": 0,
+            "serial": "",
+            "sha256": sha256,
+        }
+        return unread, None, f"the certificate cannot be parsed: {_unreadable(exc)}"
+    try:
+        names = _names(cert)
+    except _UNREADABLE as exc:
+        return report, None, f"the certificate's extensions cannot be parsed: {_unreadable(exc)}"
+    report["san"] = names[0] + names[1]
+    return report, names, ""
+
+
+def _unreadable(exc: Exception) -> str:
+    """Why cryptography refused, in words: its parse errors name Rust types ("ParseError { kind: InvalidValue,
+    location: [..., "AttributeValue::PrintableString"] }"), read here as "invalid value in PrintableString"."""
+    text = str(exc)
+    found = re.search(r"kind: (\w+)(?:.*?\"(?:\w+::)*(\w+)\" *\])?", text)
+    if found is None:
+        return text[:200]
+    kind, where = found.groups()
+    words = re.sub(r"(?<!^)(?=[A-Z])", " ", kind).lower()
+    return f"{words} in {where}" if where else words

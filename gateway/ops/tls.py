@@ -64,10 +64,12 @@ def tls_check(
         tls.close()
     if not der:
         raise GatewayError(CONNECTION_FAILED, f"{host} port {port} presented no certificate")
-    report, cert = certificate_report(der)
-    matches = hostname_matches(cert, checked_name)
+    report, names, unreadable = certificate_report(der)
+    matches = names is not None and hostname_matches(names, checked_name)
     problems = [problem] if problem else []
-    if not matches:
+    if unreadable:  # the names cannot be checked: not verified, however OpenSSL read them
+        problems.append(unreadable)
+    elif not matches:
         problems.append(f"hostname mismatch: certificate does not cover {checked_name}")
     return {  # type: ignore[typeddict-item]
         "host": host,

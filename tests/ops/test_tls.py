@@ -46,6 +46,34 @@ def test_failed_verification_is_a_report(call, https_server, host, reason, hostn
     assert result["certificate"]["sha256"]  # the certificate is still described
 
 
+def test_a_certificate_whose_names_cannot_be_read_is_a_report(call, https_server, pki):
+    # OpenSSL serves and verifies it (its SAN holds an IP address of 5 bytes); its names cannot be checked.
+    result = call("tls_check", "oddsan.local.test", https_server.port)
+    assert result["verified"] is False and result["hostname_match"] is False
+    assert result["verify_error"].startswith("the certificate's extensions cannot be parsed: ")
+    cert = result["certificate"]
+    assert cert["subject"] == "CN=oddsan.local.test" and "NetOps Test CA" in cert["issuer"] and cert["san"] == []
+    assert cert["days_remaining"] in (29, 30)
+    assert cert["sha256"] == hashlib.sha256(pki.odd["oddsan.local.test"]).hexdigest()
+
+
+def test_a_certificate_that_cannot_be_read_is_a_report(call, https_server, pki):
+    result = call("tls_check", "badcert.local.test", https_server.port)
+    assert result["verified"] is False and result["hostname_match"] is False
+    assert "the certificate cannot be parsed: invalid value in PrintableString" in result["verify_error"]
+    assert result["protocol"].startswith("TLSv1.") and result["cipher"]
+    assert result["certificate"] == {
+        "subject": "",
+        "issuer": "",
+        "san": [],
+        "not_before": "",
+        "not_after": "",
+        "days_remaining": 0,
+        "serial": "",
+        "sha256": hashlib.sha256(pki.odd["badcert.local.test"]).hexdigest(),
+    }
+
+
 def test_expired_certificate_has_negative_days(call, https_server):
     assert call("tls_check", "expired.local.test", https_server.port)["certificate"]["days_remaining"] < 0
 

@@ -78,6 +78,8 @@ notyet      IN A    127.0.0.1
 wronghost   IN A    127.0.0.1
 selfsigned  IN A    127.0.0.1
 unknownca   IN A    127.0.0.1
+oddsan      IN A    127.0.0.1
+badcert     IN A    127.0.0.1
 rebind      IN AAAA ::1
 """
 

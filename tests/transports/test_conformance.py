@@ -34,13 +34,14 @@ def error(client, method, *args, **kwargs) -> RemoteError:
 
 
 def calls_for(http_server, https_server):
-    """One representative call of every operation (positional arguments)."""
+    """One representative call of every operation (positional arguments), and results with absent parts."""
     return [
         ("resolve", ["alias.example.test", "ipv6"]),
         ("reverse_lookup", ["192.0.2.10"]),
         ("dns_query", ["txt.example.test", "TXT"]),
         ("mx_lookup", ["example.test"]),
         ("tls_check", ["expired.local.test", https_server.port]),
+        ("tls_check", ["badcert.local.test", https_server.port]),  # a certificate left absent: "", [] and 0
         ("fetch_url", [f"http://web.local.test:{http_server.port}/headers"]),
         ("tcp_connect", ["web.local.test", http_server.port]),
     ]
