@@ -2,7 +2,7 @@
 
 The Thrift transport loads this text directly; ``idl/netops.thrift`` holds the
 same text for generated clients in other languages, and a test fails when it
-is stale.  Regenerate it with ``python -m gateway.idl idl/netops.thrift``.
+is stale.  Regenerate it with ``python -m gateway.idl`` (both IDLs, into idl/).
 
 Each operation becomes a function taking its parameters as fields and
 returning its result struct; every function throws ``NetOpsError {code,

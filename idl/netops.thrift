@@ -158,7 +158,7 @@ struct FetchResult {
   4: string reason,
   /** e.g. HTTP/1.1 */
   5: string http_version,
-  /** lower-case name to value, by name; repeated headers joined with ', ' */
+  /** lower-case name to value, by name; repeated headers joined with ', '; control characters as \x1b */
   6: map<string, string> headers,
   7: list<Redirect> redirects,
   8: string content_type,

@@ -15,6 +15,7 @@ from cryptography import x509
 from gateway.context import Deadline
 from gateway.errors import CONNECTION_FAILED, INVALID_ARGUMENT, GatewayError
 from gateway.ops._net import os_reason
+from gateway.ops._text import dn_escape, shown
 from gateway.policy import ip_literal
 
 __all__ = ["Certificate", "Names", "certificate_report", "handshake", "hostname_matches", "iso_utc", "verify_problem"]
@@ -146,8 +147,8 @@ def certificate_report(der: bytes) -> tuple[Certificate, Names | None, str]:
         cert = x509.load_der_x509_certificate(der)
         not_after = cert.not_valid_after_utc
         report: Certificate = {
-            "subject": cert.subject.rfc4514_string(),
-            "issuer": cert.issuer.rfc4514_string(),
+            "subject": shown(cert.subject.rfc4514_string(), dn_escape),
+            "issuer": shown(cert.issuer.rfc4514_string(), dn_escape),
             "san": [],
             "not_before": iso_utc(cert.not_valid_before_utc),
             "not_after": iso_utc(not_after),
@@ -171,7 +172,7 @@ def certificate_report(der: bytes) -> tuple[Certificate, Names | None, str]:
         names = _names(cert)
     except _UNREADABLE as exc:
         return report, None, f"the certificate's extensions cannot be parsed: {_unreadable(exc)}"
-    report["san"] = names[0] + names[1]
+    report["san"] = [shown(name) for name in names[0]] + names[1]
     return report, names, ""
 
 

@@ -36,6 +36,7 @@ from gateway.errors import (
 )
 from gateway.names import dns_name
 from gateway.ops._net import open_tcp, os_reason
+from gateway.ops._text import percent_escape, shown
 from gateway.ops._tls import certificate_report, handshake, verify_problem
 from gateway.policy import ip_literal
 from gateway.registry import Range, operation
@@ -112,7 +113,10 @@ class FetchResult(TypedDict):
     status: int
     reason: str
     http_version: Annotated[str, "e.g. HTTP/1.1"]
-    headers: Annotated[dict[str, str], "lower-case name to value, by name; repeated headers joined with ', '"]
+    headers: Annotated[
+        dict[str, str],
+        "lower-case name to value, by name; repeated headers joined with ', '; control characters as \\x1b",
+    ]
     redirects: list[Redirect]
     content_type: str
     body: Annotated[str, "text for textual types that decode in a text charset, else base64"]
@@ -204,12 +208,12 @@ def fetch_url(
         "url": url,
         "final_url": current,
         "status": response.status,
-        "reason": response.reason,
+        "reason": shown(response.reason),  # what the server sent, its control characters escaped (see _text)
         "http_version": response.http_version,
         # Sorted by name: a map has no order on every transport (protobuf's has none), so none is promised.
-        "headers": dict(sorted(response.headers.items())),
+        "headers": {name: shown(value) for name, value in sorted(response.headers.items())},
         "redirects": redirects,
-        "content_type": content_type,
+        "content_type": shown(content_type),
         "body": body,
         "body_encoding": encoding,
         "charset": charset,
@@ -268,6 +272,7 @@ def _parse_url(url: str) -> _Target:
 def _redirect(current: str, location: str) -> tuple[str, _Target]:
     """The URL a redirect's ``location`` names from ``current``, and its target; a server's location that is
     no URL the gateway can fetch is refused as one from the caller would be, saying it came from a redirect."""
+    location = shown(location, percent_escape)  # a byte no URL may hold raw, as a browser sends it
     try:
         following = urljoin(current, location)
     except ValueError:  # urljoin splits both, and an unbalanced "[" in a host is a ValueError

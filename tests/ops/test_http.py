@@ -87,6 +87,19 @@ def test_binary_is_base64(call, web):
     assert result["body_encoding"] == "base64" and base64.b64decode(result["body"]) == bytes(range(256))
 
 
+def test_control_characters_in_a_response_head_are_escaped(call, web):
+    # XML-RPC could not carry them, and a terminal printing the result would act on the ESC.
+    result = call("fetch_url", f"{web}/controls-in-head")
+    assert result["status"] == 200 and result["reason"] == "Fine\\x07" and result["body"] == "ok"
+    assert result["headers"]["x-paint"] == "\\x1b[31mred\\x1b[0m"
+    assert result["content_type"] == result["headers"]["content-type"] == "text/plain; x=\\x01"
+
+
+def test_a_redirect_s_control_characters_are_percent_escaped(call, web):
+    result = call("fetch_url", f"{web}/redirect-to?url=/te%01xt")
+    assert result["final_url"] == f"{web}/te%01xt" and result["status"] == 404
+
+
 def test_text_with_control_characters_travels_as_base64(call, web):
     result = call("fetch_url", f"{web}/control")
     assert result["body_encoding"] == "base64" and b"\x01" in base64.b64decode(result["body"])

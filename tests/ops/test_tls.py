@@ -74,6 +74,14 @@ def test_a_certificate_that_cannot_be_read_is_a_report(call, https_server, pki):
     }
 
 
+def test_control_characters_in_a_certificate_s_names_are_escaped(call, https_server):
+    # RFC 4514's escape in a distinguished name; \x01 in a SAN DNS name (see gateway.ops._text).
+    result = call("tls_check", "ctlname.local.test", https_server.port)
+    assert result["verified"] is True
+    assert result["certificate"]["subject"] == "CN=ctl\\1Bname"
+    assert result["certificate"]["san"] == ["ctlname.local.test", "ctl\\x01name.local.test"]
+
+
 def test_expired_certificate_has_negative_days(call, https_server):
     assert call("tls_check", "expired.local.test", https_server.port)["certificate"]["days_remaining"] < 0
 

@@ -131,6 +131,16 @@ class Handler(BaseHTTPRequestHandler):
     def binary(self, _: str, __: dict) -> None:
         self.send(200, bytes(range(256)), "application/octet-stream")
 
+    def controls_in_head(self, _: str, __: dict) -> None:
+        """Control characters a terminal would act on, in the reason phrase and in headers (h11 lets them by)."""
+        self.send_response(200, "Fine\x07")
+        self.send_header("X-Paint", "\x1b[31mred\x1b[0m")
+        self.send_header("Content-Type", "text/plain; x=\x01")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(b"ok")
+
     def control_chars(self, _: str, __: dict) -> None:
         self.send(200, b"text with a \x01 control character", "text/plain")
 
@@ -213,6 +223,7 @@ ROUTES = [
     ("/bomb", Handler.bomb),
     ("/binary", Handler.binary),
     ("/control", Handler.control_chars),
+    ("/controls-in-head", Handler.controls_in_head),
     ("/latin1", Handler.latin1),
     ("/charset", Handler.hostile_charset),
     ("/headers", Handler.repeated),

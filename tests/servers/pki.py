@@ -49,10 +49,13 @@ class PKI:
         # A PrintableString may not hold "_": the subject is rewritten so (which breaks the CA's signature).
         badcert = self._issue("bad_cert.local", _san(b"\x82\x12badcert.local.test"))
         self.odd["badcert.local.test"] = badcert.replace(b"\x0c\x0ebad_cert.local", b"\x13\x0ebad_cert.local", 1)
+        # Names holding control characters (a UTF8String and an IA5String may): ESC in the subject, SOH in the SAN.
+        names = [x509.DNSName("ctlname.local.test"), x509.DNSName("ctl\x01name.local.test")]
+        self.odd["ctlname.local.test"] = self._issue("ctl\x1bname", x509.SubjectAlternativeName(names))
         for name, der in self.odd.items():
             self.contexts[name] = self._der_context(directory, name, der)
 
-    def _issue(self, common_name: str, san: x509.UnrecognizedExtension) -> bytes:
+    def _issue(self, common_name: str, san: x509.ExtensionType) -> bytes:
         """A leaf of the test CA with ``san`` as its subjectAltName, written as given (DER)."""
         ca = x509.load_pem_x509_certificate(self.ca.cert_pem.bytes())
         ca_key = serialization.load_pem_private_key(self.ca.private_key_pem.bytes(), None)

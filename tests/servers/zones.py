@@ -80,6 +80,7 @@ selfsigned  IN A    127.0.0.1
 unknownca   IN A    127.0.0.1
 oddsan      IN A    127.0.0.1
 badcert     IN A    127.0.0.1
+ctlname     IN A    127.0.0.1
 rebind      IN AAAA ::1
 """
 

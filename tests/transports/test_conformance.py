@@ -42,7 +42,9 @@ def calls_for(http_server, https_server):
         ("mx_lookup", ["example.test"]),
         ("tls_check", ["expired.local.test", https_server.port]),
         ("tls_check", ["badcert.local.test", https_server.port]),  # a certificate left absent: "", [] and 0
+        ("tls_check", ["ctlname.local.test", https_server.port]),  # names with control characters, escaped
         ("fetch_url", [f"http://web.local.test:{http_server.port}/headers"]),
+        ("fetch_url", [f"http://web.local.test:{http_server.port}/controls-in-head"]),
         ("tcp_connect", ["web.local.test", http_server.port]),
     ]
 

@@ -418,7 +418,7 @@ def test_thrift_decode_limits_close_the_connection(running, thrift, payload):
 
 
 def test_idl_is_generated_from_the_registry():
-    """Regenerate with: python -m gateway.idl idl/netops.thrift"""
+    """Regenerate with: python -m gateway.idl"""
     assert IDL.read_text() == render(default_registry())
 
 
