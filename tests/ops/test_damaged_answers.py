@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import logging
 import socket
-import threading
 import zlib
 from collections.abc import Iterator
 
@@ -20,6 +19,7 @@ from gateway import GatewayError
 from gateway.core import Gateway
 from gateway.registry import conforms
 from tests.conftest import make_gateway
+from tests.servers.tcp import accept_each
 from tests.transports.clients import assert_no_leak
 
 BODY = ("héllo wörld " * 40).encode()
@@ -77,20 +77,11 @@ class _Server:
 
     def __init__(self) -> None:
         self.answer = b""
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = accept_each(self._answer)
         self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(client, self.answer), daemon=True).start()
-
-    @staticmethod
-    def _answer(client: socket.socket, answer: bytes) -> None:
+    def _answer(self, client: socket.socket) -> None:
+        answer = self.answer
         with client:
             try:
                 client.settimeout(2)

@@ -23,6 +23,7 @@ from Pyro5.serializers import serializers
 
 from gateway.config import TRANSPORTS, Settings
 from gateway.server import Running
+from tests.servers.tcp import accept_each
 from tests.transports.clients import CLIENTS, Client, RemoteError, connect
 from tests.transports.test_conformance import wait_until
 from tests.transports.test_hostile import exchange
@@ -45,18 +46,12 @@ class _Recorder:
     def __init__(self, port: int) -> None:
         self.port = port
         self.sent = bytearray()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.listener = accept_each(self._relay)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.port))
-            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+    def _relay(self, client: socket.socket) -> None:
+        server = socket.create_connection(("127.0.0.1", self.port))
+        threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+        self._pipe(client, server, True)
 
     def _pipe(self, source: socket.socket, sink: socket.socket, keep: bool) -> None:
         try:
