@@ -1,18 +1,25 @@
-"""HTTP responses damaged on the way in, and redirects to anything: fetch_url answers with a result of its
-declared shape or a clear error, never ``internal``, and logs no failure of its own. What this found is pinned
-down, one case each, in test_http.py (a redirect to no URL, a host that is no name, control characters in the
-head)."""
+"""What servers send back, damaged: HTTP responses, redirects to anything, certificates with any names.
+fetch_url and tls_check answer with a result of the declared shape or a clear error, never ``internal``, and
+log no failure of their own. What this found is pinned down, one case each, in test_http.py (a redirect to no
+URL, a host that is no name, control characters in the head) and test_tls.py (certificates cryptography
+will not read whole)."""
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import logging
 import socket
+import ssl
 import zlib
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtensionOID, NameOID
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gateway import GatewayError
@@ -107,19 +114,25 @@ def quick(settings) -> Iterator[Gateway]:
     gw.close()
 
 
-def fetched(gw: Gateway, server: _Server, answer: bytes, follow: bool, caplog: pytest.LogCaptureFixture) -> None:
-    """Fetch from ``server`` answering ``answer``: a result of the declared shape or a clear error, nothing logged."""
-    server.answer = answer
+def answered(gw: Gateway, name: str, args: list, kwargs: dict, caplog: pytest.LogCaptureFixture, sent: object) -> None:
+    """Call: a result of the declared shape or a clear error, and nothing logged (``sent``: what the server sent,
+    shown when it fails)."""
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="gateway"):
         try:
-            result = gw.call("fetch_url", [f"http://127.0.0.1:{server.port}/"], {"follow_redirects": follow})
+            result = gw.call(name, args, kwargs)
         except GatewayError as exc:
-            assert exc.code != "internal", (answer, str(exc))
+            assert exc.code != "internal", (sent, str(exc))
             assert_no_leak(str(exc))
         else:
-            assert conforms(result, gw.lookup("fetch_url").result), (answer, result)
-    assert not caplog.records, (answer, [r.getMessage() for r in caplog.records])
+            assert conforms(result, gw.lookup(name).result), (sent, result)
+    assert not caplog.records, (sent, [r.getMessage() for r in caplog.records])
+
+
+def fetched(gw: Gateway, server: _Server, answer: bytes, follow: bool, caplog: pytest.LogCaptureFixture) -> None:
+    """Fetch from ``server`` answering ``answer``."""
+    server.answer = answer
+    answered(gw, "fetch_url", [f"http://127.0.0.1:{server.port}/"], {"follow_redirects": follow}, caplog, answer)
 
 
 @given(base=st.sampled_from(RESPONSES), edits=st.lists(damage, min_size=1, max_size=3), follow=st.booleans())
@@ -140,3 +153,65 @@ def test_a_redirect_to_anything_is_followed_or_refused_clearly(quick, server, ca
     fetched(
         quick, server, b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n", True, caplog
     )
+
+
+# -- certificates ---------------------------------------------------------------------------------------------
+KEY = ec.generate_private_key(ec.SECP256R1())
+NOW = datetime.datetime.now(datetime.UTC)
+# General names of the SAN, by tag: otherName, rfc822Name, dNSName, directoryName, URI, iPAddress, registeredID.
+general_name = st.tuples(st.sampled_from([0xA0, 0x81, 0x82, 0xA4, 0x86, 0x87, 0x88]), st.binary(max_size=20))
+
+
+def _der(names: list[tuple[int, bytes]], common_name: str) -> bytes:
+    """A self-signed certificate whose subject is ``common_name`` and whose SAN holds ``names`` as given."""
+    body = b"".join(bytes([tag, len(value)]) + value for tag, value in names)
+    san = x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30" + bytes([len(body)]) + body)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(KEY.public_key())
+    builder = builder.serial_number(1).not_valid_before(NOW).not_valid_after(NOW + datetime.timedelta(days=1))
+    return (
+        builder.add_extension(san, critical=False).sign(KEY, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    )
+
+
+class _TLSServer:
+    """Hands each connection a TLS handshake with ``context``'s certificate."""
+
+    def __init__(self) -> None:
+        self.context: ssl.SSLContext | None = None
+        self.listener = accept_each(self._handshake)
+        self.port = self.listener.getsockname()[1]
+
+    def _handshake(self, client: socket.socket) -> None:
+        with client:
+            try:
+                assert self.context is not None
+                client.settimeout(2)
+                with self.context.wrap_socket(client, server_side=True) as tls:
+                    tls.recv(1)
+            except (OSError, ssl.SSLError):
+                pass
+
+
+@pytest.fixture(scope="module")
+def tls_server() -> Iterator[_TLSServer]:
+    server = _TLSServer()
+    yield server
+    server.listener.close()
+
+
+@given(names=st.lists(general_name, max_size=3), common_name=st.text(min_size=1, max_size=20))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_certificate_with_any_names_is_reported(quick, tls_server, tmp_path, caplog, names, common_name):
+    der = _der(names, common_name)
+    (tmp_path / "cert.pem").write_text(ssl.DER_cert_to_PEM_cert(der))
+    (tmp_path / "key.pem").write_bytes(
+        KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    except ssl.SSLError:
+        assume(False)  # OpenSSL will not serve it: no server would present it
+    tls_server.context = context
+    answered(quick, "tls_check", ["127.0.0.1", tls_server.port], {}, caplog, (names, common_name))
