@@ -1,8 +1,9 @@
-"""What servers send back, damaged: HTTP responses, redirects to anything, certificates with any names.
-fetch_url and tls_check answer with a result of the declared shape or a clear error, never ``internal``, and
-log no failure of their own. What this found is pinned down, one case each, in test_http.py (a redirect to no
-URL, a host that is no name, control characters in the head) and test_tls.py (certificates cryptography
-will not read whole)."""
+"""What servers send back, damaged: DNS answers, HTTP responses, redirects to anything, certificates with
+any names. Each operation answers with a result of the declared shape or a clear error, never ``internal``
+(nor, for DNS, ``invalid_argument``: the caller's name was good), and logs no failure of its own. What this
+found is pinned down, one case each, in test_dns.py (a PTR name that is no host name), test_http.py (a
+redirect to no URL, a host that is no name, control characters in the head) and test_tls.py (certificates
+cryptography will not read whole)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import logging
 import socket
 import ssl
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import dns.message
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,6 +28,8 @@ from gateway import GatewayError
 from gateway.core import Gateway
 from gateway.registry import conforms
 from tests.conftest import make_gateway
+from tests.servers import zones
+from tests.servers.dns import Authority, DNSServer
 from tests.servers.tcp import accept_each
 from tests.transports.clients import assert_no_leak
 
@@ -114,15 +118,23 @@ def quick(settings) -> Iterator[Gateway]:
     gw.close()
 
 
-def answered(gw: Gateway, name: str, args: list, kwargs: dict, caplog: pytest.LogCaptureFixture, sent: object) -> None:
-    """Call: a result of the declared shape or a clear error, and nothing logged (``sent``: what the server sent,
-    shown when it fails)."""
+def answered(
+    gw: Gateway,
+    name: str,
+    args: list,
+    kwargs: dict,
+    caplog: pytest.LogCaptureFixture,
+    sent: object,
+    wrong: tuple[str, ...] = ("internal",),
+) -> None:
+    """Call: a result of the declared shape or a clear error (none of ``wrong``), and nothing logged (``sent``:
+    what the server sent, shown when it fails)."""
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="gateway"):
         try:
             result = gw.call(name, args, kwargs)
         except GatewayError as exc:
-            assert exc.code != "internal", (sent, str(exc))
+            assert exc.code not in wrong, (sent, str(exc))
             assert_no_leak(str(exc))
         else:
             assert conforms(result, gw.lookup(name).result), (sent, result)
@@ -215,3 +227,58 @@ def test_a_certificate_with_any_names_is_reported(quick, tls_server, tmp_path, c
         assume(False)  # OpenSSL will not serve it: no server would present it
     tls_server.context = context
     answered(quick, "tls_check", ["127.0.0.1", tls_server.port], {}, caplog, (names, common_name))
+
+
+# -- DNS answers ------------------------------------------------------------------------------------------------
+LOOKUPS = [  # good names and addresses, each answered by the test zones
+    ("resolve", ["www.example.test"]), ("resolve", ["alias.example.test"]), ("mx_lookup", ["example.test"]),
+    ("mx_lookup", ["implicit.example.test"]), ("reverse_lookup", ["192.0.2.10"]), ("reverse_lookup", ["2001:db8::10"]),
+    ("dns_query", ["txt.example.test", "TXT"]), ("dns_query", ["example.test", "CAA"]),
+    ("dns_query", ["_sip._tcp.example.test", "SRV"]), ("dns_query", ["svc.example.test", "HTTPS"]),
+    ("dns_query", ["example.test", "SOA"]), ("dns_query", ["sip.example.test", "NAPTR"]),
+]  # fmt: skip
+
+
+def _question_end(wire: bytes) -> int:
+    at = 12
+    while at < len(wire) and wire[at]:
+        at += 1 + wire[at]
+    return at + 5
+
+
+def damaged_answer(edits: list[tuple[str, float, bytes]]) -> Callable[[bytes], bytes]:
+    """What a server does to each answer: ``edits`` after its question (an answer to another question is not
+    read), kept only when the answer still parses (one that does not is dropped, and waited for in vain)."""
+
+    def rewrite(wire: bytes) -> bytes:
+        start = _question_end(wire)
+        changed = wire[:start] + damaged(wire[start:], edits) if start < len(wire) else wire
+        try:
+            dns.message.from_wire(changed)
+        except Exception:
+            return wire
+        return changed
+
+    return rewrite
+
+
+@pytest.fixture(scope="module")
+def damaging_dns() -> Iterator[DNSServer]:
+    server = DNSServer(Authority(zones.zones(), {}, ()))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def through_damage(settings, damaging_dns) -> Iterator[Gateway]:
+    gw = make_gateway(settings.replace(nameservers=(damaging_dns.address,), timeout=2.0))
+    yield gw
+    gw.close()
+
+
+@given(lookup=st.sampled_from(LOOKUPS), edits=st.lists(damage, min_size=1, max_size=3))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_damaged_dns_answer_is_a_result_or_a_clear_error(through_damage, damaging_dns, caplog, lookup, edits):
+    damaging_dns.rewrite = damaged_answer(edits)
+    name, args = lookup
+    answered(through_damage, name, args, {}, caplog, edits, wrong=("internal", "invalid_argument"))

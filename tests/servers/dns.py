@@ -153,6 +153,7 @@ class DNSServer:
 
     def __init__(self, authority: Authority) -> None:
         self.authority = authority
+        self.rewrite: Callable[[bytes], bytes] = bytes  # what a test does to each answer on its way out
         outer = self
 
         class UDPHandler(socketserver.BaseRequestHandler):
@@ -161,7 +162,7 @@ class DNSServer:
                 response = outer.authority.respond(wire)
                 if response is None:
                     return
-                sock.sendto(_udp_wire(response), self.client_address)
+                sock.sendto(outer.rewrite(_udp_wire(response)), self.client_address)
 
         class TCPHandler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
@@ -174,7 +175,7 @@ class DNSServer:
                         outer.authority.tcp_queries += 1
                         response = outer.authority.respond(_recv_exact(self.request, struct.unpack("!H", head)[0]))
                         if response is not None:
-                            wire = response.to_wire()
+                            wire = outer.rewrite(response.to_wire())
                             self.request.sendall(struct.pack("!H", len(wire)) + wire)
                 except OSError:
                     return
