@@ -26,8 +26,8 @@ def dn_escape(char: str) -> str:
 
 
 def percent_escape(char: str) -> str:
-    """A URL's escape of a character read as latin-1 (a byte as it came)."""
-    return f"%{ord(char):02X}"
+    """A URL's escape: each byte of the character's UTF-8, as the rest of a URL is quoted when it is fetched."""
+    return "".join(f"%{byte:02X}" for byte in char.encode())
 
 
 def shown(text: str, escape: Callable[[str], str] = _hex_escape) -> str:
