@@ -263,10 +263,10 @@ def _parse_url(url: str) -> _Target:
         dns_name(host)  # refused here, before a connection is tried (a space, a comma: urlsplit takes anything)
     default = 443 if scheme == "https" else 80
     port = port or default
-    shown = f"[{host}]" if ":" in host else host
+    named = f"[{host}]" if ":" in host else host  # as the Host header names it
     path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~-._")
     query = "?" + quote(parts.query, safe="/%:@!$&'()*+,;=~-._?") if parts.query else ""
-    return _Target(url, scheme == "https", host, port, path + query, shown if port == default else f"{shown}:{port}")
+    return _Target(url, scheme == "https", host, port, path + query, named if port == default else f"{named}:{port}")
 
 
 def _redirect(current: str, location: str) -> tuple[str, _Target]:
