@@ -29,6 +29,7 @@ from typing import Any
 from gateway.core import Gateway
 from gateway.eventloop import name_native_thread, new_event_loop
 from gateway.net.session import (
+    LATER,
     MAX_TOKEN_LINE,
     TOKEN_PREFIX,
     Answer,
@@ -399,6 +400,17 @@ class _Connection(asyncio.Protocol):
         if session is None or self.closed:
             self._outside_session(data)
             return
+        if session.answers_reads and not (self.queue or self.busy):
+            try:
+                reply = session.answer_read(data)
+            except Exception:
+                log.exception("%s session failed; closing the connection", self.listener.name)
+                self.abort()
+                return
+            if reply is not LATER:
+                self._write(reply)
+                self._arm(self.idle_timeout)
+                return
         try:
             requests = session.receive(data)
         except Refuse as refusal:
@@ -495,17 +507,13 @@ class _Connection(asyncio.Protocol):
         session = self.session
         assert session is not None
         try:
-            if not session.instant(request):
-                return False
-        except Exception:  # a bug in a codec's look: the request goes to a worker, which answers or logs it
-            log.exception("%s session could not look at a request", self.listener.name)
-            return False
-        try:
-            reply = session.handle(request)
+            reply = session.at_once(request)
         except Exception:
             log.exception("%s session failed; closing the connection", self.listener.name)
             session.close_after = True
             reply = None
+        if reply is LATER:
+            return False
         if type(reply) is bytes and reply and not (self.closed or self.unwritten or self.writing_paused):
             # The usual answer, written as _reply and _write would, without their two calls: on the path of
             # every instant call (with _arm's kept time, 1.2K of a Thrift call's 61.3K instructions, callgrind).

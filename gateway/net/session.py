@@ -4,15 +4,16 @@ The layer calls :meth:`Session.receive` on the loop thread with each chunk of
 bytes; it returns the complete requests framed so far (never more than the
 transport's bounds allow) or raises :class:`Refuse`.  Each request is then
 handed to :meth:`Session.handle` on a worker thread, one at a time per
-connection, in order; what it returns is written back.  A request the session
-calls :meth:`~Session.instant` (a small one for an operation that does no
-I/O, such as introspection) is answered on the loop thread instead: handing it
+connection, in order; what it returns is written back.  Each request is first
+offered to :meth:`Session.at_once` on the loop thread: a small one for an
+operation that does no I/O (introspection) is answered there, as handing it
 to a worker would cost more than answering it.  A session reaches its
 connection only through its :class:`Link`.
 """
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from gateway.core import Gateway, Style
 
 __all__ = [
-    "INSTANT_BYTES", "TOKEN_PREFIX", "Answer", "Codec", "Deferred", "Link", "Refuse", "ServingCodec", "Session",
-    "TransportCodec", "each_piece", "token_line",
+    "INSTANT_BYTES", "LATER", "TOKEN_PREFIX", "Answer", "Codec", "Deferred", "Later", "Link", "Refuse", "ServingCodec",
+    "Session", "TransportCodec", "each_piece", "token_line",
 ]  # fmt: skip
 
 
@@ -75,6 +76,14 @@ def each_piece(parts: Iterable[bytes | Deferred]) -> Iterator[bytes]:
             yield part
 
 
+class Later(enum.Enum):
+    """What :meth:`Session.at_once` returns for a request a worker must answer."""
+
+    LATER = "later"
+
+
+LATER = Later.LATER
+
 # What a session answers: bytes, or parts written in order (a large body is not joined to its head).
 Answer: TypeAlias = "bytes | Sequence[bytes | Deferred]"
 
@@ -83,7 +92,7 @@ Answer: TypeAlias = "bytes | Sequence[bytes | Deferred]"
 # with 0x80 or 0x82, a framed one with a length under the request cap), so a client sending none is served
 # as before: unauthenticated.
 TOKEN_PREFIX = b"NETOPS-TOKEN "
-INSTANT_BYTES = 4096  # the largest request a session may answer on the loop thread (see Session.instant)
+INSTANT_BYTES = 4096  # the largest request a session may answer on the loop thread (see Session.at_once)
 MAX_TOKEN_LINE = 512  # the prefix, a token of up to 256 characters and slack; a longer line is not a token line
 
 
@@ -138,13 +147,23 @@ class Session(ABC):
         """Answer one request on a worker thread: the bytes to send, or its parts in order, so a large body
         is not copied to be joined to its head (None: nothing)."""
 
-    def instant(self, request: Any) -> bool:
-        """Whether ``request`` may be answered on the loop thread (it blocks on nothing and is small).
+    answers_reads: ClassVar[bool] = False  # whether the layer offers reads to answer_read
 
-        Called on the loop thread, so it must be cheap. Saying no costs a hand-over to a worker; saying
-        yes wrongly would stall every connection, so a session says yes only when it is sure.
+    def answer_read(self, data: bytes) -> bytes | Later:
+        """The answer to ``data`` when the read is, whole and alone, one instant request this session tells
+        at a glance (``LATER``: the read goes to :meth:`receive`). The layer offers each read to it first,
+        when nothing on the connection waits, if ``answers_reads``: the usual introspection call is then
+        answered with nothing between the read and the core."""
+        return LATER
+
+    def at_once(self, request: Any) -> Answer | Later | None:
+        """Answer ``request`` here, on the loop thread, when it blocks on nothing and is small; else ``LATER``,
+        and a worker's :meth:`handle` answers it.
+
+        Called on the loop thread, so the look must be cheap. ``LATER`` costs a hand-over to a worker;
+        answering here wrongly would stall every connection, so a session answers only when it is sure.
         """
-        return False
+        return LATER
 
     def connection_lost(self) -> None:
         """The connection has closed (called on the loop thread)."""

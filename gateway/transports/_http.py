@@ -21,7 +21,7 @@ import httptools
 
 from gateway.core import Gateway
 from gateway.errors import TOO_LARGE, GatewayError
-from gateway.net.session import INSTANT_BYTES, Answer, Codec, Deferred, Link, Refuse, Session
+from gateway.net.session import INSTANT_BYTES, LATER, Answer, Codec, Deferred, Later, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.transports.table import row
 
@@ -314,15 +314,18 @@ class HTTPSession(Session):
         self.complete.append(self.request)
 
     # -- answering (a worker, or the loop for an instant request) --------------------------------------
-    def instant(self, request: _Request) -> bool:
-        """A small POST whose calls are all instant: parsed here, and the parse is kept for handle(). A DELETE
-        (only a ``post_only`` app takes one) ends a session: no I/O either."""
-        if request.method == "DELETE":
-            return True
-        if request.method != "POST" or sum(map(len, request.body)) > INSTANT_BYTES:
-            return False
-        request.decoded = self.app.decode(b"".join(request.body), request.caller or self.link.caller, request.headers)
-        return self.app.instant(request.decoded)
+    def at_once(self, request: _Request) -> Answer | Later:
+        """A small POST whose calls are all instant (parsed here; the parse is kept for handle() when it is
+        not), or a DELETE (only a ``post_only`` app takes one; it ends a session): no I/O either."""
+        if request.method != "DELETE":
+            if request.method != "POST" or sum(map(len, request.body)) > INSTANT_BYTES:
+                return LATER
+            request.decoded = self.app.decode(
+                b"".join(request.body), request.caller or self.link.caller, request.headers
+            )
+            if not self.app.instant(request.decoded):
+                return LATER
+        return self.handle(request)
 
     def handle(self, request: _Request) -> Answer:
         """Answer one complete request."""

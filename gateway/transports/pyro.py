@@ -45,7 +45,7 @@ import Pyro5.server
 from gateway.core import INTROSPECTION, UNDERSCORE, Gateway
 from gateway.errors import INTERNAL, INVALID_ARGUMENT, METHOD_NOT_FOUND, NOT_FOUND, TOO_LARGE, GatewayError
 from gateway.net.budget import MAX_ITEMS, within_budget
-from gateway.net.session import INSTANT_BYTES, Answer, Codec, Deferred, Link, Refuse, Session
+from gateway.net.session import INSTANT_BYTES, LATER, Answer, Codec, Deferred, Later, Link, Refuse, Session
 from gateway.observe import Caller
 from gateway.transports.base import internal_error
 from gateway.transports.exceptions import is_native, native_exception
@@ -278,15 +278,16 @@ class PyroSession(Session):
             raise Refuse("parse_error")  # after it, what Pyro5's daemon reads: calls in serpent, and pings
         return _HEADER.size + size
 
-    def instant(self, data: bytes) -> bool:
+    def at_once(self, data: bytes) -> Answer | Later | None:
         """The handshake (it only checks a token), or a small plain call to an instant operation."""
-        if not self.connected:
-            return True
-        kind, flags, annotations = _CALL_FIELDS.unpack_from(data)
-        if kind != Pyro5.protocol.MSG_INVOKE or flags & _NOT_INSTANT or len(data) > INSTANT_BYTES:
-            return False
-        call = _CALL_START.match(data, _HEADER.size + annotations)
-        return call is not None and call[1] in self.instant_ops
+        if self.connected:
+            kind, flags, annotations = _CALL_FIELDS.unpack_from(data)
+            if kind != Pyro5.protocol.MSG_INVOKE or flags & _NOT_INSTANT or len(data) > INSTANT_BYTES:
+                return LATER
+            call = _CALL_START.match(data, _HEADER.size + annotations)
+            if call is None or call[1] not in self.instant_ops:
+                return LATER
+        return self.handle(data)
 
     def handle(self, data: bytes) -> Answer | None:
         """Answer one message on a worker (in parts when its result has long strings)."""

@@ -55,7 +55,7 @@ from rpyc.core import brine, consts, netref
 from gateway.core import UNDERSCORE, Gateway
 from gateway.errors import INVALID_ARGUMENT, METHOD_NOT_FOUND, GatewayError
 from gateway.net.budget import within_budget
-from gateway.net.session import INSTANT_BYTES, Codec, Deferred, Link, Refuse, Session, each_piece
+from gateway.net.session import INSTANT_BYTES, LATER, Codec, Deferred, Later, Link, Refuse, Session, each_piece
 from gateway.observe import Caller
 from gateway.transports.base import dump_json, guarded, internal_error
 from gateway.transports.exceptions import EXCEPTIONS
@@ -605,9 +605,12 @@ class RPyCSession(Session):
             raise Refuse("too_large")
         return data
 
-    def instant(self, request: Any) -> bool:
-        """Whether ``request`` is a frame :meth:`receive` found could be answered on the loop."""
-        return request is not None
+    def at_once(self, request: _Instant | _Refused | None) -> Later | None:
+        """Answer a request :meth:`receive` found could be answered on the loop (the others are None)."""
+        if request is None:
+            return LATER
+        self.handle(request)  # rpyc writes the answer itself
+        return None
 
     def handle(self, request: _Instant | _Refused | None) -> None:
         """Answer an instant or refused request, or serve frames until none is waiting (a callback's reply
