@@ -149,7 +149,7 @@ class Session(ABC):
 
     answers_reads: ClassVar[bool] = False  # whether the layer offers reads to answer_read
 
-    def answer_read(self, data: bytes) -> bytes | Later:
+    def answer_read(self, data: bytes) -> Answer | Later:
         """The answer to ``data`` when the read is, whole and alone, one instant request this session tells
         at a glance (``LATER``: the read goes to :meth:`receive`). The layer offers each read to it first,
         when nothing on the connection waits, if ``answers_reads``: the usual introspection call is then

@@ -43,8 +43,7 @@ __all__ = ["ThriftCodec"]
 log = logging.getLogger("gateway.thrift")
 
 _I32 = struct.Struct("!i")  # a frame's size, a string's length, a sequence id
-_STRICT_CALL = struct.Struct("!Ii")  # a strict message header: version and type, then the name's length
-VERSION_CALL = 0x80010000 | TMessageType.CALL
+_CALL = _I32.pack(-0x7FFEFFFF)  # a strict message header's version and type: 0x80010001, a CALL
 
 
 def _to_thrift(schema: Schema, module: Any) -> Callable[[Any], Any]:
@@ -69,6 +68,13 @@ def _from_thrift(value: Any) -> Any:
     if hasattr(value, "thrift_spec"):
         return {spec[1]: _from_thrift(getattr(value, spec[1])) for spec in value.thrift_spec.values()}
     return value
+
+
+def encode(oprot: Any, name: str, seqid: int, result: Any) -> None:
+    """The reply to call ``seqid`` of ``name``: its result struct (``success`` or ``error`` set)."""
+    oprot.write_message_begin(name, TMessageType.REPLY, seqid)
+    result.write(oprot)
+    oprot.write_message_end()
 
 
 def string_length(size: int, compact: bool) -> bytes:
@@ -199,55 +205,62 @@ class ThriftCodec(Codec):
         }
         # The instant calls without arguments (every listing), each by the bytes of its call but the sequence
         # id and STOP (binary, unframed): ThriftSession.answer_read answers them as they are read, with no
-        # scan, decoding or hand-over between the read and the core. Once the client's process has run on the
-        # core, each step costs cache misses more than instructions: the steps saved were 7% of a listing's p50.
+        # walk, decoding or hand-over between the read and the core. Once the client's process has run on
+        # the core, each step costs cache misses more than instructions: the steps saved were 7% of a
+        # listing's p50 (interleaved runs against the bare server, one core).
         self.listings = {
-            _STRICT_CALL.pack(VERSION_CALL, len(api)) + api.encode(): self.apis[api]
+            _CALL + _I32.pack(len(api)) + api.encode(): self.apis[api]
             for api in self.apis
             if not (self.compact or self.framed) and not self.apis[api].names and api.encode() in self.instant_ops
         }
-        self.listing_bytes = max(map(len, self.listings), default=0) + 5
 
     def new_buffers(self) -> _Buffers:
         """Buffers for one message and its answer, when no spare ones are left."""
         inbound, outbound = TMemoryBuffer(), TMemoryBuffer()
         return _Buffers(inbound, self.protocol(inbound), outbound, self.protocol(outbound))
 
-    def process(self, message: tuple[Any, ...], buffers: _Buffers, session: ThriftSession) -> None:
-        """Decode a call, run it for ``session`` and encode its reply into ``buffers.oprot``: thriftpy2's
-        ``TProcessor.process`` with what it looks up on every call looked up once (2 of its 9.5 us a call,
-        measured in a loop), and the core called with the session's caller (no thread-local to set and read)."""
-        data = message[0]
+    def process(self, data: bytes, raw_name: bytes, seqid: int, session: ThriftSession) -> bytes:
+        """Decode a call, run it for ``session`` and return its encoded reply (unframed, long strings as their
+        markers): thriftpy2's ``TProcessor.process`` with what it looks up on every call looked up once (2 of
+        its 9.5 us a call, measured in a loop), and the core called with the session's caller.
+
+        Raises what thriftpy2 raises on a message it cannot read (a field of the wrong type, say). Its
+        buffers are then not used again: a protocol stopped midway may keep state (the compact one does).
+        """
+        spare = self.spare
+        try:  # (inline: two method calls would cost half of what using buffers again saves)
+            buffers = spare.pop()
+            buffers.outbound.clean()
+        except IndexError:
+            buffers = self.new_buffers()
         oprot = buffers.oprot
         iprot = buffers.iprot
         buffers.inbound.setvalue(data)
         name, _, seqid = iprot.read_message_begin()
         api = self.apis.get(name)
+        if api is not None:
+            args = api.args()
+            args.read(iprot)
+            iprot.read_message_end()
         if api is None:  # not in the IDL: thriftpy2's own answer (TApplicationException UNKNOWN_METHOD)
             self.processor.process(self.protocol(TMemoryBuffer(data)), oprot)
-            return
-        args = api.args()
-        args.read(iprot)
-        iprot.read_message_end()
-        result = api.result()
-        try:  # straight to the core: no handler method between (a frame less on every call)
-            if name == "system_multicall":
-                result.success = self.handler.multicall(session, args.calls)
-            else:
-                # An absent optional field arrives as None: the operation's default applies.
-                kwargs = {arg: _from_thrift(v) for arg in api.names if (v := getattr(args, arg)) is not None}
-                value = self.gateway.call(name, (), kwargs, style=UNDERSCORE, caller=session.link.caller)
-                result.success = self.handler.result(session, name, value) if api.struct else value
-        except Exception as exc:  # every method declares NetOpsError: any failure is answered as one
-            result.error = self.handler.failure(exc, name)
-        self.encode(oprot, name, seqid, result)
-
-    @staticmethod
-    def encode(oprot: Any, name: str, seqid: int, result: Any) -> None:
-        """The reply to call ``seqid`` of ``name``: its result struct (``success`` or ``error`` set)."""
-        oprot.write_message_begin(name, TMessageType.REPLY, seqid)
-        result.write(oprot)
-        oprot.write_message_end()
+        else:
+            result = api.result()
+            try:  # straight to the core: no handler method between (a frame less on every call)
+                if name == "system_multicall":
+                    result.success = self.handler.multicall(session, args.calls)
+                else:
+                    # An absent optional field arrives as None: the operation's default applies.
+                    kwargs = {arg: _from_thrift(v) for arg in api.names if (v := getattr(args, arg)) is not None}
+                    value = self.gateway.call(name, (), kwargs, style=UNDERSCORE, caller=session.link.caller)
+                    result.success = self.handler.result(session, name, value) if api.struct else value
+            except Exception as exc:  # every method declares NetOpsError: any failure is answered as one
+                result.error = self.handler.failure(exc, name)
+            encode(oprot, name, seqid, result)
+        reply: bytes = buffers.outbound.getvalue()
+        if len(reply) <= SPARE_BYTES and len(data) <= SPARE_BYTES:
+            spare.append(buffers)  # else freed: not kept grown
+        return reply
 
     def session(self, link: Link) -> Session:
         """A session for one connection."""
@@ -371,29 +384,40 @@ class ThriftSession(Session):
             return self.scanner.pos if self.scanner.header or self.scanner._header(view) else None
         return self.scanner.scan(view)
 
-    def answer_read(self, data: bytes) -> bytes | Later:
-        """The answer to a read that is one whole call of a listing (an instant call without arguments), as
-        the binary encoding sends it: strict header, name, sequence id, STOP. A look at its bytes tells it
-        (they hold nothing to walk or decode), and it is run and encoded here, in one step."""
-        codec = self.codec
-        listing = codec.listings.get(data[:-5]) if len(data) <= codec.listing_bytes else None
-        if listing is None or data[-1] != 0 or self.buffer or self.refused or self.over:
+    def answer_read(self, data: bytes) -> Answer | Later:
+        """The answer to a read that is one whole call of an instant operation and nothing more (binary,
+        unframed), made here, with no step between the read and the call. A call without arguments (every
+        listing) is told by its bytes alone (strict header, name, sequence id, STOP: nothing to walk or
+        decode) and run and encoded in this one step; one with arguments is walked as :meth:`receive`
+        walks it, then decoded and answered as :meth:`handle` does."""
+        if self.whole is None or self.buffer or self.refused or len(data) > INSTANT_BYTES or data[:4] != _CALL:
             return LATER
-        spare = codec.spare
-        try:
-            buffers = spare.pop()
-            buffers.outbound.clean()
-        except IndexError:
-            buffers = codec.new_buffers()
-        result = listing.result()
-        try:
-            result.success = self.link.gateway.call(listing.name, style=UNDERSCORE, caller=self.link.caller)
-        except Exception as exc:  # declared as NetOpsError, as every failure is
-            result.error = codec.handler.failure(exc, listing.name)
-        codec.encode(buffers.oprot, listing.name, _I32.unpack_from(data, len(data) - 5)[0], result)
-        reply: bytes = buffers.outbound.getvalue()
-        spare.append(buffers)
-        return reply
+        codec = self.codec
+        listing = codec.listings.get(data[:-5])
+        if listing is not None and data[-1] == 0:
+            spare = codec.spare
+            try:
+                buffers = spare.pop()
+                buffers.outbound.clean()
+            except IndexError:
+                buffers = codec.new_buffers()
+            result = listing.result()
+            try:
+                result.success = self.link.gateway.call(listing.name, style=UNDERSCORE, caller=self.link.caller)
+            except Exception as exc:  # declared as NetOpsError, as every failure is
+                result.error = codec.handler.failure(exc, listing.name)
+            encode(buffers.oprot, listing.name, _I32.unpack_from(data, len(data) - 5)[0], result)
+            reply: bytes = buffers.outbound.getvalue()
+            spare.append(buffers)
+            return reply
+        size = _I32.unpack_from(data, 4)[0] if len(data) >= 13 else -1
+        name = data[8 : 8 + size]
+        if name not in codec.instant_ops or self.whole(data) != len(data):
+            return LATER  # not instant, not whole, or more than one message: receive frames it
+        try:  # (an instant call's result holds no long string: introspection's are plain)
+            return codec.process(data, name, _I32.unpack_from(data, 8 + size)[0], self)
+        except Exception:
+            return self._unreadable()
 
     def at_once(self, message: tuple[Any, ...]) -> Answer | Later:
         """A small message calling an instant operation (the scanner has read its name), answered here."""
@@ -405,51 +429,47 @@ class ThriftSession(Session):
     def handle(self, message: tuple[Any, ...]) -> Answer:
         """Decode one message, call, encode the answer (in parts when it has long strings)."""
         data, name, seqid, problem = message  # problem: why a message over the work budget was not decoded
+        if data is None or self.refused:
+            return self._refusal(name, seqid, problem)
         codec = self.codec
-        spare = codec.spare
-        try:  # (inline: two method calls would cost half of what using buffers again saves)
-            buffers = spare.pop()
-            buffers.outbound.clean()
-        except IndexError:
-            buffers = codec.new_buffers()
-        oprot = buffers.oprot
-        gateway = self.link.gateway
-        if data is None:  # over the work budget: nothing of it was decoded
-            self.close_after = True
-            gateway.refused(self.link.caller, "decode_limit")
-            error = GatewayError(problem.code, f"the message cannot be decoded: {problem}")
-            self._error_reply(oprot, name.decode("utf-8", "replace"), seqid, error)
-        elif self.refused:
-            self.close_after = True
-            refusal = gateway.refusal(self.link.caller)
-            assert refusal is not None
-            gateway.refused(self.link.caller, "unauthenticated")
-            self._error_reply(oprot, name.decode("utf-8", "replace"), seqid, refusal)
-        else:
-            try:
-                codec.process(message, buffers, self)
-            except Exception:
-                # The message passed the scan but not thriftpy2 (a field of the wrong type, say): drop the
-                # connection, as a Thrift server does with a message it cannot read. Its buffers are not used
-                # again: a protocol stopped midway may keep state (the compact one does).
-                self.link.gateway.refused(self.link.caller, "parse_error")
-                self.close_after = True
-                self.long = None
-                return b""
+        try:
+            reply = codec.process(data, name, seqid, self)
+        except Exception:
+            return self._unreadable()
         long, self.long = self.long, None  # the strings go with this answer
-        reply = buffers.outbound.getvalue()
-        if len(reply) <= SPARE_BYTES and (data is None or len(data) <= SPARE_BYTES):
-            spare.append(buffers)  # else freed: not kept grown
         if long is not None and long.strings:
             parts = splice(reply, long, codec.compact)
             return [_I32.pack(sum(map(len, parts))), *parts] if codec.framed else parts
         return _I32.pack(len(reply)) + reply if codec.framed else reply
 
-    def _error_reply(self, oprot: Any, name: str, seqid: int, error: GatewayError) -> None:
-        """The declared NetOpsError as the reply to ``name`` (nothing for a name the IDL does not have)."""
+    def _unreadable(self) -> bytes:
+        """A message that passed the scan but not thriftpy2 (a field of the wrong type, say): the connection
+        is dropped, as a Thrift server does with a message it cannot read."""
+        self.link.gateway.refused(self.link.caller, "parse_error")
+        self.close_after = True
+        self.long = None
+        return b""
+
+    def _refusal(self, raw_name: bytes, seqid: int, problem: ScanError | None) -> bytes:
+        """The declared error, then the end of the connection, for a message over the work budget (nothing
+        of it was decoded) or from a caller the gateway can serve nothing."""
+        self.close_after = True
+        gateway, caller = self.link.gateway, self.link.caller
+        if problem is not None:
+            gateway.refused(caller, "decode_limit")
+            error = GatewayError(problem.code, f"the message cannot be decoded: {problem}")
+        else:
+            refusal = gateway.refusal(caller)
+            assert refusal is not None
+            gateway.refused(caller, "unauthenticated")
+            error = refusal
+        name = raw_name.decode("utf-8", "replace")
         service = self.codec.module.NetOps
         if name not in service.thrift_services:
-            return
+            return b""  # nothing to answer in
         result = getattr(service, f"{name}_result")()
         result.error = self.codec.handler._error(error)
-        self.codec.encode(oprot, name, seqid, result)
+        buffers = self.codec.new_buffers()
+        encode(buffers.oprot, name, seqid, result)
+        reply: bytes = buffers.outbound.getvalue()
+        return _I32.pack(len(reply)) + reply if self.codec.framed else reply

@@ -251,25 +251,26 @@ def test_a_session_uses_its_buffers_again_and_frees_grown_ones(gateway):
     assert len(codec.spare) == 1 and codec.spare != spare
 
 
-@pytest.mark.parametrize("method", ["system_listMethods", "resolve", "system_multicall"])
-def test_a_listing_read_is_answered_at_a_glance_as_when_its_message_is_decoded(gateway, method):
-    from gateway.net.session import LATER, Link
+def thrift_session(gateway):
+    """A session of the Thrift codec (binary, unframed) for an anonymous caller, writing nowhere."""
+    from gateway.net.session import Link
     from gateway.observe import Caller
     from gateway.transports.thrift import ThriftCodec
 
     link = Link(gateway, Caller("thrift", "127.0.0.1:1", typed=True), lambda _: None, lambda: None, False)
+    return ThriftCodec(gateway).session(link)
+
+
+@pytest.mark.parametrize("method", ["system_listMethods", "resolve", "system_multicall"])
+def test_a_call_whose_fields_are_all_left_out_is_answered(gateway, method):
     # Strict header, name, sequence id, then the arguments' STOP: no field sent (resolve's host is required).
     message = struct.pack("!iI", -0x7FFEFFFF, len(method)) + method.encode() + struct.pack("!i", 9) + b"\x00"
     if method == "system_listMethods":  # what a stock client sends for it
         assert message == call_message(method, 9)
-    session = ThriftCodec(gateway).session(link)
-    decoded = session.handle(session.receive(message)[0])  # walked, then decoded by thriftpy2
-    if method == "system_listMethods":
-        assert session.answer_read(message) == decoded
-    else:  # only listings: a missing argument is for the decoder to find and report
-        assert session.answer_read(message) is LATER
+    session = thrift_session(gateway)
+    answer = session.handle(session.receive(message)[0])
     result = getattr(MODULE.NetOps, f"{method}_result")()
-    proto = TBinaryProtocol(TMemoryBuffer(decoded))
+    proto = TBinaryProtocol(TMemoryBuffer(answer))
     assert proto.read_message_begin() == (method, TMessageType.REPLY, 9)
     result.read(proto)
     if method == "resolve":  # a required argument missing: the declared error
@@ -283,21 +284,40 @@ def test_a_listing_read_is_answered_at_a_glance_as_when_its_message_is_decoded(g
 @pytest.mark.parametrize(
     "message",
     [
+        call_message("system_listMethods", 9),
+        call_message("system_methodHelp", 9, name="resolve"),
+        call_message("system_methodSignature", 9, name="no_such_method"),
+        call_message("system_methodHelp", 9),  # its argument left out: the declared error
+    ],
+    ids=["listing", "help", "signature-error", "missing-argument"],
+)
+def test_an_instant_call_alone_in_its_read_is_answered_as_it_is_read(gateway, message):
+    from gateway.net.session import LATER
+
+    at_a_glance, received = thrift_session(gateway), thrift_session(gateway)
+    answer = at_a_glance.answer_read(message)
+    assert answer is not LATER
+    assert answer == received.handle(received.receive(message)[0])
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
         call_message("system_listMethods", 9)[:-1] + b"\x08",  # a field begins where STOP should be
         call_message("system_listMethods", 9) + b"\x80",  # the next message begins in the same read
         call_message("system_listMethods", 9)[:-1],  # the STOP is still to come
+        call_message("system_methodHelp", 9, name="resolve")[:-3],  # its argument is still to come
         b"\x80\x01\x00\x04" + call_message("system_listMethods", 9)[4:],  # ONEWAY: no answer is awaited
-        call_message("system_methodHelp", 9, name="resolve"),  # an argument: decoded, not glanced at
+        call_message("resolve", 9, host="example.test"),  # not instant: a worker answers it
+        call_message("system_multicall", 9, calls=[]),
+        b"\x80\x01",
     ],
-    ids=["field", "two-messages", "cut-short", "oneway", "argument"],
+    ids=["field", "two-messages", "cut-short", "argument-cut-short", "oneway", "resolve", "multicall", "tiny"],
 )
-def test_only_a_whole_listing_call_alone_in_its_read_is_answered_at_a_glance(gateway, message):
-    from gateway.net.session import LATER, Link
-    from gateway.observe import Caller
-    from gateway.transports.thrift import ThriftCodec
+def test_only_one_whole_instant_call_alone_in_its_read_is_answered_as_it_is_read(gateway, message):
+    from gateway.net.session import LATER
 
-    link = Link(gateway, Caller("thrift", "127.0.0.1:1", typed=True), lambda _: None, lambda: None, False)
-    session = ThriftCodec(gateway).session(link)
+    session = thrift_session(gateway)
     assert session.answer_read(message) is LATER
     # Nor when a read before it left part of a message waiting: this read continues that message.
     session.receive(call_message("system_methodHelp", 1, name="resolve")[:10])
