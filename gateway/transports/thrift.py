@@ -119,13 +119,11 @@ class _Handler:
         return self.encode[name](session.long.take(result))
 
     def multicall(self, session: ThriftSession, calls: list[Any] | None) -> list[Any]:
-        """``system.multicall``: each ``Call`` union's one field, run through the core; an ``Outcome`` each."""
-        return self._multicall(session, calls or [])  # None: a call that left the optional field out
-
-    def _multicall(self, session: ThriftSession, calls: list[Any]) -> list[Any]:
+        """``system.multicall``: each ``Call`` union's one field, run through the core; an ``Outcome`` each
+        (``calls`` None: a call that left the optional field out)."""
         requests: list[dict[str, Any]] = []
         chosen: list[Operation | None] = []
-        for call in calls:
+        for call in calls or []:
             set_fields = [op for op in self.ops if getattr(call, op.name, None) is not None]
             if len(set_fields) != 1:
                 chosen.append(None)
