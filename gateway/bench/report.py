@@ -6,11 +6,37 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["markdown", "table", "targets", "write_reports"]
+__all__ = ["judged_ratio", "markdown", "round_ratios", "table", "targets", "write_reports"]
 
 
 def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
+
+
+def round_ratios(side: dict[str, Any], bare: dict[str, Any], key: str) -> list[float]:
+    """Each round's figure against the bare library's in the same round (the same minutes of the machine)."""
+    pairs = zip(side.get("rounds", []), bare.get("rounds", []), strict=False)
+    return [r[key] / b[key] for r, b in pairs if r.get(key) and b.get(key)]
+
+
+def judged_ratio(side: dict[str, Any], bare: dict[str, Any], key: str, higher_is_worse: bool = True) -> float:
+    """The ratio a target is judged on: the median of the rounds' ratios (of two middle ones, the worse), or
+    the plain ratio of a run without rounds.
+
+    Not the ratio of each side's median round: the two sides take turns within a round, so a round's pair
+    saw the same machine, while the machine's speed moved from one round to the next by more than the
+    margins judged (xmlrpc's p50 ran 361-588 us a round in one run). Each side's median then fell on other
+    rounds, and their ratio, 0.82x, lay above four of the five rounds' ratios (0.75-0.76x) and at the fifth.
+    Over the nine committed runs before, the two ways differed by more than 0.03 in 52 of 189 ratios: 32
+    times in the gateway's favour, 20 against it."""
+    ratios = round_ratios(side, bare, key)
+    if not ratios:
+        return float(side[key] / bare[key])
+    return sorted(ratios, reverse=higher_is_worse)[(len(ratios) - 1) // 2]
+
+
+def _judged(side: dict[str, Any], bare: dict[str, Any], key: str) -> str:
+    return f"{judged_ratio(side, bare, key):.2f}x" if side.get(key) and bare.get(key) else "-"
 
 
 def _cell(value: float | None, width: int) -> str:
@@ -36,8 +62,8 @@ def table(result: dict[str, Any]) -> str:
         p50, bare_p50 = lat.get("p50_us"), bare_lat.get("p50_us")
         errors = tp.get("errors", 0) + bare_tp.get("errors", 0) if tp or bare_tp else None
         lines.append(
-            f"{transport:<9} {_cell(p50, 8)} {_cell(bare_p50, 8)} {_ratio(p50, bare_p50):>6}"
-            f"   {_cell(cpu, 11)} {_cell(bare_cpu, 8)} {_ratio(cpu, bare_cpu):>6}"
+            f"{transport:<9} {_cell(p50, 8)} {_cell(bare_p50, 8)} {_judged(lat, bare_lat, 'p50_us'):>6}"
+            f"   {_cell(cpu, 11)} {_cell(bare_cpu, 8)} {_judged(tp, bare_tp, 'server_cpu_per_call_us'):>6}"
             f"   {_cell(tp.get('calls_per_s'), 8)} {_cell(bare_tp.get('calls_per_s'), 8)} {_cell(errors, 6)}"
         )
     for label, key in (("tcp echo", "echo"), ("aio echo", "echo_asyncio")):
@@ -123,12 +149,12 @@ def _latency_profile(result: dict[str, Any], transport: str) -> str:
     none was measured."""
     parts = []
     row = result["transports"].get(transport, {})
-    on_loop, bare, ours = (row.get(k, {}).get("p50_us") for k in ("loop_latency", "bare_latency", "latency"))
-    if on_loop and bare and ours:
+    on_loop, bare, ours = (row.get(k, {}) for k in ("loop_latency", "bare_latency", "latency"))
+    if on_loop.get("p50_us") and bare.get("p50_us") and ours.get("p50_us"):
         parts.append(
-            f"the bare library's own service on the gateway's event loop answers in {on_loop:.0f} us "
-            f"({on_loop / bare:.2f}x its threaded server): that is the event loop's share; the gateway above it is "
-            f"{ours / on_loop:.2f}x"
+            f"the bare library's own service on the gateway's event loop answers in {on_loop['p50_us']:.0f} us "
+            f"({judged_ratio(on_loop, bare, 'p50_us'):.2f}x its threaded server): that is the event loop's share; "
+            f"the gateway above it is {judged_ratio(ours, on_loop, 'p50_us'):.2f}x"
         )
     loop = result.get("echo_asyncio", {}).get("latency", {}).get("p50_us")
     threads = result.get("echo", {}).get("latency", {}).get("p50_us")
@@ -154,26 +180,23 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
         http = transport in FAST_HTTP
         if lat and bare_lat and bare_lat["p50_us"]:
             limit = 0.8 if http else 1.1
-            what, met, figure = _against(
-                f"{transport}: p50 latency <= {limit}x bare", lat["p50_us"], bare_lat["p50_us"], limit
-            )
-            figure += _spread(lat, bare_lat, "p50_us")
+            what, met, figure = _against(f"{transport}: p50 latency <= {limit}x bare", lat, bare_lat, "p50_us", limit)
             if not met:  # where the time goes: the floor each kind of server stands on, and the work above it
                 figure += _latency_profile(result, transport)
             out.append((what, met, figure))
         if tp and bare_tp and bare_tp["server_cpu_per_call_us"]:
             limit = 0.5 if http else 1.0
-            cpu, bare_cpu = tp["server_cpu_per_call_us"], bare_tp["server_cpu_per_call_us"]
-            what, met, figure = _against(f"{transport}: server CPU per call <= {limit}x bare", cpu, bare_cpu, limit)
-            figure += _spread(tp, bare_tp, "server_cpu_per_call_us")
+            what, met, figure = _against(
+                f"{transport}: server CPU per call <= {limit}x bare", tp, bare_tp, "server_cpu_per_call_us", limit
+            )
             counted = result.get("instructions", {}).get("transports", {}).get(transport, {})
             if counted.get("bare"):  # the same comparison, in the figure this machine's noise cannot move
                 g, b = counted["gateway"], counted["bare"]
                 figure += f"; in instructions {g / b:.2f}x ({_kilo(g)} vs {_kilo(b)})"
             out.append((what, met, figure))
         if tp and bare_tp and bare_tp["calls_per_s"]:
-            r = tp["calls_per_s"] / bare_tp["calls_per_s"]
-            figure = f"{r:.2f}x ({tp['calls_per_s']:.0f} vs {bare_tp['calls_per_s']:.0f} calls/s)"
+            r = judged_ratio(tp, bare_tp, "calls_per_s", higher_is_worse=False)
+            figure = f"{_shown(r, 1.0)}x ({tp['calls_per_s']:.0f} vs {bare_tp['calls_per_s']:.0f} calls/s)"
             figure += _spread(tp, bare_tp, "calls_per_s")
             if r < 1.0 and "scheduling" in tp and "scheduling" in bare_tp:  # the profile of this miss
                 g, b = tp["scheduling"], bare_tp["scheduling"]
@@ -292,16 +315,22 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
 def _spread(side: dict[str, Any], bare: dict[str, Any], key: str) -> str:
     """The lowest and highest ratio of one round against the bare library's round beside it, when there are
     rounds: how far the machine's noise moves the figure the target is judged on."""
-    pairs = list(zip(side.get("rounds", []), bare.get("rounds", []), strict=False))
-    ratios = [r[key] / b[key] for r, b in pairs if r.get(key) and b.get(key)]
+    ratios = round_ratios(side, bare, key)
     if len(ratios) < 2:
         return ""
     return f"; by round {min(ratios):.2f}-{max(ratios):.2f}x"
 
 
-def _against(what: str, value: float, bare: float, limit: float) -> tuple[str, bool, str]:
-    r = value / bare
-    return what, r <= limit, f"{r:.2f}x ({value:.0f} vs {bare:.0f} us)"
+def _against(what: str, side: dict[str, Any], bare: dict[str, Any], key: str, limit: float) -> tuple[str, bool, str]:
+    """A target on a ratio where lower is better: the judged ratio, each side's median round, the spread."""
+    r = judged_ratio(side, bare, key)
+    return what, r <= limit, f"{_shown(r, limit)}x ({side[key]:.0f} vs {bare[key]:.0f} us)" + _spread(side, bare, key)
+
+
+def _shown(ratio: float, limit: float) -> str:
+    """A ratio to two places, or three where two would read as the limit itself (1.101 missed 1.1)."""
+    two = f"{ratio:.2f}"
+    return f"{ratio:.3f}" if two == f"{limit:.2f}" and ratio != limit else two
 
 
 def _section(title: str, columns: tuple[str, str], values: dict[str, tuple[float, float]]) -> list[str]:
@@ -365,8 +394,10 @@ def markdown(result: dict[str, Any], chart: str | None = "chart.png") -> str:
         "",
         "## Targets",
         "",
-        'A ratio is judged on the median rounds; "by round" gives the lowest and highest ratio '
-        "of one round against the bare library's round beside it: how far this machine's noise moved it.",
+        "A ratio is judged on the median of the rounds' ratios, each round's gateway against the bare library "
+        "beside it (they take turns within a round, so a round's pair saw the same machine); the figures in "
+        "brackets are each side's median round; \"by round\" gives the lowest and highest of the rounds' "
+        "ratios: how far this machine's noise moved it.",
         "",
         "| target | met | figure |",
         "|---|---|---|",
