@@ -429,6 +429,16 @@ def test_bench_script_in_the_repository_is_the_same_command():
     assert result.returncode == 0 and result.stdout.startswith("usage: netops bench")
 
 
+def test_a_miss_in_a_run_without_profiles_says_it_was_not_profiled():
+    row = {**SAMPLE["transports"]["xmlrpc"], "throughput": {"calls_per_s": 400.0, "server_cpu_per_call_us": 40.0}}
+    result = {**SAMPLE, "transports": {"xmlrpc": row}}  # throughput 0.80x: missed
+    unprofiled = {**result, "options": {**SAMPLE["options"], "profile": False}}
+    assert "Not profiled: xmlrpc. This run did not profile its servers" in markdown(unprofiled, None)
+    assert "Not profiled" not in markdown(result, None)  # an older result: it says nothing it does not know
+    met = {**unprofiled, "transports": SAMPLE["transports"]}  # nothing missed against the bare library
+    assert "Not profiled" not in markdown(met, None)
+
+
 def test_a_profile_summary_groups_the_gateway_s_time_by_layer(tmp_path):
     from gateway.bench.profile import Profile
 
