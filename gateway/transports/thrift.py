@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
-from thriftpy2.thrift import TMessageType, TProcessor
+from thriftpy2.thrift import TApplicationException, TMessageType, TProcessor
 from thriftpy2.transport import TMemoryBuffer
 
 from gateway.core import SYSTEM_NAMES, UNDERSCORE, Failed, Gateway
@@ -463,11 +463,14 @@ class ThriftSession(Session):
             error = refusal
         name = raw_name.decode("utf-8", "replace")
         service = self.codec.module.NetOps
-        if name not in service.thrift_services:
-            return b""  # nothing to answer in
-        result = getattr(service, f"{name}_result")()
-        result.error = self.codec.handler._error(error)
         buffers = self.codec.new_buffers()
-        encode(buffers.oprot, name, seqid, result)
+        if name in service.thrift_services:
+            result = getattr(service, f"{name}_result")()
+            result.error = self.codec.handler._error(error)
+            encode(buffers.oprot, name, seqid, result)
+        else:  # a name the IDL does not declare has no result struct: Thrift's own exception, led by the code
+            buffers.oprot.write_message_begin(name, TMessageType.EXCEPTION, seqid)
+            buffers.oprot.write_struct(TApplicationException(TApplicationException.UNKNOWN, str(error)))
+            buffers.oprot.write_message_end()
         reply: bytes = buffers.outbound.getvalue()
         return _I32.pack(len(reply)) + reply if self.codec.framed else reply

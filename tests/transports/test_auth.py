@@ -134,6 +134,23 @@ def test_a_token_counts_as_one_client_for_rate_limits(transport_settings, token_
             assert c.methods()
 
 
+def test_thrift_an_invented_name_without_a_token_is_unauthenticated(locked):
+    """As on the other transports, not a dropped connection: a name the IDL does not declare has no result
+    struct to carry the error, so Thrift's own exception does, led by the stable code."""
+    import struct
+
+    from thriftpy2.thrift import TApplicationException, TMessageType
+
+    from tests.transports.test_specifics import thrift_reply
+
+    call = struct.pack("!iI", -2147418111, 8) + b"invented" + struct.pack("!i", 7) + b"\x00"  # no arguments
+    name, kind, seqid, proto = thrift_reply(locked.port("thrift"), call)
+    assert (name, kind, seqid) == ("invented", TMessageType.EXCEPTION, 7)
+    exc = TApplicationException()
+    proto.read_struct(exc)
+    assert exc.message == "unauthenticated: this gateway requires a token"
+
+
 def test_http_refuses_before_reading_the_body(locked):
     """401 with the scheme named (RFC 6750) and the coded error, on a body the gateway never read."""
     import http.client

@@ -7,6 +7,7 @@ import json
 import socket
 import struct
 import xmlrpc.client
+from typing import Any
 
 import pytest
 import rpyc
@@ -396,25 +397,48 @@ def test_thrift_typed_multicall(thrift, http_server):
         + struct.pack("!i", 1)
         + b"\x0f\x00\x01\x01"
         + struct.pack("!i", 2**31 - 1),
+        # invented(<string claiming 2**31-1 bytes>): a name the IDL does not declare
+        struct.pack("!iI", -2147418111, 8)
+        + b"invented"
+        + struct.pack("!i", 1)
+        + b"\x0b\x00\x01"
+        + struct.pack("!i", 2**31 - 1),
     ],
 )
 def test_thrift_decode_limits_close_the_connection(running, thrift, payload):
+    from thriftpy2.thrift import TApplicationException, TMessageType
+
+    name, kind, seqid, proto = thrift_reply(running.port("thrift"), payload)
+    # The walk knew the method and sequence id before refusing: the declared error answers that call, or
+    # Thrift's own exception, led by the code, a name without a result struct.
+    assert seqid == 1
+    if name == "invented":
+        assert kind == TMessageType.EXCEPTION
+        exc = TApplicationException()
+        proto.read_struct(exc)
+        assert exc.message.startswith(("too_large: ", "invalid_argument: ")), exc.message
+    else:
+        result = getattr(thrift.module.NetOps, f"{name}_result")()
+        result.read(proto)
+        assert result.error.code in ("too_large", "invalid_argument")
+    assert thrift.call("system.listMethods")  # everyone else is still served
+
+
+def thrift_reply(port: int, payload: bytes) -> tuple[str, int, int, Any]:
+    """Send ``payload`` to the Thrift port, read until the gateway closes: the reply's name, message type,
+    sequence id, and a protocol positioned after its header."""
     from thriftpy2.protocol.binary import TBinaryProtocol
     from thriftpy2.transport import TMemoryBuffer
 
-    sock = socket.create_connection(("127.0.0.1", running.port("thrift")), timeout=10)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(payload)
     reply = b""
     while chunk := sock.recv(65536):  # answered, then closed: not stalled
         reply += chunk
     sock.close()
-    # The walk knew the method and sequence id before refusing: the declared error answers that call.
     proto = TBinaryProtocol(TMemoryBuffer(reply))
-    name, _, seqid = proto.read_message_begin()
-    result = getattr(thrift.module.NetOps, f"{name}_result")()
-    result.read(proto)
-    assert seqid == 1 and result.error.code in ("too_large", "invalid_argument")
-    assert thrift.call("system.listMethods")  # everyone else is still served
+    name, kind, seqid = proto.read_message_begin()
+    return name, kind, seqid, proto
 
 
 def test_idl_is_generated_from_the_registry():
