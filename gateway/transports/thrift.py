@@ -73,7 +73,7 @@ def _from_thrift(value: Any) -> Any:
 def encode(oprot: Any, name: str, seqid: int, result: Any) -> None:
     """The reply to call ``seqid`` of ``name``: its result struct (``success`` or ``error`` set)."""
     oprot.write_message_begin(name, TMessageType.REPLY, seqid)
-    result.write(oprot)
+    oprot.write_struct(result)  # what result.write(oprot) does, without its frame (every reply's path)
     oprot.write_message_end()
 
 
