@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.client import connect
 
@@ -33,10 +33,12 @@ _QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 __all__ = [
     "RPYC_PATTERNS",
     "Counts",
+    "Held",
     "Relay",
     "by_value",
     "calling",
     "delay_check",
+    "held",
     "measure",
     "multicalling",
     "opening",
@@ -287,15 +289,28 @@ def setup(transport: str, port: int, tls: ssl.SSLContext | None = None, token: s
     }
 
 
-# Each reads through a stock client: root = rpyc.connect(...).root, r = root.resolve("127.0.0.1"),
-# listing = root.system_listMethods (a method looked up once and held).
-RPYC_PATTERNS: dict[str, Callable[[Any, Any, Any], Any]] = {
-    "root.system_listMethods()": lambda root, r, listing: root.system_listMethods(),
-    "listing()": lambda root, r, listing: listing(),
-    'root.resolve("127.0.0.1")': lambda root, r, listing: root.resolve(*SMALL[1]),
-    'r["host"]': lambda root, r, listing: r["host"],
-    "dict(r)": lambda root, r, listing: dict(r),
-    "json.loads(str(r))": lambda root, r, listing: json.loads(str(r)),
+class Held(NamedTuple):
+    """What each RPyC access pattern reads through, on one stock client's connection."""
+
+    root: Any  # rpyc.connect(...).root
+    r: Any  # root.resolve("127.0.0.1"): a struct result
+    listing: Any  # root.system_listMethods, looked up once and held
+    resolving: Any  # root.resolve, looked up once and held
+
+
+def held(root: Any) -> Held:
+    """The handles of :class:`Held` on ``root``."""
+    return Held(root, root.resolve(*SMALL[1]), root.system_listMethods, root.resolve)
+
+
+RPYC_PATTERNS: dict[str, Callable[[Held], Any]] = {
+    "root.system_listMethods()": lambda h: h.root.system_listMethods(),
+    "listing()": lambda h: h.listing(),
+    'root.resolve("127.0.0.1")': lambda h: h.root.resolve(*SMALL[1]),
+    'resolving("127.0.0.1")': lambda h: h.resolving(*SMALL[1]),
+    'r["host"]': lambda h: h.r["host"],
+    "dict(r)": lambda h: dict(h.r),
+    "json.loads(str(r))": lambda h: json.loads(str(h.r)),
 }
 
 
@@ -307,9 +322,8 @@ def rpyc_reading(pattern: str) -> Work:
 
     def work(port: int) -> tuple[Step, Callable[[], None]]:
         conn = rpyc.connect("127.0.0.1", port)
-        root = conn.root
-        result, listing = root.resolve(*SMALL[1]), root.system_listMethods
-        return (lambda: read(root, result, listing)), conn.close
+        handles = held(conn.root)
+        return (lambda: read(handles)), conn.close
 
     return work
 
@@ -320,9 +334,7 @@ def by_value(port: int, pattern: str) -> bool:
 
     conn = rpyc.connect("127.0.0.1", port)
     try:
-        root = conn.root
-        value = RPYC_PATTERNS[pattern](root, root.resolve(*SMALL[1]), root.system_listMethods)
-        return not isinstance(value, rpyc.BaseNetref)
+        return not isinstance(RPYC_PATTERNS[pattern](held(conn.root)), rpyc.BaseNetref)
     finally:
         conn.close()
 

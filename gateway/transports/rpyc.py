@@ -12,11 +12,12 @@ would travel as references into the other process.  So:
 * **Results** go to a stock client by value wherever RPyC can carry them:
   scalars, and lists of scalars (nested too) as tuples, in the call's own
   reply.  A dict (or a list holding one) goes as a read-only view over a
-  per-call copy (:class:`MappingView`, :class:`SequenceView`): ``r["host"]``,
-  ``len(r)``, iteration and ``dict(r)`` work as on a dict, every leaf comes by
-  value, and no live server object is reachable through them.  Each access is
-  a round trip; ``str(r)`` is the whole result as JSON text, so
-  ``json.loads(str(r))`` reads any result in one.
+  per-call copy (:class:`MappingView`, :class:`SequenceView`), which the
+  client sees as a ``mappingproxy`` (a tuple): ``r["host"]``, ``len(r)``,
+  iteration and ``dict(r)`` work as on a dict, every leaf comes by value, and
+  no live server object is reachable through them.  Each access is a round
+  trip; ``str(r)`` is the whole result as JSON text, so ``json.loads(str(r))``
+  reads any result in one.
 * The gateway's own client calls ``root["netops.json"](name, params)`` (no
   operation can be named with a dot): arguments and result as JSON text, by
   value both ways, one round trip and no callback into the client.
@@ -143,6 +144,17 @@ class _View:
 
     __slots__ = ("_data",)
     _data: Any
+    _builtin: str  # the read-only builtin type a stock client sees this view as (see ____id_pack__)
+
+    @property
+    def ____id_pack__(self) -> tuple[str, int, int]:
+        """How rpyc names this object to the client: as the read-only builtin it behaves like.
+
+        A stock client builds a proxy class for every object of a class of ours, asking the server for its
+        methods first, and it asks again for every instance: a round trip on each result and on each view read
+        out of one. It has classes ready for the builtins, so named as one the view costs nothing; calls still
+        go to this object, by its own id, and answer only what :data:`_VIEW_ATTRS` allows."""
+        return (self._builtin, id(type(self)), id(self))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, (_View, collections.abc.Collection)):
@@ -152,7 +164,8 @@ class _View:
         except GatewayError:
             return False  # not plain data: not equal to a result
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        raise TypeError("a result is not hashable")  # Python's own message would name this class
 
     def __repr__(self) -> str:
         return repr(self._data)
@@ -168,9 +181,10 @@ class _View:
 
 
 class MappingView(_View, collections.abc.Mapping):
-    """A read-only dict as an RPyC caller sees it."""
+    """A read-only dict as an RPyC caller sees it: a ``types.MappingProxyType`` (``isinstance(r, Mapping)``)."""
 
     __slots__ = ()
+    _builtin = "builtins.mappingproxy"
 
     def __init__(self, data: dict[str, Any]) -> None:
         self._data = data
@@ -190,9 +204,10 @@ class MappingView(_View, collections.abc.Mapping):
 
 
 class SequenceView(_View, collections.abc.Sequence):
-    """A read-only list as an RPyC caller sees it."""
+    """A read-only list as an RPyC caller sees it: a tuple, as the lists it receives by value are."""
 
     __slots__ = ()
+    _builtin = "builtins.tuple"
 
     def __init__(self, data: list[Any]) -> None:
         self._data = data
