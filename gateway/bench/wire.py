@@ -310,6 +310,7 @@ RPYC_PATTERNS: dict[str, Callable[[Held], Any]] = {
     'resolving("127.0.0.1")': lambda h: h.resolving(*SMALL[1]),
     'r["host"]': lambda h: h.r["host"],
     "dict(r)": lambda h: dict(h.r),
+    "dict(r.items())": lambda h: dict(h.r.items()),
     "json.loads(str(r))": lambda h: json.loads(str(h.r)),
 }
 

@@ -16,8 +16,9 @@ would travel as references into the other process.  So:
   client sees as a ``mappingproxy`` (a tuple): ``r["host"]``, ``len(r)``,
   iteration and ``dict(r)`` work as on a dict, every leaf comes by value, and
   no live server object is reachable through them.  Each access is a round
-  trip; ``str(r)`` is the whole result as JSON text, so ``json.loads(str(r))``
-  reads any result in one.
+  trip; ``r.items()`` comes whole in one (``dict(r.items())``: two with the
+  look-up), and ``str(r)`` is the whole result as JSON text, so
+  ``json.loads(str(r))`` reads any result in one.
 * The gateway's own client calls ``root["netops.json"](name, params)`` (no
   operation can be named with a dot): arguments and result as JSON text, by
   value both ways, one round trip and no callback into the client.
@@ -176,7 +177,9 @@ class _View:
 
     def _rpyc_getattr(self, name: str) -> Any:
         if name in _VIEW_ATTRS:
-            return getattr(self, name)
+            found = getattr(self, name, None)  # a read one view has and the other not: Python's error names us
+            if found is not None:
+                return found
         raise AttributeError(f"{name!r} is not available on a result")
 
 
@@ -201,6 +204,17 @@ class MappingView(_View, collections.abc.Mapping):
     def keys(self) -> tuple[str, ...]:  # type: ignore[override]
         """The keys, by value."""
         return tuple(self._data)
+
+    def values(self) -> tuple[Any, ...]:  # type: ignore[override]
+        """Every value in the one reply (a nested struct as a view)."""
+        return tuple(view(value) for value in self._data.values())
+
+    def items(self) -> tuple[tuple[str, Any], ...]:  # type: ignore[override]
+        """Every key and value in the one reply: ``dict(r.items())`` reads a struct in two round trips."""
+        return tuple((key, view(value)) for key, value in self._data.items())
+
+    def __reversed__(self) -> Any:
+        return iter(tuple(reversed(self._data)))  # an iterator of a builtin type the client knows
 
 
 class SequenceView(_View, collections.abc.Sequence):

@@ -310,6 +310,9 @@ def test_rpyc_results_behave_like_dicts_and_lists(rpyc_conn):
     assert [dict(a) for a in r["addresses"]] == [{"family": "ipv6", "address": "2001:db8::10"}]
     assert r["addresses"] == [{"family": "ipv6", "address": "2001:db8::10"}]
     assert r.get("host") == "www.example.test" and dict(r.items())["host"] == "www.example.test"
+    assert r.values()[0] == "www.example.test" and list(reversed(r)) == list(reversed(list(r)))
+    with pytest.raises(AttributeError, match="'keys' is not available on a result"):
+        r["addresses"].keys()  # a read the list view has not: no class of the server named
 
 
 def test_rpyc_list_and_dict_arguments_are_copied_in(rpyc_conn, http_server):

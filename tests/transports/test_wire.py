@@ -98,6 +98,7 @@ EXPECTED_ROUND_TRIPS = {
     'resolving("127.0.0.1")': (1, 0),  # a held method: a struct result in the call's reply
     'r["host"]': (1, 0),
     "json.loads(str(r))": (1, 0),  # the whole result as JSON text, by value
+    "dict(r.items())": (2, 1),  # look-up, call: every key and value in the reply; the method is released
 }
 
 STRUCT_RESULTS = {'root.resolve("127.0.0.1")', 'resolving("127.0.0.1")'}
