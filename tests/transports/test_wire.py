@@ -83,7 +83,7 @@ def rpyc_wire(running: Running):
     conn = rpyc.connect("127.0.0.1", relay.port)
     handles = held(conn.root)
     for read in RPYC_PATTERNS.values():
-        read(handles)  # what rpyc fetches once a connection (the root's class, a method's) fetched
+        read(handles)  # warm: what rpyc asks once a connection (the root's class) is asked before counting
     yield relay, handles
     conn.close()
     relay.close()
